@@ -1,0 +1,42 @@
+# policyship — make help lists the targets.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# Tools installed by setup come first: Node >= 22, opa, minio, actionlint.
+export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: help setup build lint typecheck policy-test test test-unit test-integration clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+setup: ## install node >= 22, npm deps, pinned opa/minio/actionlint (cached), and build dist/
+	@scripts/setup.sh
+
+build: ## compile src/ to dist/
+	tsc -p tsconfig.json
+
+lint: setup ## biome lint + format check, opa fmt/check on policies/
+	biome check .
+	opa fmt --list --fail policies
+	opa check --strict policies
+
+typecheck: setup ## strict type check of src/ and test/
+	tsc -p tsconfig.check.json
+
+policy-test: setup ## opa test policies/ with coverage >= 90%
+	opa test policies --coverage --threshold 90 --format json >/dev/null
+	opa test policies -v | tail -n 1
+
+test-unit: setup ## unit tests (no processes)
+	vitest run --project unit
+
+test-integration: setup ## integration tests against real opa, MinIO and git
+	vitest run --project integration
+
+test: setup lint typecheck policy-test ## everything CI runs: lint, typecheck, policy tests, unit and integration tests
+	vitest run
+
+clean: ## remove build output and installed tools in this clone (the cache stays)
+	rm -rf dist .tools node_modules
