@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// Maps the CLI's outcome to an exit code: 0 ok, 1 the work failed, 2 it could not start, 70 a bug.
+import { formatError, run } from "../dist/cli.js";
+
+try {
+  await run(process.argv.slice(2));
+} catch (error) {
+  process.stderr.write(`${formatError(error)}\n`);
+  if (process.argv.includes("--verbose") && error instanceof Error && error.stack) {
+    process.stderr.write(`${error.stack}\n`);
+  }
+  process.exitCode = typeof error?.exitCode === "number" ? error.exitCode : 70;
+}

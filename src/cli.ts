@@ -1,0 +1,230 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { Command, CommanderError, Option } from "commander";
+import { type Context, stderrLogger } from "./context.ts";
+import { FailureError, formatError, isKnownError, UserError } from "./errors.ts";
+
+/**
+ * The command registry: every command's flags and help live here; the command modules are imported
+ * only when their command runs, so `--version` and `--help` stay fast.
+ */
+
+const VERSION = (
+  JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
+
+export interface Io {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+const defaultIo: Io = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+  env: process.env,
+  cwd: process.cwd(),
+};
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+const toNumber = (value: string) => (value.trim() === "" ? Number.NaN : Number(value));
+
+const EXAMPLES = `
+Examples:
+  $ policyship build                         build dist/<HEAD sha>.tar.gz from policies/
+  $ policyship test --coverage-threshold 90  test that exact bundle
+  $ policyship check                         opa check --strict and opa fmt on policies/
+
+Exit codes: 0 success, 1 the work ran and failed, 2 it could not start.
+Settings: flags, then POLICYSHIP_* environment variables, then policyship.yaml, then defaults.`;
+
+function addBuildOptions(command: Command): Command {
+  return command
+    .option("--policies <dir>", "policy directory that becomes the bundle (default: policies)")
+    .option("--out <dir>", "output directory (default: dist)")
+    .option("--revision <id>", "bundle revision (default: full SHA of HEAD)")
+    .option("--allow-dirty", "build with uncommitted changes as <sha>-dirty")
+    .option("-O, --optimize <level>", "opa build optimization level 0–2", toNumber)
+    .addOption(new Option("--target <target>", "bundle target").choices(["rego", "wasm"]))
+    .option("-e, --entrypoint <path>", "entrypoint such as authz/allow (repeatable; wasm needs one)", collect)
+    .option("--signing-key <file>", "PEM private key (or HMAC secret) to sign the bundle")
+    .option("--signing-alg <alg>", "signing algorithm (default: RS256)")
+    .option("--claims-file <file>", "JSON file of extra claims for the signature")
+    .option("--v0-compatible", "policies written before OPA 1.0")
+    .option("--ignore <pattern>", "file or directory names to leave out (repeatable)", collect);
+}
+
+function addTestOptions(command: Command): Command {
+  return command
+    .option("--coverage-threshold <pct>", "fail when coverage is below this percentage", toNumber)
+    .option("--run <regex>", "only tests whose name matches");
+}
+
+function settingsFromFlags(flags: Record<string, unknown>): Record<string, unknown> {
+  const { entrypoint, json: _json, verbose: _verbose, cwd: _cwd, config: _config, ...rest } = flags;
+  return entrypoint === undefined ? rest : { ...rest, entrypoints: entrypoint };
+}
+
+async function createContext(io: Io, command: Command): Promise<Context> {
+  const flags = command.optsWithGlobals() as Record<string, unknown>;
+  const cwd = path.resolve(io.cwd, typeof flags.cwd === "string" ? flags.cwd : ".");
+  const { resolveSettings } = await import("./settings.ts");
+  const settingsFlags = settingsFromFlags(flags);
+  const { settings, configFile } = await resolveSettings({
+    cwd,
+    env: io.env,
+    flags: settingsFlags,
+    configFile: typeof flags.config === "string" ? flags.config : undefined,
+  });
+  const verbose = flags.verbose === true;
+  return {
+    cwd,
+    env: io.env,
+    settings,
+    explicit: new Set(Object.keys(settingsFlags).filter((key) => settingsFlags[key] !== undefined)),
+    configFile,
+    json: flags.json === true,
+    verbose,
+    log: stderrLogger(verbose),
+    emit: (line) => (flags.json === true ? io.stderr(`${line}\n`) : io.stdout(`${line}\n`)),
+  };
+}
+
+/** Prints a result: a JSON document with --json, else the command's text. */
+function print(io: Io, context: Context, data: unknown, text: string) {
+  io.stdout(context.json ? `${JSON.stringify(data, null, 2)}\n` : `${text}\n`);
+}
+
+function createProgram(io: Io): Command {
+  const program = new Command("policyship")
+    .description("Ship OPA policy bundles with the app they protect, pinned to the git commit.")
+    .version(VERSION, "-V, --version")
+    .option("--json", "print a single JSON document on stdout")
+    .option("--verbose", "debug output and stack traces")
+    .option("--cwd <dir>", "run as if started in <dir>")
+    .option("--config <file>", "settings file (default: policyship.yaml or policyship.json)")
+    .option("--opa <path>", "opa binary (default: $OPA_BIN, then PATH)")
+    .showHelpAfterError(false)
+    .addHelpText("after", EXAMPLES);
+
+  addBuildOptions(program.command("build"))
+    .description("build <out>/<rev>.tar.gz with opa, the revision being the git SHA, and check its manifest")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ policyship build
+  $ policyship build --target wasm --entrypoint authz/allow
+  $ policyship build --signing-key key.pem --signing-alg RS256
+  $ policyship build --revision 1.4.2 --out build`,
+    )
+    .action(async (_options, command: Command) => {
+      const context = await createContext(io, command);
+      const { build, renderBuild } = await import("./commands/build.ts");
+      const result = await build(context);
+      print(
+        io,
+        context,
+        pick(result, ["revision", "bundle", "sha256", "size", "files", "regoVersion", "opaVersion"]),
+        renderBuild(result),
+      );
+    });
+
+  addTestOptions(
+    program
+      .command("test")
+      .option("--bundle <file>", "bundle to test (default: <out>/<HEAD sha>.tar.gz)")
+      .option("--policies <dir>", "test a policy directory instead of a bundle")
+      .option("--out <dir>", "where build wrote the bundle (default: dist)")
+      .option("--revision <id>", "test the bundle built for this revision")
+      .option("--allow-dirty", "test the <sha>-dirty bundle")
+      .option("--v0-compatible", "policies written before OPA 1.0")
+      .option("--ignore <pattern>", "file or directory names to leave out (repeatable)", collect),
+  )
+    .description("run opa test on the built bundle (or --bundle / --policies)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ policyship test
+  $ policyship test --coverage-threshold 90 --json
+  $ policyship test --policies policies --run 'test_admin.*'`,
+    )
+    .action(async (_options, command: Command) => {
+      const context = await createContext(io, command);
+      const { test, renderTest, assertTestsPassed } = await import("./commands/test.ts");
+      const result = await test(context);
+      const { target: _target, coverageThreshold: _threshold, ...data } = result;
+      print(io, context, data, renderTest(result));
+      assertTestsPassed(result);
+    });
+
+  program
+    .command("check")
+    .description("opa check --strict and opa fmt --list --fail on the policies")
+    .option("--policies <dir>", "policy directory (default: policies)")
+    .option("--v0-compatible", "policies written before OPA 1.0")
+    .option("--ignore <pattern>", "file or directory names to leave out (repeatable)", collect)
+    .addHelpText("after", "\nExamples:\n  $ policyship check\n  $ policyship check --policies opa/ --json")
+    .action(async (_options, command: Command) => {
+      const context = await createContext(io, command);
+      const { check, renderCheck, assertCheckPassed } = await import("./commands/check.ts");
+      const result = await check(context);
+      print(io, context, result, renderCheck(result));
+      assertCheckPassed(result);
+    });
+
+  return program;
+}
+
+function pick<T extends object, K extends keyof T>(object: T, keys: K[]): Pick<T, K> {
+  return Object.fromEntries(keys.map((key) => [key, object[key]])) as Pick<T, K>;
+}
+
+function commanderToUserError(error: CommanderError): UserError {
+  const message = error.message.replace(/^error:\s*/i, "").replace(/\.$/, "");
+  return new UserError(message, "see policyship --help");
+}
+
+/**
+ * Runs the CLI. Resolves when the command succeeded; throws UserError / FailureError (or a bug) otherwise.
+ * With --json a failure still prints a JSON document on stdout before throwing.
+ */
+export async function run(argv: string[], io: Io = defaultIo): Promise<void> {
+  const program = createProgram(io);
+  program.exitOverride();
+  program.configureOutput({
+    writeOut: (text) => io.stdout(text),
+    // Commander's own error text is replaced by our one-line error.
+    writeErr: (text) => {
+      if (!/^error:/i.test(text)) io.stderr(text);
+    },
+  });
+  for (const command of program.commands) {
+    command.exitOverride();
+    command.configureOutput({ writeOut: (text) => io.stdout(text), writeErr: () => {} });
+  }
+  try {
+    await program.parseAsync(argv, { from: "user" });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.exitCode === 0) return;
+      throw commanderToUserError(error);
+    }
+    if (argv.includes("--json")) {
+      const details = error instanceof FailureError ? error.details : undefined;
+      const document = details ?? {
+        error: {
+          message: isKnownError(error) ? error.message : String(error),
+          hint: isKnownError(error) ? error.hint : undefined,
+          exitCode: isKnownError(error) ? error.exitCode : 70,
+        },
+      };
+      io.stdout(`${JSON.stringify(document, null, 2)}\n`);
+    }
+    throw error;
+  }
+}
+
+export { formatError };

@@ -1,0 +1,192 @@
+import { randomBytes } from "node:crypto";
+import { access, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { readBundle } from "../bundle/read.ts";
+import type { Context } from "../context.ts";
+import { FailureError, UserError } from "../errors.ts";
+import type { CommitMetadata } from "../git.ts";
+import { opaBuild } from "../opa/commands.ts";
+import { locateOpa, type OpaBinary } from "../opa/locate.ts";
+import { type ResolvedRevision, resolveBuildRevision } from "../revision.ts";
+
+export interface BuildResult {
+  revision: string;
+  bundle: string;
+  metadataFile: string;
+  sha256: string;
+  size: number;
+  files: string[];
+  roots: string[];
+  regoVersion: number;
+  opaVersion: string;
+  target: "rego" | "wasm";
+  builtAt: string;
+  git?: CommitMetadata;
+}
+
+export function bundlePath(context: Context, revision: string): string {
+  return path.resolve(context.cwd, context.settings.out, `${revision}.tar.gz`);
+}
+
+const POLICY_FILE = /\.(rego|json|ya?ml)$/;
+
+/** The policies directory must exist, be a directory and hold at least one policy or data file. */
+export async function assertPoliciesDir(context: Context): Promise<string> {
+  const dir = path.resolve(context.cwd, context.settings.policies);
+  const shown = context.settings.policies;
+  let info: Awaited<ReturnType<typeof stat>>;
+  try {
+    info = await stat(dir);
+  } catch {
+    throw new UserError(`policies directory ${shown} does not exist`, "create it or pass --policies <dir>");
+  }
+  if (!info.isDirectory()) {
+    throw new UserError(`policies path ${shown} is a file, not a directory`, "pass --policies <dir>");
+  }
+  const entries = await readdir(dir, { recursive: true });
+  if (
+    !entries.some((entry) => POLICY_FILE.test(entry) && !entry.split(path.sep).some((p) => p.startsWith(".")))
+  ) {
+    throw new UserError(`policies directory ${shown} has no .rego or data files`, "add your policies there");
+  }
+  return dir;
+}
+
+async function assertReadable(
+  file: string | undefined,
+  flag: string,
+  cwd: string,
+): Promise<string | undefined> {
+  if (!file) return undefined;
+  const absolute = path.resolve(cwd, file);
+  try {
+    await access(absolute);
+    if (!(await stat(absolute)).isFile()) throw new Error("not a file");
+  } catch {
+    throw new UserError(`${flag} ${file} cannot be read`, `check the path given to ${flag}`);
+  }
+  return absolute;
+}
+
+function assertBuildFlags(context: Context) {
+  const { settings } = context;
+  if (settings.optimize > 0 && settings.entrypoints.length === 0) {
+    throw new UserError(
+      `--optimize ${settings.optimize} needs at least one entrypoint`,
+      "pass --entrypoint <package/rule>, e.g. --entrypoint authz/allow",
+    );
+  }
+  if (settings.target === "wasm" && settings.entrypoints.length === 0) {
+    throw new UserError("--target wasm needs at least one entrypoint", "pass --entrypoint authz/allow");
+  }
+}
+
+/** Turns opa's load/compile errors into one line that names the policy files by their path in the repo. */
+function describeBuildFailure(stderr: string, policies: string): string {
+  const lines = stderr
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => /\.(rego|json|ya?ml):\d+|rego_|error/i.test(line))
+    .map((line) =>
+      line
+        .replace(/^error:\s*/i, "")
+        .replace(/^load error: bundle \.: /, "")
+        .replace(/^\d+ errors? occurred:\s*/, "")
+        .replace(
+          /(^|\s)\.?\/?([\w./-]+\.(?:rego|json|ya?ml))(?=:)/g,
+          (_m, space, file) => `${space}${path.join(policies, file)}`,
+        ),
+    );
+  return lines.slice(0, 5).join("; ") || stderr.trim().split("\n")[0] || "opa build failed";
+}
+
+/**
+ * Builds `<out>/<rev>.tar.gz` with opa, checks its manifest revision and writes `<out>/<rev>.json`.
+ * Both files appear whole or not at all: opa writes to a temp name that is renamed after the check.
+ */
+export async function build(
+  context: Context,
+  prepared?: { opa?: Promise<OpaBinary>; revision?: Promise<ResolvedRevision> },
+): Promise<BuildResult> {
+  const { settings, cwd, log } = context;
+  assertBuildFlags(context);
+  const [policiesDir, opa, resolved, signingKey, claimsFile] = await Promise.all([
+    assertPoliciesDir(context),
+    prepared?.opa ?? locateOpa({ flag: settings.opa, env: context.env, cwd }),
+    prepared?.revision ?? resolveBuildRevision(context),
+    // An HMAC secret is not a file; anything that looks like a path must be readable.
+    settings.signingKey && /^HS/.test(settings.signingAlg)
+      ? Promise.resolve(settings.signingKey)
+      : assertReadable(settings.signingKey, "--signing-key", cwd),
+    assertReadable(settings.claimsFile, "--claims-file", cwd),
+  ]);
+  const { revision } = resolved;
+  const outDir = path.resolve(cwd, settings.out);
+  const bundle = bundlePath(context, revision);
+  const metadataFile = path.join(outDir, `${revision}.json`);
+  const createdOutDir = (await mkdir(outDir, { recursive: true })) !== undefined;
+  const temp = path.join(outDir, `.${revision}.${randomBytes(4).toString("hex")}.partial`);
+  log.info(`building ${settings.policies} at revision ${revision} with opa ${opa.version}`);
+  try {
+    const result = await opaBuild(opa.path, {
+      policiesDir,
+      output: `${temp}.tar.gz`,
+      revision,
+      optimize: settings.optimize,
+      target: settings.target,
+      entrypoints: settings.entrypoints,
+      signingKey,
+      signingAlg: settings.signingAlg,
+      claimsFile,
+      v0Compatible: settings.v0Compatible,
+      ignore: settings.ignore,
+    });
+    if (result.exitCode !== 0) {
+      const v0Hint = /rego_parse_error/.test(result.stderr) && !settings.v0Compatible;
+      throw new FailureError(
+        `opa build failed: ${describeBuildFailure(result.stderr, settings.policies)}`,
+        v0Hint
+          ? "fix the policy; if it was written before OPA 1.0, pass --v0-compatible"
+          : "fix the policy and build again",
+      );
+    }
+    const contents = await readBundle(`${temp}.tar.gz`);
+    if (contents.manifest.revision !== revision) {
+      throw new FailureError(
+        `the built bundle's .manifest names revision ${JSON.stringify(contents.manifest.revision)}, not ${revision}`,
+        "a .manifest in the policies directory may pin another revision; remove its revision field",
+      );
+    }
+    const metadata: BuildResult = {
+      revision,
+      bundle: path.relative(cwd, bundle) || bundle,
+      metadataFile: path.relative(cwd, metadataFile) || metadataFile,
+      sha256: contents.sha256,
+      size: contents.size,
+      files: contents.files,
+      roots: contents.manifest.roots ?? [""],
+      regoVersion: contents.manifest.rego_version ?? (settings.v0Compatible ? 0 : 1),
+      opaVersion: opa.version,
+      target: settings.target,
+      builtAt: new Date().toISOString(),
+      git: resolved.git,
+    };
+    await writeFile(`${temp}.json`, `${JSON.stringify(metadata, null, 2)}\n`);
+    await rename(`${temp}.tar.gz`, bundle);
+    await rename(`${temp}.json`, metadataFile);
+    return metadata;
+  } catch (error) {
+    await Promise.all([rm(`${temp}.tar.gz`, { force: true }), rm(`${temp}.json`, { force: true })]);
+    if (createdOutDir) await rm(outDir, { recursive: true, force: true }).catch(() => {});
+    throw error;
+  }
+}
+
+export function renderBuild(result: BuildResult): string {
+  return [
+    `built ${result.bundle}`,
+    `  revision  ${result.revision}`,
+    `  sha256    ${result.sha256}`,
+    `  size      ${result.size} bytes, ${result.files.length} files, rego v${result.regoVersion}, opa ${result.opaVersion}`,
+  ].join("\n");
+}

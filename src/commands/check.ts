@@ -1,0 +1,89 @@
+import path from "node:path";
+import type { Context } from "../context.ts";
+import { FailureError } from "../errors.ts";
+import { opaCheck, opaFormatList } from "../opa/commands.ts";
+import { locateOpa, type OpaBinary } from "../opa/locate.ts";
+import { assertPoliciesDir } from "./build.ts";
+
+export interface CheckIssue {
+  file?: string;
+  row?: number;
+  message: string;
+}
+
+export interface CheckResult {
+  policies: string;
+  errors: CheckIssue[];
+  unformatted: string[];
+}
+
+interface CheckJson {
+  errors?: { message: string; code?: string; location?: { file?: string; row?: number } }[];
+}
+
+function parseCheckErrors(text: string, policies: string): CheckIssue[] {
+  try {
+    const parsed = JSON.parse(text) as CheckJson;
+    return (parsed.errors ?? []).map((error) => ({
+      file: error.location?.file ? path.join(policies, error.location.file) : undefined,
+      row: error.location?.row,
+      message: error.code ? `${error.code}: ${error.message}` : error.message,
+    }));
+  } catch {
+    return [{ message: text.trim().split("\n")[0] ?? "opa check failed" }];
+  }
+}
+
+/** `opa check --strict` and `opa fmt --list --fail`, in parallel. */
+export async function check(context: Context, prepared?: { opa?: Promise<OpaBinary> }): Promise<CheckResult> {
+  const { settings, cwd } = context;
+  const [dir, opa] = await Promise.all([
+    assertPoliciesDir(context),
+    prepared?.opa ?? locateOpa({ flag: settings.opa, env: context.env, cwd }),
+  ]);
+  context.log.info(`checking ${settings.policies} (opa check --strict, opa fmt)`);
+  const options = { v0Compatible: settings.v0Compatible, ignore: settings.ignore };
+  const [checked, formatted] = await Promise.all([
+    opaCheck(opa.path, dir, options),
+    opaFormatList(opa.path, dir, options),
+  ]);
+  const errors =
+    checked.exitCode === 0 ? [] : parseCheckErrors(checked.stdout || checked.stderr, settings.policies);
+  const unformatted = formatted.files.map((file) => path.join(settings.policies, file));
+  // fmt also fails on files it cannot parse; those are already among the check errors.
+  return { policies: settings.policies, errors, unformatted };
+}
+
+export function assertCheckPassed(result: CheckResult) {
+  if (result.errors.length > 0) {
+    const first = result.errors
+      .slice(0, 3)
+      .map((e) => (e.file ? `${e.file}:${e.row ?? "?"}: ${e.message}` : e.message))
+      .join("; ");
+    throw new FailureError(
+      `opa check found ${result.errors.length} error(s): ${first}`,
+      "fix the policy",
+      result,
+    );
+  }
+  if (result.unformatted.length > 0) {
+    throw new FailureError(
+      `not formatted: ${result.unformatted.join(", ")}`,
+      `run opa fmt --write ${result.policies}`,
+      result,
+    );
+  }
+}
+
+export function renderCheck(result: CheckResult): string {
+  const lines = [
+    ...result.errors.map((e) => `ERROR ${e.file ?? "?"}:${e.row ?? "?"}: ${e.message}`),
+    ...result.unformatted.map((file) => `UNFORMATTED ${file}`),
+  ];
+  lines.push(
+    result.errors.length === 0 && result.unformatted.length === 0
+      ? `${result.policies}: opa check --strict and opa fmt pass`
+      : `${result.errors.length} errors, ${result.unformatted.length} unformatted files`,
+  );
+  return lines.join("\n");
+}

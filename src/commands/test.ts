@@ -1,0 +1,190 @@
+import { existsSync } from "node:fs";
+import { stat } from "node:fs/promises";
+import path from "node:path";
+import type { Context } from "../context.ts";
+import { FailureError, UserError } from "../errors.ts";
+import { appendStepSummary, errorAnnotation, inGitHubActions, markdownTable } from "../github.ts";
+import { type OpaTestCase, opaCoverage, opaTest, type TestArgs } from "../opa/commands.ts";
+import { locateOpa, type OpaBinary } from "../opa/locate.ts";
+import { resolveBuildRevision } from "../revision.ts";
+import { bundlePath } from "./build.ts";
+
+export interface TestFailure {
+  name: string;
+  package: string;
+  file?: string;
+  row?: number;
+  message: string;
+}
+
+export interface TestResult {
+  target: string;
+  passed: number;
+  failed: number;
+  skipped: number;
+  coverage: number | null;
+  coverageThreshold?: number;
+  failures: TestFailure[];
+}
+
+/** What to test: --bundle, an explicit --policies, or the bundle built for this revision. */
+async function resolveTarget(
+  context: Context,
+): Promise<{ target: string; isBundle: boolean; shown: string }> {
+  const { settings, cwd } = context;
+  if (settings.bundle) {
+    const file = path.resolve(cwd, settings.bundle);
+    if (!(await stat(file).catch(() => undefined))?.isFile()) {
+      throw new UserError(`bundle ${settings.bundle} does not exist`, "build it first with policyship build");
+    }
+    return { target: file, isBundle: true, shown: settings.bundle };
+  }
+  if (context.explicit.has("policies")) {
+    const dir = path.resolve(cwd, settings.policies);
+    if (!(await stat(dir).catch(() => undefined))?.isDirectory()) {
+      throw new UserError(`policies directory ${settings.policies} does not exist`, "pass --policies <dir>");
+    }
+    return { target: dir, isBundle: false, shown: settings.policies };
+  }
+  const { revision } = await resolveBuildRevision(context);
+  const file = bundlePath(context, revision);
+  if (!existsSync(file)) {
+    throw new UserError(
+      `no bundle built for revision ${revision} (${path.relative(cwd, file)})`,
+      "run policyship build first, or pass --bundle <file> or --policies <dir>",
+    );
+  }
+  return { target: file, isBundle: true, shown: path.relative(cwd, file) };
+}
+
+/** Maps a file name inside a bundle back to the policy file in the repository, when there is one. */
+function sourceFile(context: Context, file: string | undefined): string | undefined {
+  if (!file) return undefined;
+  const inPolicies = path.join(context.settings.policies, file.replace(/^\/+/, ""));
+  if (existsSync(path.resolve(context.cwd, inPolicies))) return inPolicies;
+  return path.isAbsolute(file) ? path.relative(context.cwd, file) || file : file;
+}
+
+function toFailure(context: Context, test: OpaTestCase): TestFailure {
+  const location = test.error?.location ?? test.location;
+  const message = test.error?.message ?? (test.output?.trim() || "test failed");
+  return {
+    name: test.name,
+    package: test.package.replace(/^data\./, ""),
+    file: sourceFile(context, location?.file),
+    row: location?.row,
+    message,
+  };
+}
+
+/** Runs `opa test --format json` (and the coverage report, in parallel, when a threshold is set). */
+export async function test(
+  context: Context,
+  prepared?: { opa?: Promise<OpaBinary>; bundle?: string; coverage?: boolean },
+): Promise<TestResult> {
+  const { settings, cwd, log } = context;
+  const [opa, target] = await Promise.all([
+    prepared?.opa ?? locateOpa({ flag: settings.opa, env: context.env, cwd }),
+    prepared?.bundle
+      ? { target: prepared.bundle, isBundle: true, shown: path.relative(cwd, prepared.bundle) }
+      : resolveTarget(context),
+  ]);
+  const args: TestArgs = {
+    target: target.target,
+    isBundle: target.isBundle,
+    run: settings.run,
+    v0Compatible: settings.v0Compatible,
+    ignore: settings.ignore,
+  };
+  const wantCoverage = settings.coverageThreshold !== undefined || prepared?.coverage === true;
+  log.info(`testing ${target.shown}${wantCoverage ? " with coverage" : ""}`);
+  const [tests, coverage] = await Promise.all([
+    opaTest(opa.path, args, cwd),
+    wantCoverage ? opaCoverage(opa.path, args, cwd) : undefined,
+  ]);
+  if (!tests.cases || (tests.exitCode !== 0 && tests.exitCode !== 2)) {
+    const detail = (tests.stderr || tests.stdout).trim().split("\n").slice(0, 3).join("; ");
+    throw new FailureError(`opa test could not run the tests: ${detail}`, "fix the policy errors above");
+  }
+  const failedCases = tests.cases.filter((c) => c.fail || c.error);
+  const skipped = tests.cases.filter((c) => c.skip && !c.fail && !c.error).length;
+  const result: TestResult = {
+    target: target.shown,
+    passed: tests.cases.length - failedCases.length - skipped,
+    failed: failedCases.length,
+    skipped,
+    coverage: coverage?.coverage ?? null,
+    coverageThreshold: settings.coverageThreshold,
+    failures: failedCases.map((c) => toFailure(context, c)),
+  };
+  if (tests.cases.length === 0) log.warn(`no tests found in ${target.shown}`);
+  await reportToGitHub(context, result);
+  return result;
+}
+
+async function reportToGitHub(context: Context, result: TestResult) {
+  if (!inGitHubActions(context.env)) return;
+  for (const failure of result.failures) {
+    context.emit(
+      errorAnnotation({
+        file: failure.file,
+        line: failure.row,
+        title: `${failure.package}.${failure.name}`,
+        message: failure.message,
+      }),
+    );
+  }
+  await appendStepSummary(context.env, testSummaryMarkdown(result));
+}
+
+export function testSummaryMarkdown(result: TestResult): string {
+  const rows = [
+    ["passed", String(result.passed)],
+    ["failed", String(result.failed)],
+    ["skipped", String(result.skipped)],
+  ];
+  if (result.coverage !== null) rows.push(["coverage", `${result.coverage.toFixed(1)}%`]);
+  let markdown = `### Policy tests: ${result.target}\n\n${markdownTable(["result", "count"], rows)}\n`;
+  if (result.failures.length > 0) {
+    markdown += `\n${markdownTable(
+      ["test", "location", "message"],
+      result.failures.map((f) => [
+        `${f.package}.${f.name}`,
+        f.file ? `${f.file}:${f.row ?? ""}` : "",
+        f.message,
+      ]),
+    )}\n`;
+  }
+  return markdown;
+}
+
+/** Throws when tests failed or coverage is below the threshold; separate so that --json still prints the result. */
+export function assertTestsPassed(result: TestResult) {
+  if (result.failed > 0) {
+    throw new FailureError(
+      `${result.failed} policy test${result.failed === 1 ? "" : "s"} failed`,
+      undefined,
+      result,
+    );
+  }
+  if (result.coverageThreshold !== undefined && (result.coverage ?? 0) < result.coverageThreshold) {
+    throw new FailureError(
+      `coverage ${(result.coverage ?? 0).toFixed(1)}% is below the threshold of ${result.coverageThreshold}%`,
+      "add tests for the uncovered rules (opa test --coverage shows them)",
+      result,
+    );
+  }
+}
+
+export function summaryLine(result: Pick<TestResult, "passed" | "failed" | "skipped">): string {
+  return `${result.passed} passed, ${result.failed} failed${result.skipped ? `, ${result.skipped} skipped` : ""}`;
+}
+
+export function renderTest(result: TestResult): string {
+  const lines = result.failures.map(
+    (f) => `FAIL ${f.file ?? "?"}:${f.row ?? "?"} ${f.package}.${f.name}: ${f.message.split("\n")[0]}`,
+  );
+  if (result.coverage !== null) lines.push(`coverage ${result.coverage.toFixed(1)}%`);
+  lines.push(summaryLine(result));
+  return lines.join("\n");
+}

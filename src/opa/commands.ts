@@ -1,0 +1,114 @@
+import { runOpa } from "./run.ts";
+
+/** One opa invocation per function; each returns what opa said, parsed, and leaves decisions to the caller. */
+
+export interface BuildArgs {
+  /** Directory that becomes the bundle root; opa runs inside it so file names in the bundle are root-relative. */
+  policiesDir: string;
+  output: string;
+  revision: string;
+  optimize: number;
+  target: "rego" | "wasm";
+  entrypoints: string[];
+  signingKey?: string;
+  signingAlg?: string;
+  claimsFile?: string;
+  v0Compatible: boolean;
+  ignore: string[];
+}
+
+export function buildArgs(args: BuildArgs): string[] {
+  const list = ["build", "--bundle", ".", "--revision", args.revision, "--output", args.output];
+  if (args.optimize > 0) list.push("--optimize", String(args.optimize));
+  if (args.target !== "rego") list.push("--target", args.target);
+  for (const entrypoint of args.entrypoints) list.push("--entrypoint", entrypoint);
+  if (args.signingKey)
+    list.push("--signing-key", args.signingKey, "--signing-alg", args.signingAlg ?? "RS256");
+  if (args.claimsFile) list.push("--claims-file", args.claimsFile);
+  if (args.v0Compatible) list.push("--v0-compatible");
+  for (const pattern of args.ignore) list.push("--ignore", pattern);
+  return list;
+}
+
+export async function opaBuild(binary: string, args: BuildArgs) {
+  return runOpa(binary, buildArgs(args), { cwd: args.policiesDir });
+}
+
+export interface OpaTestCase {
+  location?: { file: string; row: number; col: number };
+  package: string;
+  name: string;
+  fail?: boolean;
+  skip?: boolean;
+  error?: { message?: string; code?: string; location?: { file: string; row: number } };
+  output?: string;
+  duration?: number;
+}
+
+export interface TestArgs {
+  /** A bundle file (tested with --bundle) or a directory of policies. */
+  target: string;
+  isBundle: boolean;
+  run?: string;
+  v0Compatible: boolean;
+  ignore: string[];
+}
+
+function testArgs(args: TestArgs, extra: string[]): string[] {
+  const list = ["test", ...extra];
+  if (args.isBundle) list.push("--bundle");
+  if (args.run) list.push("--run", args.run);
+  if (args.v0Compatible) list.push("--v0-compatible");
+  for (const pattern of args.ignore) list.push("--ignore", pattern);
+  list.push(args.target);
+  return list;
+}
+
+/** `opa test --format json`: exit 0 all passed, 2 some failed, anything else (or no JSON) an error. */
+export async function opaTest(binary: string, args: TestArgs, cwd: string) {
+  const result = await runOpa(binary, testArgs(args, ["--format", "json"]), { cwd });
+  let cases: OpaTestCase[] | undefined;
+  try {
+    const parsed: unknown = JSON.parse(result.stdout);
+    if (Array.isArray(parsed)) cases = parsed as OpaTestCase[];
+  } catch {
+    cases = undefined;
+  }
+  return { ...result, cases };
+}
+
+/** `opa test --coverage --format json` prints only the coverage report; its `coverage` is a percentage. */
+export async function opaCoverage(binary: string, args: TestArgs, cwd: string) {
+  const result = await runOpa(binary, testArgs(args, ["--coverage", "--format", "json"]), { cwd });
+  try {
+    const report = JSON.parse(result.stdout) as { coverage?: number };
+    return { ...result, coverage: typeof report.coverage === "number" ? report.coverage : undefined };
+  } catch {
+    return { ...result, coverage: undefined };
+  }
+}
+
+export async function opaCheck(
+  binary: string,
+  policiesDir: string,
+  options: { v0Compatible: boolean; ignore: string[] },
+) {
+  const list = ["check", "--strict", "--format", "json"];
+  if (options.v0Compatible) list.push("--v0-compatible");
+  for (const pattern of options.ignore) list.push("--ignore", pattern);
+  list.push(".");
+  return runOpa(binary, list, { cwd: policiesDir });
+}
+
+/** `opa fmt --list --fail`: the files that are not formatted, one per line. */
+export async function opaFormatList(binary: string, policiesDir: string, options: { v0Compatible: boolean }) {
+  const list = ["fmt", "--list", "--fail"];
+  if (options.v0Compatible) list.push("--v0-compatible");
+  list.push(".");
+  const result = await runOpa(binary, list, { cwd: policiesDir });
+  const files = result.stdout
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line.endsWith(".rego"));
+  return { ...result, files };
+}

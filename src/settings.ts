@@ -1,0 +1,273 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { z } from "zod";
+import { UserError } from "./errors.ts";
+
+/** Characters that are safe in an S3 key, a file name and OPA's manifest. */
+export const REVISION_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+const revision = z.string().regex(REVISION_PATTERN, "must be 1–128 characters of A-Z a-z 0-9 . _ -");
+
+// https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+const bucket = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "must be 3–63 lower-case letters, digits, '.' or '-'")
+  .refine(
+    (name) => !name.includes("..") && !/^\d+\.\d+\.\d+\.\d+$/.test(name),
+    "is not a valid S3 bucket name",
+  );
+
+const prefix = z
+  .string()
+  .max(512)
+  .refine((value) => !value.startsWith("/"), "must not start with '/'")
+  .refine((value) => !value.split("/").includes(".."), "must not contain '..'")
+  .refine((value) => !/[\s\\]/.test(value), "must not contain spaces or backslashes");
+
+const region = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/, "must look like us-east-1");
+
+const url = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
+
+export const CREDENTIAL_MODES = [
+  "environment",
+  "metadata",
+  "web-identity",
+  "profile",
+  "assume-role",
+  "sso",
+] as const;
+export const SIGNING_ALGORITHMS = [
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "HS256",
+  "HS384",
+  "HS512",
+] as const;
+
+/**
+ * Every setting, from policyship.yaml, POLICYSHIP_* environment variables and flags.
+ * All optional here; DEFAULTS fills the gaps after the sources are merged.
+ */
+export const settingsSchema = z.strictObject({
+  // build
+  policies: z.string().min(1),
+  out: z.string().min(1),
+  revision: revision,
+  allowDirty: z.boolean(),
+  optimize: z.number().int().min(0).max(2),
+  target: z.enum(["rego", "wasm"]),
+  entrypoints: z.array(z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_/.-]*$/, "must be a slash-separated path")),
+  signingKey: z.string().min(1),
+  signingAlg: z.enum(SIGNING_ALGORITHMS),
+  claimsFile: z.string().min(1),
+  v0Compatible: z.boolean(),
+  ignore: z.array(z.string().min(1)),
+  // test
+  bundle: z.string().min(1),
+  coverageThreshold: z.number().min(0).max(100),
+  run: z.string().min(1),
+  // store
+  bucket: bucket,
+  prefix: prefix,
+  region: region,
+  endpoint: url,
+  forcePathStyle: z.boolean(),
+  profile: z.string().min(1),
+  to: z.string().min(1),
+  // OPA configuration
+  bundleName: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be letters, digits, '.', '_' or '-'"),
+  serviceName: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be letters, digits, '.', '_' or '-'"),
+  serviceUrl: url,
+  credentials: z.enum(CREDENTIAL_MODES),
+  roleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, "must be an IAM role ARN"),
+  iamRole: z.string().min(1),
+  pollingMin: z.number().int().min(1),
+  pollingMax: z.number().int().min(1),
+  persist: z.boolean(),
+  decisionLogs: z.enum(["console"]),
+  status: z.enum(["console"]),
+  verificationKey: z.string().min(1),
+  keyId: z.string().min(1),
+  format: z.enum(["yaml", "json"]),
+  output: z.string().min(1),
+  // tools
+  opa: z.string().min(1),
+  limit: z.number().int().min(1).max(1000),
+});
+
+export type SettingsInput = Partial<z.infer<typeof settingsSchema>>;
+
+export const DEFAULTS = {
+  policies: "policies",
+  out: "dist",
+  allowDirty: false,
+  optimize: 0,
+  target: "rego",
+  entrypoints: [],
+  signingAlg: "RS256",
+  v0Compatible: false,
+  ignore: [],
+  prefix: "",
+  forcePathStyle: false,
+  bundleName: "authz",
+  serviceName: "bundles",
+  credentials: "environment",
+  pollingMin: 60,
+  pollingMax: 120,
+  persist: false,
+  format: "yaml",
+  limit: 20,
+} as const satisfies SettingsInput;
+
+export type Settings = Omit<SettingsInput, keyof typeof DEFAULTS> & {
+  -readonly [K in keyof typeof DEFAULTS]-?: z.infer<typeof settingsSchema>[K];
+};
+
+export const CONFIG_FILES = ["policyship.yaml", "policyship.yml", "policyship.json"];
+
+type Key = keyof z.infer<typeof settingsSchema>;
+const KEYS = Object.keys(settingsSchema.shape) as Key[];
+
+export function envName(key: string): string {
+  return `POLICYSHIP_${key.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()}`;
+}
+
+export function flagName(key: string): string {
+  return `--${key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
+}
+
+function kindOf(key: Key): "boolean" | "number" | "array" | "string" {
+  const schema = settingsSchema.shape[key];
+  if (schema instanceof z.ZodBoolean) return "boolean";
+  if (schema instanceof z.ZodNumber) return "number";
+  if (schema instanceof z.ZodArray) return "array";
+  return "string";
+}
+
+/** Turns an environment string into the field's type; what cannot be read stays a string for zod to reject. */
+function fromEnv(key: Key, raw: string): unknown {
+  switch (kindOf(key)) {
+    case "boolean":
+      if (/^(1|true|yes|on)$/i.test(raw)) return true;
+      if (/^(0|false|no|off|)$/i.test(raw)) return false;
+      return raw;
+    case "number":
+      return raw.trim() !== "" && Number.isFinite(Number(raw)) ? Number(raw) : raw;
+    case "array":
+      return raw
+        .split(",")
+        .map((part) => part.trim())
+        .filter(Boolean);
+    default:
+      return raw;
+  }
+}
+
+function validate(source: string, value: unknown, nameOf: (path: PropertyKey[]) => string): SettingsInput {
+  const result = settingsSchema.partial().safeParse(value);
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((issue) => {
+    const unknownKeys = issue.code === "unrecognized_keys" ? issue.keys.join(", ") : undefined;
+    if (unknownKeys) return `${source}: unknown setting ${unknownKeys}`;
+    return `${source}: ${nameOf(issue.path)}: ${issue.message}`;
+  });
+  throw new UserError(
+    `invalid settings: ${issues.join("; ")}`,
+    "fix the values named above (see policyship --help)",
+  );
+}
+
+function dotted(path: PropertyKey[]): string {
+  return path.map(String).join(".");
+}
+
+/** Finds and parses policyship.yaml / .json; `explicit` (from --config) must exist. */
+export async function readConfigFile(
+  cwd: string,
+  explicit?: string,
+): Promise<{ file?: string; values: SettingsInput }> {
+  const candidates = explicit
+    ? [path.resolve(cwd, explicit)]
+    : CONFIG_FILES.map((name) => path.join(cwd, name));
+  for (const file of candidates) {
+    let text: string;
+    try {
+      text = await readFile(file, "utf8");
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" && !explicit) continue;
+      if (code === "ENOENT")
+        throw new UserError(`config file ${explicit} not found`, "check the --config path");
+      if (code === "EISDIR")
+        throw new UserError(`config file ${file} is a directory`, "point --config at a file");
+      throw new UserError(`cannot read ${file}: ${(error as Error).message}`, "check the file's permissions");
+    }
+    const name = path.relative(cwd, file) || file;
+    let parsed: unknown;
+    if (file.endsWith(".json")) {
+      try {
+        parsed = JSON.parse(text);
+      } catch (error) {
+        throw new UserError(`${name} is not valid JSON: ${(error as Error).message}`, "fix the JSON syntax");
+      }
+    } else {
+      const YAML = await import("yaml");
+      try {
+        parsed = YAML.parse(text, { prettyErrors: true });
+      } catch (error) {
+        const firstLine = (error as Error).message.split("\n")[0];
+        throw new UserError(`${name} is not valid YAML: ${firstLine}`, "fix the YAML syntax at that line");
+      }
+    }
+    parsed ??= {};
+    if (typeof parsed !== "object" || Array.isArray(parsed)) {
+      throw new UserError(`${name} must hold a mapping of settings`, "see policyship init for an example");
+    }
+    return { file, values: validate(name, parsed, dotted) };
+  }
+  return { values: {} };
+}
+
+export function readEnv(env: NodeJS.ProcessEnv): SettingsInput {
+  const values: Record<string, unknown> = {};
+  for (const key of KEYS) {
+    const raw = env[envName(key)];
+    if (raw !== undefined) values[key] = fromEnv(key, raw);
+  }
+  return validate("environment", values, (path) => envName(String(path[0])));
+}
+
+export function readFlags(flags: Record<string, unknown>): SettingsInput {
+  const values: Record<string, unknown> = {};
+  for (const key of KEYS) if (flags[key] !== undefined) values[key] = flags[key];
+  return validate("flags", values, (path) => flagName(String(path[0])));
+}
+
+/** Flags, then POLICYSHIP_* env, then the config file, then defaults. */
+export async function resolveSettings(options: {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  flags: Record<string, unknown>;
+  configFile?: string;
+}): Promise<{ settings: Settings; configFile?: string }> {
+  const file = await readConfigFile(options.cwd, options.configFile);
+  const settings = {
+    ...DEFAULTS,
+    ...file.values,
+    ...readEnv(options.env),
+    ...readFlags(options.flags),
+  } as Settings;
+  if (settings.pollingMax < settings.pollingMin) {
+    throw new UserError(
+      `invalid settings: pollingMax (${settings.pollingMax}) is below pollingMin (${settings.pollingMin})`,
+      "raise --polling-max or lower --polling-min",
+    );
+  }
+  return { settings, configFile: file.file };
+}
