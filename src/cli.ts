@@ -18,6 +18,8 @@ export interface Io {
   stderr: (text: string) => void;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** Set once a result has been printed, so that a failure after it does not print a second document. */
+  printed?: boolean;
 }
 
 const defaultIo: Io = {
@@ -94,6 +96,7 @@ async function createContext(io: Io, command: Command): Promise<Context> {
 /** Prints a result: a JSON document with --json, else the command's text. */
 function print(io: Io, context: Context, data: unknown, text: string) {
   io.stdout(context.json ? `${JSON.stringify(data, null, 2)}\n` : `${text}\n`);
+  io.printed = true;
 }
 
 function createProgram(io: Io): Command {
@@ -191,7 +194,8 @@ function commanderToUserError(error: CommanderError): UserError {
  * Runs the CLI. Resolves when the command succeeded; throws UserError / FailureError (or a bug) otherwise.
  * With --json a failure still prints a JSON document on stdout before throwing.
  */
-export async function run(argv: string[], io: Io = defaultIo): Promise<void> {
+export async function run(argv: string[], baseIo: Io = defaultIo): Promise<void> {
+  const io: Io = { ...baseIo, printed: false };
   const program = createProgram(io);
   program.exitOverride();
   program.configureOutput({
@@ -212,7 +216,7 @@ export async function run(argv: string[], io: Io = defaultIo): Promise<void> {
       if (error.exitCode === 0) return;
       throw commanderToUserError(error);
     }
-    if (argv.includes("--json")) {
+    if (argv.includes("--json") && !io.printed) {
       const details = error instanceof FailureError ? error.details : undefined;
       const document = details ?? {
         error: {

@@ -82,8 +82,8 @@ function assertBuildFlags(context: Context) {
 }
 
 /** Turns opa's load/compile errors into one line that names the policy files by their path in the repo. */
-function describeBuildFailure(stderr: string, policies: string): string {
-  const lines = stderr
+function describeBuildFailure(output: string, policies: string): string {
+  const lines = output
     .split("\n")
     .map((line) => line.trim())
     .filter((line) => /\.(rego|json|ya?ml):\d+|rego_|error/i.test(line))
@@ -97,7 +97,7 @@ function describeBuildFailure(stderr: string, policies: string): string {
           (_m, space, file) => `${space}${path.join(policies, file)}`,
         ),
     );
-  return lines.slice(0, 5).join("; ") || stderr.trim().split("\n")[0] || "opa build failed";
+  return lines.slice(0, 5).join("; ") || output.trim().split("\n")[0] || "no output from opa";
 }
 
 /**
@@ -142,9 +142,11 @@ export async function build(
       ignore: settings.ignore,
     });
     if (result.exitCode !== 0) {
-      const v0Hint = /rego_parse_error/.test(result.stderr) && !settings.v0Compatible;
+      // opa prints load and compile errors on stdout.
+      const output = `${result.stdout}\n${result.stderr}`;
+      const v0Hint = /rego_parse_error/.test(output) && !settings.v0Compatible;
       throw new FailureError(
-        `opa build failed: ${describeBuildFailure(result.stderr, settings.policies)}`,
+        `opa build failed: ${describeBuildFailure(output, settings.policies)}`,
         v0Hint
           ? "fix the policy; if it was written before OPA 1.0, pass --v0-compatible"
           : "fix the policy and build again",
