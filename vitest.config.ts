@@ -7,12 +7,14 @@ export default defineConfig({
         test: {
           name: "unit",
           include: ["test/unit/**/*.test.ts"],
+          sequence: { groupOrder: 0 },
         },
       },
       {
         test: {
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
+          sequence: { groupOrder: 1 },
           globalSetup: ["test/helpers/global-setup.ts"],
           testTimeout: 90_000,
           hookTimeout: 90_000,

@@ -1,5 +1,4 @@
 import type { SimpleGit } from "simple-git";
-import { UserError } from "./errors.ts";
 
 export interface CommitMetadata {
   sha: string;
@@ -16,31 +15,30 @@ async function open(cwd: string): Promise<SimpleGit> {
   return simpleGit({ baseDir: cwd, timeout: { block: GIT_TIMEOUT_MS } });
 }
 
-/** The repository's top-level directory, or undefined outside a git repository (or without git). */
-export async function findRepositoryRoot(cwd: string): Promise<string | undefined> {
+/** The repository's top-level directory and HEAD's SHA in one git call; undefined outside a repository. */
+export async function describeHead(cwd: string): Promise<{ root: string; sha?: string } | undefined> {
+  let git: SimpleGit;
   try {
-    const git = await open(cwd);
-    return (await git.revparse(["--show-toplevel"])).trim();
+    git = await open(cwd);
   } catch {
-    return undefined;
+    return undefined; // cwd missing, or no git binary
   }
-}
-
-export async function headRevision(cwd: string): Promise<string> {
-  const git = await open(cwd);
   try {
-    return (await git.revparse(["--verify", "HEAD^{commit}"])).trim();
+    const [root = "", sha] = (await git.raw(["rev-parse", "--show-toplevel", "HEAD"])).trim().split("\n");
+    return { root, sha };
   } catch {
-    throw new UserError(
-      "the repository has no commits yet",
-      "commit your policies first, or pass --revision",
-    );
+    // No commits yet makes `rev-parse HEAD` fail; outside a repository --show-toplevel fails too.
+    try {
+      return { root: (await git.revparse(["--show-toplevel"])).trim() };
+    } catch {
+      return undefined;
+    }
   }
 }
 
 /**
  * Paths with uncommitted changes among `paths` (tracked changes and untracked files that are not
- * ignored), leaving out `exclude` (policyship's own output).
+ * ignored), leaving out `exclude` (policyship's own output). Pathspecs are relative to cwd.
  */
 export async function dirtyPaths(cwd: string, paths: string[], exclude: string[]): Promise<string[]> {
   const git = await open(cwd);
@@ -52,17 +50,14 @@ export async function dirtyPaths(cwd: string, paths: string[], exclude: string[]
     .map((entry) => entry.slice(3));
 }
 
+/** HEAD's subject, author, commit time and branch in one git call. */
 export async function commitMetadata(cwd: string, env: NodeJS.ProcessEnv): Promise<CommitMetadata> {
   const git = await open(cwd);
-  const [log, branch] = await Promise.all([
-    git.raw(["log", "-1", "--format=%H%x00%s%x00%an <%ae>%x00%cI", "HEAD"]),
-    git.raw(["rev-parse", "--abbrev-ref", "HEAD"]).catch(() => ""),
-  ]);
-  const [sha = "", subject = "", author = "", committedAt = ""] = log.trim().split("\0");
-  const name = branch.trim();
+  const log = await git.raw(["log", "-1", "--format=%H%x00%s%x00%an <%ae>%x00%cI%x00%D", "HEAD"]);
+  const [sha = "", subject = "", author = "", committedAt = "", refs = ""] = log.trim().split("\0");
+  const branch = /HEAD -> ([^,]+)/.exec(refs)?.[1];
   // Actions checks out a detached HEAD; GITHUB_REF_NAME still names the branch.
-  const resolvedBranch = name && name !== "HEAD" ? name : env.GITHUB_REF_NAME || undefined;
-  return { sha, branch: resolvedBranch, subject, author, committedAt };
+  return { sha, branch: branch ?? (env.GITHUB_REF_NAME || undefined), subject, author, committedAt };
 }
 
 /** A full SHA for a short SHA, tag or branch, or undefined when git does not know it. */

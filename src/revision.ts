@@ -1,7 +1,7 @@
 import path from "node:path";
 import type { Context } from "./context.ts";
 import { UserError } from "./errors.ts";
-import { type CommitMetadata, commitMetadata, dirtyPaths, findRepositoryRoot, headRevision } from "./git.ts";
+import { type CommitMetadata, commitMetadata, describeHead, dirtyPaths } from "./git.ts";
 import { REVISION_PATTERN } from "./settings.ts";
 
 export interface ResolvedRevision {
@@ -23,11 +23,22 @@ export function assertRevision(revision: string, what = "revision"): string {
 /**
  * The revision of what goes into the bundle: --revision, or the full SHA of HEAD. Uncommitted changes
  * under the policies (and the config file) refuse the build unless --allow-dirty, which appends -dirty.
+ * The git calls run in parallel; `metadata` adds HEAD's subject, author and branch.
  */
-export async function resolveBuildRevision(context: Context): Promise<ResolvedRevision> {
+export async function resolveBuildRevision(
+  context: Context,
+  options: { metadata?: boolean } = {},
+): Promise<ResolvedRevision> {
   const { settings, cwd } = context;
-  const root = await findRepositoryRoot(cwd);
-  if (!root) {
+  const watched = [relativeSpec(cwd, path.resolve(cwd, settings.policies))];
+  if (context.configFile) watched.push(relativeSpec(cwd, context.configFile));
+  const excluded = [relativeSpec(cwd, path.resolve(cwd, settings.out))];
+  const [head, dirty, git] = await Promise.all([
+    describeHead(cwd),
+    dirtyPaths(cwd, watched, excluded).catch(() => undefined),
+    options.metadata ? commitMetadata(cwd, context.env).catch(() => undefined) : undefined,
+  ]);
+  if (!head) {
     if (!settings.revision) {
       throw new UserError(
         `${cwd} is not a git repository, so there is no commit to name the bundle after`,
@@ -36,29 +47,26 @@ export async function resolveBuildRevision(context: Context): Promise<ResolvedRe
     }
     return { revision: assertRevision(settings.revision), dirty: false };
   }
-  const [sha, git] = await Promise.all([
-    settings.revision ? Promise.resolve(settings.revision) : headRevision(cwd),
-    commitMetadata(cwd, context.env).catch(() => undefined),
-  ]);
-  const watched = [path.resolve(cwd, settings.policies)];
-  if (context.configFile) watched.push(context.configFile);
-  const dirty = await dirtyPaths(root, watched.map(toPathspec(root)), [
-    toPathspec(root)(path.resolve(cwd, settings.out)),
-  ]);
-  if (dirty.length > 0 && !settings.allowDirty) {
-    const shown = dirty.slice(0, 3).join(", ") + (dirty.length > 3 ? ` and ${dirty.length - 3} more` : "");
+  const sha = settings.revision ?? head.sha;
+  if (!sha)
+    throw new UserError(
+      "the repository has no commits yet",
+      "commit your policies first, or pass --revision",
+    );
+  const changed = dirty ?? [];
+  if (changed.length > 0 && !settings.allowDirty) {
+    const shown =
+      changed.slice(0, 3).join(", ") + (changed.length > 3 ? ` and ${changed.length - 3} more` : "");
     throw new UserError(
       `uncommitted changes in what goes into the bundle: ${shown}`,
       "commit them, or pass --allow-dirty to build a <sha>-dirty revision that publish refuses",
     );
   }
-  const revision = dirty.length > 0 ? `${sha}-dirty` : sha;
-  return { revision: assertRevision(revision), dirty: dirty.length > 0, git };
+  const revision = changed.length > 0 ? `${sha}-dirty` : sha;
+  return { revision: assertRevision(revision), dirty: changed.length > 0, git };
 }
 
-function toPathspec(root: string) {
-  return (absolute: string) => {
-    const relative = path.relative(root, absolute);
-    return relative === "" ? "." : relative;
-  };
+function relativeSpec(cwd: string, absolute: string): string {
+  const relative = path.relative(cwd, absolute);
+  return relative === "" ? "." : relative;
 }

@@ -113,7 +113,7 @@ export async function build(
   const [policiesDir, opa, resolved, signingKey, claimsFile] = await Promise.all([
     assertPoliciesDir(context),
     prepared?.opa ?? locateOpa({ flag: settings.opa, env: context.env, cwd }),
-    prepared?.revision ?? resolveBuildRevision(context),
+    prepared?.revision ?? resolveBuildRevision(context, { metadata: true }),
     // An HMAC secret is not a file; anything that looks like a path must be readable.
     settings.signingKey && /^HS/.test(settings.signingAlg)
       ? Promise.resolve(settings.signingKey)

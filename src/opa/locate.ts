@@ -1,5 +1,6 @@
 import { constants } from "node:fs";
-import { access, stat } from "node:fs/promises";
+import { access, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { UserError } from "../errors.ts";
 import { runOpa } from "./run.ts";
@@ -50,7 +51,7 @@ export async function locateOpa(options: {
     binary = await searchPath(options.env);
     if (!binary) throw new UserError("opa not found on PATH", INSTALL_HINT);
   }
-  const version = await readOpaVersion(binary);
+  const version = await cachedOpaVersion(binary, options.env);
   const major = Number(version.split(".")[0]);
   if (!(major >= MINIMUM_OPA_MAJOR)) {
     throw new UserError(
@@ -59,6 +60,36 @@ export async function locateOpa(options: {
     );
   }
   return { path: binary, version };
+}
+
+/**
+ * `opa version` costs a process start on every command; the answer only changes when the binary does,
+ * so it is cached per path, size and mtime in $POLICYSHIP_CACHE (default ~/.cache/policyship).
+ */
+async function cachedOpaVersion(binary: string, env: NodeJS.ProcessEnv): Promise<string> {
+  const info = await stat(binary);
+  const key = `${binary}:${info.size}:${info.mtimeMs}`;
+  const dir =
+    env.POLICYSHIP_CACHE || path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "policyship");
+  const file = path.join(dir, "opa-versions.json");
+  let cache: Record<string, string> = {};
+  try {
+    cache = JSON.parse(await readFile(file, "utf8")) as Record<string, string>;
+    const cached = cache[key];
+    if (typeof cached === "string") return cached;
+  } catch {
+    cache = {};
+  }
+  const version = await readOpaVersion(binary);
+  try {
+    await mkdir(dir, { recursive: true });
+    const temp = `${file}.${process.pid}`;
+    await writeFile(temp, JSON.stringify({ ...cache, [key]: version }));
+    await rename(temp, file);
+  } catch {
+    // A read-only home only costs the next run one `opa version`.
+  }
+  return version;
 }
 
 export async function readOpaVersion(binary: string): Promise<string> {

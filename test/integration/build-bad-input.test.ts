@@ -122,7 +122,7 @@ describe("build and test refuse bad input with one line and the contract's exit 
       name: "policyship.yaml with a schema error",
       args: ["build", "--config", "bad-schema.yaml"],
       code: 2,
-      line: /bad-schema\.yaml: optimize: .*expected number/,
+      line: /bad-schema\.yaml: optimize: .*expected number/i,
       setup: (dir) => writeFile(path.join(dir, "bad-schema.yaml"), "optimize: high\n"),
     },
     {
