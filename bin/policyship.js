@@ -2,6 +2,12 @@
 // Maps the CLI's outcome to an exit code: 0 ok, 1 the work failed, 2 it could not start, 70 a bug.
 import { formatError, run } from "../dist/cli.js";
 
+// `policyship list | head` closes stdout early; that is the reader's choice, not an error.
+process.stdout.on("error", (error) => {
+  if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw error;
+});
+
 try {
   await run(process.argv.slice(2));
 } catch (error) {

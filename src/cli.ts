@@ -37,6 +37,10 @@ Examples:
   $ policyship build                         build dist/<HEAD sha>.tar.gz from policies/
   $ policyship test --coverage-threshold 90  test that exact bundle
   $ policyship check                         opa check --strict and opa fmt on policies/
+  $ policyship release --bucket acme-policies --region eu-west-1
+                                             build, check, test, publish, render the OPA config
+  $ policyship rollback 3f2a9c1 --bucket acme-policies --region eu-west-1 -o opa-config.yaml
+  $ policyship list --bucket acme-policies --region eu-west-1
 
 Exit codes: 0 success, 1 the work ran and failed, 2 it could not start.
 Settings: flags, then POLICYSHIP_* environment variables, then policyship.yaml, then defaults.`;
@@ -61,6 +65,44 @@ function addTestOptions(command: Command): Command {
   return command
     .option("--coverage-threshold <pct>", "fail when coverage is below this percentage", toNumber)
     .option("--run <regex>", "only tests whose name matches");
+}
+
+function addStoreOptions(command: Command): Command {
+  return command
+    .option("--bucket <name>", "S3 bucket")
+    .option("--prefix <prefix>", "key prefix; objects are <prefix>/<rev>.tar.gz")
+    .option("--region <region>", "AWS region (default: $AWS_REGION)")
+    .option("--endpoint <url>", "S3-compatible endpoint (MinIO, R2, …); implies path-style")
+    .option("--force-path-style", "path-style S3 URLs")
+    .option("--profile <name>", "AWS profile")
+    .option("--to <dir>", "publish to a local directory laid out like the bucket instead of S3");
+}
+
+function addConfigOptions(command: Command): Command {
+  return command
+    .addOption(new Option("--format <format>", "config format (default: yaml)").choices(["yaml", "json"]))
+    .option("-o, --output <file>", "write the config to a file instead of stdout")
+    .option("--bundle-name <name>", "bundles.<name> in the config (default: authz)")
+    .option("--service-url <url>", "plain HTTP(S) bundle server instead of S3 (with --to)")
+    .addOption(
+      new Option("--credentials <mode>", "how OPA signs S3 requests (default: environment)").choices([
+        "environment",
+        "metadata",
+        "web-identity",
+        "profile",
+        "assume-role",
+        "sso",
+      ]),
+    )
+    .option("--role-arn <arn>", "IAM role ARN for web-identity / assume-role")
+    .option("--iam-role <name>", "IAM role name for metadata credentials")
+    .option("--polling-min <seconds>", "bundle polling min delay (default: 60)", toNumber)
+    .option("--polling-max <seconds>", "bundle polling max delay (default: 120)", toNumber)
+    .option("--persist", "let OPA persist the bundle to disk")
+    .addOption(new Option("--decision-logs <sink>", "decision logs").choices(["console"]))
+    .addOption(new Option("--status <sink>", "status reports").choices(["console"]))
+    .option("--verification-key <pem>", "public key OPA verifies the bundle signature with")
+    .option("--key-id <id>", "name of the verification key");
 }
 
 function settingsFromFlags(flags: Record<string, unknown>): Record<string, unknown> {
@@ -176,6 +218,121 @@ Examples:
       const result = await check(context);
       print(io, context, result, renderCheck(result));
       assertCheckPassed(result);
+    });
+
+  addConfigOptions(addStoreOptions(program.command("publish")))
+    .description("upload <out>/<rev>.tar.gz to <prefix><rev>.tar.gz; a revision is immutable")
+    .option("--out <dir>", "where build wrote the bundle (default: dist)")
+    .option("--revision <id>", "revision to publish (default: full SHA of HEAD)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ policyship publish --bucket acme-policies --region eu-west-1
+  $ policyship publish --bucket policies --endpoint http://127.0.0.1:9000
+  $ policyship publish --to /srv/bundles
+
+Publishing the same revision again with the same content succeeds ("already published");
+other content under a published revision exits 1 and leaves the object untouched.`,
+    )
+    .action(async (_options, command: Command) => {
+      const context = await createContext(io, command);
+      const { publish, renderPublish } = await import("./commands/publish.ts");
+      const result = await publish(context);
+      print(io, context, result, renderPublish(result));
+    });
+
+  addConfigOptions(addStoreOptions(program.command("config")))
+    .description("render the OPA configuration pinned to a revision")
+    .option("--revision <id>", "revision to pin (default: full SHA of HEAD)")
+    .option("--verify", "check first that the object exists in the store")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ policyship config --bucket acme-policies --region eu-west-1 -o opa-config.yaml
+  $ policyship config --bucket policies --endpoint http://127.0.0.1:9000 --format json
+  $ policyship config --bucket acme-policies --region eu-west-1 --credentials web-identity --role-arn arn:aws:iam::123456789012:role/opa
+  $ policyship config --to /srv/bundles --service-url https://bundles.example.com`,
+    )
+    .action(async (_options, command: Command) => {
+      const context = await createContext(io, command);
+      const { config, renderConfigResult } = await import("./commands/config.ts");
+      const result = await config(context);
+      const { text: _text, ...data } = result;
+      print(io, context, data, renderConfigResult(result));
+    });
+
+  addConfigOptions(addStoreOptions(addTestOptions(addBuildOptions(program.command("release")))))
+    .description("build → check → test → publish → config, stopping at the first failure")
+    .option("--dry-run", "everything but publish")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ policyship release --bucket acme-policies --region eu-west-1
+  $ policyship release --dry-run
+  $ policyship release --bucket policies --endpoint http://127.0.0.1:9000 --coverage-threshold 90
+
+In GitHub Actions (GITHUB_ACTIONS=true) it writes the outputs revision, key, url, sha256 and
+config to $GITHUB_OUTPUT and a summary to $GITHUB_STEP_SUMMARY.`,
+    )
+    .action(async (_options, command: Command) => {
+      const context = await createContext(io, command);
+      const { release, renderRelease } = await import("./commands/release.ts");
+      const result = await release(context);
+      print(io, context, result, renderRelease(result));
+    });
+
+  addConfigOptions(addStoreOptions(program.command("rollback")))
+    .argument("<revision>", "full SHA, short SHA, tag or branch")
+    .description("check a published revision and render the OPA config pinned to it")
+    .option("--v0-compatible", "the bundle holds policies written before OPA 1.0")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ policyship rollback 3f2a9c1 --bucket acme-policies --region eu-west-1 -o opa-config.yaml
+  $ policyship rollback v1.4.2 --bucket acme-policies --region eu-west-1
+  $ policyship rollback 3f2a9c1 --bucket acme-policies --verification-key pub.pem --key-id release`,
+    )
+    .action(async (ref: string, _options, command: Command) => {
+      const context = await createContext(io, command);
+      const { rollback, renderRollback } = await import("./commands/rollback.ts");
+      const result = await rollback(context, ref);
+      const { text: _text, ...data } = result;
+      print(io, context, data, renderRollback(result));
+    });
+
+  addStoreOptions(program.command("list"))
+    .description("published revisions, newest first")
+    .option("--limit <n>", "how many (default: 20)", toNumber)
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ policyship list --bucket acme-policies --region eu-west-1 --limit 5 --json",
+    )
+    .action(async (_options, command: Command) => {
+      const context = await createContext(io, command);
+      const { list, renderList } = await import("./commands/list.ts");
+      const result = await list(context);
+      print(io, context, result, renderList(result));
+    });
+
+  addStoreOptions(program.command("verify"))
+    .argument("<revision>", "full SHA, short SHA, tag or branch")
+    .description("download a published revision and check its sha256, manifest revision and signature")
+    .option("--verification-key <pem>", "public key to check the bundle signature with")
+    .option("--key-id <id>", "name of the verification key")
+    .option("--v0-compatible", "the bundle holds policies written before OPA 1.0")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ policyship verify 3f2a9c1 --bucket acme-policies --region eu-west-1",
+    )
+    .action(async (ref: string, _options, command: Command) => {
+      const context = await createContext(io, command);
+      const { verify, renderVerify } = await import("./commands/verify.ts");
+      const result = await verify(context, ref);
+      print(io, context, result, renderVerify(result));
     });
 
   return program;

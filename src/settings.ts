@@ -107,6 +107,9 @@ export const settingsSchema = z
     // tools
     opa: z.string().min(1),
     limit: z.number().int().min(1).max(1000),
+    // per-command switches
+    verify: z.boolean(),
+    dryRun: z.boolean(),
   })
   .strict();
 
@@ -132,6 +135,8 @@ export const DEFAULTS = {
   persist: false,
   format: "yaml",
   limit: 20,
+  verify: false,
+  dryRun: false,
 } as const satisfies SettingsInput;
 
 export type Settings = Omit<SettingsInput, keyof typeof DEFAULTS> & {

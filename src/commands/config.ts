@@ -1,0 +1,108 @@
+import { readFile, rename, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { Context } from "../context.ts";
+import { FailureError, UserError } from "../errors.ts";
+import { type OpaConfig, renderOpaConfig } from "../opa-config/render.ts";
+import { assertRevision } from "../revision.ts";
+import { resolveRegion } from "../store/open.ts";
+import { objectKey, type Store } from "../store/store.ts";
+
+export interface ConfigResult {
+  revision: string;
+  key: string;
+  format: "yaml" | "json";
+  /** Where the config was written; undefined when printed on stdout. */
+  output?: string;
+  text: string;
+  config: OpaConfig;
+}
+
+async function readVerificationKey(context: Context): Promise<string | undefined> {
+  const file = context.settings.verificationKey;
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = await readFile(path.resolve(context.cwd, file), "utf8");
+  } catch {
+    throw new UserError(
+      `--verification-key ${file} cannot be read`,
+      "check the path of the public key (PEM)",
+    );
+  }
+  // HS* algorithms take a shared secret; every other algorithm needs a public key OPA can parse.
+  if (!context.settings.signingAlg.startsWith("HS")) {
+    const { createPublicKey } = await import("node:crypto");
+    try {
+      createPublicKey(text);
+    } catch {
+      throw new UserError(
+        `--verification-key ${file} is not a PEM public key`,
+        "pass the public half of the signing key",
+      );
+    }
+  }
+  return text;
+}
+
+async function configRevision(context: Context): Promise<string> {
+  if (context.settings.revision) return assertRevision(context.settings.revision);
+  const { describeHead } = await import("../git.ts");
+  const head = await describeHead(context.cwd);
+  if (!head?.sha)
+    throw new UserError("no revision to pin", "run inside your git repository, or pass --revision");
+  return head.sha;
+}
+
+export async function serialize(config: OpaConfig, format: "yaml" | "json"): Promise<string> {
+  if (format === "json") return `${JSON.stringify(config, null, 2)}\n`;
+  const YAML = await import("yaml");
+  return YAML.stringify(config, { lineWidth: 0 });
+}
+
+/** Writes atomically (temp name, then rename), so a deploy never reads half a config. */
+export async function writeOutput(file: string, text: string) {
+  const temp = `${file}.${process.pid}.tmp`;
+  await writeFile(temp, text);
+  await rename(temp, file);
+}
+
+/**
+ * Renders OPA's configuration pinned to a revision. `--verify` first checks that the object exists.
+ */
+export async function config(
+  context: Context,
+  prepared?: { revision?: string; store?: Store; verified?: boolean },
+): Promise<ConfigResult> {
+  const { settings } = context;
+  const revision = prepared?.revision ?? (await configRevision(context));
+  const key = objectKey(settings.prefix, revision);
+  const verificationKey = await readVerificationKey(context);
+  const rendered = renderOpaConfig({ revision, settings, region: resolveRegion(context), verificationKey });
+  if (settings.verify && !prepared?.verified) {
+    const { openStore } = await import("../store/open.ts");
+    const store = prepared?.store ?? (await openStore(context));
+    if (!(await store.head(key))) {
+      throw new FailureError(
+        `${store.urlOf(key)} does not exist`,
+        "publish the revision first (policyship publish)",
+      );
+    }
+  }
+  const text = await serialize(rendered, settings.format);
+  const output = settings.output ? path.resolve(context.cwd, settings.output) : undefined;
+  if (output) await writeOutput(output, text);
+  return {
+    revision,
+    key,
+    format: settings.format,
+    output: output ? path.relative(context.cwd, output) || output : undefined,
+    text,
+    config: rendered,
+  };
+}
+
+export function renderConfigResult(result: ConfigResult): string {
+  return result.output
+    ? `wrote OPA config for ${result.revision} to ${result.output}`
+    : result.text.trimEnd();
+}

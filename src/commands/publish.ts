@@ -1,0 +1,115 @@
+import { readFile, stat } from "node:fs/promises";
+import path from "node:path";
+import { sha256File } from "../bundle/read.ts";
+import type { Context } from "../context.ts";
+import { FailureError, UserError } from "../errors.ts";
+import { assertRevision } from "../revision.ts";
+import { openStore } from "../store/open.ts";
+import { objectKey, type Store } from "../store/store.ts";
+import type { BuildResult } from "./build.ts";
+
+export interface PublishResult {
+  revision: string;
+  key: string;
+  url: string;
+  sha256: string;
+  size: number;
+  /** false when the same content was already there (an idempotent re-run). */
+  created: boolean;
+}
+
+/** The revision to publish: --revision, else HEAD's SHA (no dirty check: publish ships what build wrote). */
+async function publishRevision(context: Context): Promise<string> {
+  if (context.settings.revision) return assertRevision(context.settings.revision);
+  const { describeHead } = await import("../git.ts");
+  const head = await describeHead(context.cwd);
+  if (!head?.sha)
+    throw new UserError("no revision to publish", "run inside your git repository, or pass --revision");
+  return head.sha;
+}
+
+/** What build wrote for a revision: the tarball's digest (re-computed, so a changed file is caught) and metadata. */
+async function readBuildOutput(context: Context, revision: string) {
+  const file = path.resolve(context.cwd, context.settings.out, `${revision}.tar.gz`);
+  const info = await stat(file).catch(() => undefined);
+  if (!info?.isFile()) {
+    throw new UserError(
+      `no bundle for revision ${revision} at ${path.relative(context.cwd, file)}`,
+      "run policyship build first (same --out)",
+    );
+  }
+  const metadata = await readFile(file.replace(/\.tar\.gz$/, ".json"), "utf8")
+    .then((text) => JSON.parse(text) as Partial<BuildResult>)
+    .catch(() => ({}) as Partial<BuildResult>);
+  const { sha256, size } = await sha256File(file);
+  if (metadata.sha256 && metadata.sha256 !== sha256) {
+    throw new FailureError(
+      `${path.relative(context.cwd, file)} changed after it was built (sha256 ${sha256}, build recorded ${metadata.sha256})`,
+      "rebuild it with policyship build",
+    );
+  }
+  return { file, sha256, size, metadata };
+}
+
+/**
+ * Uploads `<out>/<rev>.tar.gz` to `<prefix><rev>.tar.gz` as a conditional create. A revision is immutable:
+ * the same content already there is success, other content is a failure that leaves the object untouched.
+ */
+export async function publish(
+  context: Context,
+  prepared?: { revision?: string; build?: BuildResult; store?: Store },
+): Promise<PublishResult> {
+  const revision = prepared?.revision ?? (await publishRevision(context));
+  if (revision.endsWith("-dirty")) {
+    throw new FailureError(
+      `refusing to publish ${revision}: it was built from uncommitted changes`,
+      "commit the changes and build again",
+    );
+  }
+  const [bundle, store] = await Promise.all([
+    prepared?.build
+      ? {
+          file: path.resolve(context.cwd, prepared.build.bundle),
+          sha256: prepared.build.sha256,
+          size: prepared.build.size,
+          metadata: prepared.build,
+        }
+      : readBuildOutput(context, revision),
+    prepared?.store ?? openStore(context),
+  ]);
+  const key = objectKey(context.settings.prefix, revision);
+  const url = store.urlOf(key);
+  const metadata: Record<string, string> = {
+    revision,
+    sha256: bundle.sha256,
+    "built-at": bundle.metadata.builtAt ?? new Date().toISOString(),
+  };
+  const gitRef = bundle.metadata.git?.branch ?? context.env.GITHUB_REF;
+  if (gitRef) metadata["git-ref"] = gitRef;
+  context.log.info(`publishing ${revision} to ${url}`);
+  const outcome = await store.createIfAbsent({
+    key,
+    file: bundle.file,
+    size: bundle.size,
+    sha256: bundle.sha256,
+    contentType: "application/gzip",
+    metadata,
+  });
+  if (!outcome.created) {
+    const existing = outcome.existing.metadata.sha256;
+    if (existing !== bundle.sha256) {
+      throw new FailureError(
+        `${url} already holds other content for revision ${revision} (published sha256 ${existing ?? "unknown"}, local ${bundle.sha256}); left untouched`,
+        "a revision is immutable: commit the change and publish the new SHA",
+        { revision, key, url, publishedSha256: existing, localSha256: bundle.sha256 },
+      );
+    }
+  }
+  return { revision, key, url, sha256: bundle.sha256, size: bundle.size, created: outcome.created };
+}
+
+export function renderPublish(result: PublishResult): string {
+  return result.created
+    ? `published ${result.url} (sha256 ${result.sha256}, ${result.size} bytes)`
+    : `already published ${result.url} with the same sha256 ${result.sha256}`;
+}

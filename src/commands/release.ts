@@ -1,0 +1,131 @@
+import path from "node:path";
+import type { Context } from "../context.ts";
+import { appendStepSummary, inGitHubActions, writeOutputs } from "../github.ts";
+import { locateOpa } from "../opa/locate.ts";
+import { resolveBuildRevision } from "../revision.ts";
+import { type BuildResult, build } from "./build.ts";
+import { assertCheckPassed, check } from "./check.ts";
+import { type ConfigResult, config } from "./config.ts";
+import { type PublishResult, publish } from "./publish.ts";
+import { assertTestsPassed, renderTest, summaryLine, type TestResult, test } from "./test.ts";
+
+export interface ReleaseResult {
+  revision: string;
+  bundle: string;
+  sha256: string;
+  size: number;
+  tests: Pick<TestResult, "passed" | "failed" | "skipped" | "coverage">;
+  /** null with --dry-run. */
+  published: Pick<PublishResult, "key" | "url" | "created"> | null;
+  config: string;
+  durationMs: number;
+}
+
+/**
+ * build → check → test → publish → config, stopping at the first failure. Check runs beside build (both
+ * only read the policies); test runs on the built artifact; publish reuses build's digest, so the
+ * tarball is read once after opa writes it.
+ */
+export async function release(context: Context): Promise<ReleaseResult> {
+  const started = performance.now();
+  const { settings, cwd, log } = context;
+  const opa = locateOpa({ flag: settings.opa, env: context.env, cwd });
+  const revision = resolveBuildRevision(context, { metadata: true });
+  // Both are awaited below; this keeps an early rejection from being reported as unhandled.
+  opa.catch(() => {});
+  revision.catch(() => {});
+  const store = settings.dryRun
+    ? undefined
+    : import("../store/open.ts").then(({ openStore }) => openStore(context));
+  store?.catch(() => {});
+
+  const [built, checked] = await Promise.all([build(context, { opa, revision }), check(context, { opa })]);
+  assertCheckPassed(checked);
+  const wantCoverage = settings.coverageThreshold !== undefined || inGitHubActions(context.env);
+  const tested = await test(context, {
+    opa,
+    bundle: path.resolve(cwd, built.bundle),
+    coverage: wantCoverage,
+  });
+  log.info(renderTest(tested));
+  assertTestsPassed(tested);
+
+  let published: PublishResult | undefined;
+  if (settings.dryRun) {
+    log.info("dry run: not publishing");
+  } else {
+    published = await publish(context, { revision: built.revision, build: built, store: await store });
+    log.info(published.created ? `published ${published.url}` : `already published ${published.url}`);
+  }
+  const output =
+    settings.output ?? path.join(settings.out, `${built.revision}.opa-config.${settings.format}`);
+  const rendered = await config(
+    { ...context, settings: { ...settings, output, verify: false } },
+    { revision: built.revision, verified: true },
+  );
+  const result: ReleaseResult = {
+    revision: built.revision,
+    bundle: built.bundle,
+    sha256: built.sha256,
+    size: built.size,
+    tests: {
+      passed: tested.passed,
+      failed: tested.failed,
+      skipped: tested.skipped,
+      coverage: tested.coverage,
+    },
+    published: published ? { key: published.key, url: published.url, created: published.created } : null,
+    config: rendered.output ?? output,
+    durationMs: Math.round(performance.now() - started),
+  };
+  await reportToGitHub(context, result, built, rendered);
+  return result;
+}
+
+async function reportToGitHub(
+  context: Context,
+  result: ReleaseResult,
+  built: BuildResult,
+  rendered: ConfigResult,
+) {
+  if (!inGitHubActions(context.env)) return;
+  await writeOutputs(context.env, {
+    revision: result.revision,
+    key: result.published?.key,
+    url: result.published?.url,
+    sha256: result.sha256,
+    config: result.config,
+  });
+  const coverage = result.tests.coverage === null ? "not measured" : `${result.tests.coverage.toFixed(1)}%`;
+  const object = result.published
+    ? `\`${result.published.url}\`${result.published.created ? "" : " (already published)"}`
+    : "not published (dry run)";
+  const markdown = [
+    `## policyship release ${result.revision}`,
+    "",
+    `- **Revision**: \`${result.revision}\``,
+    `- **Commit**: ${built.git?.subject ?? "(unknown)"}`,
+    `- **Tests**: ${result.tests.passed} passed, ${result.tests.failed} failed; coverage ${coverage}`,
+    `- **Object**: ${object}`,
+    `- **Size**: ${result.size} bytes, sha256 \`${result.sha256}\``,
+    "",
+    `<details><summary>OPA configuration (${result.config})</summary>`,
+    "",
+    `\`\`\`${rendered.format}`,
+    rendered.text.trimEnd(),
+    "```",
+    "</details>",
+    "",
+  ].join("\n");
+  await appendStepSummary(context.env, markdown);
+}
+
+export function renderRelease(result: ReleaseResult): string {
+  return [
+    `released ${result.revision}`,
+    `  bundle   ${result.bundle} (${result.size} bytes, sha256 ${result.sha256})`,
+    `  tests    ${summaryLine(result.tests)}${result.tests.coverage === null ? "" : `, coverage ${result.tests.coverage.toFixed(1)}%`}`,
+    `  object   ${result.published ? `${result.published.url}${result.published.created ? "" : " (already published)"}` : "not published (dry run)"}`,
+    `  config   ${result.config}`,
+  ].join("\n");
+}

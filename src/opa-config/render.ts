@@ -1,0 +1,116 @@
+import { UserError } from "../errors.ts";
+import type { Settings } from "../settings.ts";
+import { objectKey } from "../store/store.ts";
+
+/**
+ * OPA's configuration pinned to one revision: a service for the bucket, one bundle whose resource is
+ * `<prefix><rev>.tar.gz`, and labels naming the revision.
+ * https://www.openpolicyagent.org/docs/configuration
+ */
+
+export type OpaConfig = Record<string, unknown>;
+
+export interface RenderInput {
+  revision: string;
+  settings: Settings;
+  /** Region for AWS URLs and s3_signing; resolved from flags and env by the caller. */
+  region?: string;
+  /** PEM text of the verification key, when bundles are signed. */
+  verificationKey?: string;
+}
+
+const SESSION_NAME = "policyship-opa";
+
+/** The bucket's URL. AWS always gets the regional endpoint: the global one redirects, which breaks signing. */
+export function serviceUrl(settings: Settings, region?: string): string {
+  if (settings.serviceUrl) return settings.serviceUrl.replace(/\/+$/, "");
+  if (!settings.bucket) {
+    throw new UserError(
+      "no bucket (or --service-url) to point OPA at",
+      "pass --bucket <name>, or --service-url <url> for a bundle server",
+    );
+  }
+  if (settings.endpoint) return `${settings.endpoint.replace(/\/+$/, "")}/${settings.bucket}`;
+  if (!region) throw new UserError("no AWS region for the bucket URL", "pass --region, or set AWS_REGION");
+  return settings.forcePathStyle
+    ? `https://s3.${region}.amazonaws.com/${settings.bucket}`
+    : `https://${settings.bucket}.s3.${region}.amazonaws.com`;
+}
+
+/** `credentials.s3_signing` for the chosen provider; undefined for a plain HTTP(S) service. */
+export function s3Signing(settings: Settings, region?: string): Record<string, unknown> | undefined {
+  if (settings.serviceUrl) return undefined;
+  const withRegion = region ? { aws_region: region } : {};
+  switch (settings.credentials) {
+    case "environment":
+      return { environment_credentials: {} };
+    case "metadata":
+      if (!region) throw new UserError("--credentials metadata needs a region", "pass --region");
+      return {
+        metadata_credentials: { ...withRegion, ...(settings.iamRole ? { iam_role: settings.iamRole } : {}) },
+      };
+    case "web-identity":
+      return {
+        web_identity_credentials: {
+          ...withRegion,
+          ...(settings.roleArn ? { iam_role_arn: settings.roleArn } : {}),
+          session_name: SESSION_NAME,
+        },
+      };
+    case "profile":
+      return {
+        profile_credentials: { ...(settings.profile ? { profile: settings.profile } : {}), ...withRegion },
+      };
+    case "assume-role":
+      if (!settings.roleArn)
+        throw new UserError(
+          "--credentials assume-role needs --role-arn",
+          "pass the ARN of the role OPA assumes",
+        );
+      return {
+        assume_role_credentials: {
+          ...withRegion,
+          iam_role_arn: settings.roleArn,
+          session_name: SESSION_NAME,
+          // The role is assumed with the credentials OPA finds in its environment.
+          aws_signing: { environment_credentials: {} },
+        },
+      };
+    case "sso":
+      return { sso_credentials: settings.profile ? { profile: settings.profile } : {} };
+  }
+}
+
+export function renderOpaConfig(input: RenderInput): OpaConfig {
+  const { settings, revision, region } = input;
+  if (input.verificationKey && !settings.keyId) {
+    throw new UserError("--verification-key needs --key-id", "name the key, e.g. --key-id release");
+  }
+  const signing = s3Signing(settings, region);
+  const service: Record<string, unknown> = { url: serviceUrl(settings, region) };
+  if (signing) service.credentials = { s3_signing: signing };
+  const bundle: Record<string, unknown> = {
+    service: settings.serviceName,
+    resource: objectKey(settings.prefix, revision),
+    // The object never changes (immutable revision), so polling only retries a failed first download.
+    polling: { min_delay_seconds: settings.pollingMin, max_delay_seconds: settings.pollingMax },
+  };
+  if (settings.persist) bundle.persist = true;
+  if (input.verificationKey) bundle.signing = { keyid: settings.keyId };
+  const config: OpaConfig = {
+    labels: { "policyship-revision": revision },
+    services: { [settings.serviceName]: service },
+    bundles: { [settings.bundleName]: bundle },
+  };
+  if (input.verificationKey) {
+    config.keys = {
+      [settings.keyId as string]: { key: input.verificationKey, algorithm: settings.signingAlg },
+    };
+  }
+  // The status plugin must be on for GET /v1/status, which the enforcer's revision guard reads. Prometheus
+  // enables it without console noise and without reporting to the bundle service.
+  config.status = settings.status === "console" ? { console: true } : { prometheus: true };
+  if (settings.decisionLogs === "console") config.decision_logs = { console: true };
+  if (settings.persist) config.persistence_directory = ".opa";
+  return config;
+}

@@ -1,0 +1,87 @@
+import { randomBytes } from "node:crypto";
+import { copyFile, link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { sha256File } from "../bundle/read.ts";
+import { UserError } from "../errors.ts";
+import type { CreateOutcome, ObjectToCreate, Store, StoredObject } from "./store.ts";
+
+/**
+ * A local folder laid out like the bucket, for teams that serve bundles from a static HTTP server.
+ * Each object has a `<key>.meta.json` beside it holding its metadata.
+ */
+export class DirectoryStore implements Store {
+  readonly location: string;
+
+  constructor(
+    private readonly root: string,
+    private readonly serviceUrl?: string,
+  ) {
+    this.location = `${root}${path.sep}`;
+  }
+
+  private pathOf(key: string): string {
+    const file = path.resolve(this.root, key);
+    if (!file.startsWith(path.resolve(this.root) + path.sep))
+      throw new UserError(`key ${key} leaves ${this.root}`);
+    return file;
+  }
+
+  async createIfAbsent(object: ObjectToCreate): Promise<CreateOutcome> {
+    const target = this.pathOf(object.key);
+    await mkdir(path.dirname(target), { recursive: true });
+    const temp = `${target}.${randomBytes(4).toString("hex")}.partial`;
+    try {
+      await copyFile(object.file, temp);
+      // link() fails with EEXIST when the name is taken: an atomic create-if-absent on one filesystem.
+      await link(temp, target);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "EEXIST") {
+        const existing = await this.head(object.key);
+        if (existing) return { created: false, existing };
+      }
+      throw error;
+    } finally {
+      await rm(temp, { force: true });
+    }
+    // The winner of link() owns the key, so its metadata is the only one written.
+    await writeFile(`${temp}.meta`, `${JSON.stringify(object.metadata, null, 2)}\n`);
+    await rename(`${temp}.meta`, `${target}.meta.json`);
+    return { created: true };
+  }
+
+  async head(key: string): Promise<StoredObject | undefined> {
+    const file = this.pathOf(key);
+    const info = await stat(file).catch(() => undefined);
+    if (!info?.isFile()) return undefined;
+    const metadata = await readFile(`${file}.meta.json`, "utf8")
+      .then((text) => JSON.parse(text) as Record<string, string>)
+      .catch(async () => ({ sha256: (await sha256File(file)).sha256 }));
+    return { key, size: info.size, lastModified: info.mtime, metadata };
+  }
+
+  async get(key: string): Promise<Buffer> {
+    return readFile(this.pathOf(key));
+  }
+
+  async list(prefix: string): Promise<StoredObject[]> {
+    const dir = path.resolve(
+      this.root,
+      prefix.endsWith("/") || prefix === "" ? prefix : path.dirname(prefix),
+    );
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const base = path.relative(path.resolve(this.root), dir);
+    const objects: StoredObject[] = [];
+    for (const name of names) {
+      if (!name.endsWith(".tar.gz")) continue;
+      const key = base ? `${base.split(path.sep).join("/")}/${name}` : name;
+      if (!key.startsWith(prefix)) continue;
+      const info = await stat(path.join(dir, name));
+      objects.push({ key, size: info.size, lastModified: info.mtime, metadata: {} });
+    }
+    return objects;
+  }
+
+  urlOf(key: string): string {
+    return this.serviceUrl ? `${this.serviceUrl.replace(/\/+$/, "")}/${key}` : this.pathOf(key);
+  }
+}

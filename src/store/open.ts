@@ -1,0 +1,56 @@
+import path from "node:path";
+import type { Context } from "../context.ts";
+import { UserError } from "../errors.ts";
+import type { Store } from "./store.ts";
+
+/** The region for S3: --region, then AWS_REGION / AWS_DEFAULT_REGION, then us-east-1 for custom endpoints. */
+export function resolveRegion(context: Context): string | undefined {
+  const { settings, env } = context;
+  return (
+    settings.region ??
+    env.AWS_REGION ??
+    env.AWS_DEFAULT_REGION ??
+    (settings.endpoint ? "us-east-1" : undefined)
+  );
+}
+
+function progressLine(context: Context) {
+  if (!process.stderr.isTTY || context.json) return undefined;
+  let last = 0;
+  return (loaded: number, total: number) => {
+    const now = Date.now();
+    if (now - last < 200 && loaded < total) return;
+    last = now;
+    const percent = total ? Math.floor((loaded / total) * 100) : 0;
+    process.stderr.write(
+      `\ruploading ${percent}% (${(loaded / 1e6).toFixed(1)}/${(total / 1e6).toFixed(1)} MB)`,
+    );
+    if (loaded >= total) process.stderr.write("\n");
+  };
+}
+
+/** The S3 store, or the directory store with --to; the AWS SDK is loaded only for S3. */
+export async function openStore(context: Context): Promise<Store> {
+  const { settings, cwd } = context;
+  if (settings.to) {
+    const { DirectoryStore } = await import("./directory.ts");
+    return new DirectoryStore(path.resolve(cwd, settings.to), settings.serviceUrl);
+  }
+  if (!settings.bucket) {
+    throw new UserError(
+      "no bucket given",
+      "pass --bucket <name> (or POLICYSHIP_BUCKET, or bucket: in policyship.yaml)",
+    );
+  }
+  const region = resolveRegion(context);
+  if (!region) throw new UserError("no AWS region given", "pass --region, or set AWS_REGION");
+  const { S3Store } = await import("./s3.ts");
+  return new S3Store({
+    bucket: settings.bucket,
+    region,
+    endpoint: settings.endpoint,
+    forcePathStyle: settings.forcePathStyle || settings.endpoint !== undefined,
+    profile: settings.profile,
+    onProgress: progressLine(context),
+  });
+}
