@@ -17,7 +17,8 @@ export interface ReleaseResult {
   tests: Pick<TestResult, "passed" | "failed" | "skipped" | "coverage">;
   /** null with --dry-run. */
   published: Pick<PublishResult, "key" | "url" | "created"> | null;
-  config: string;
+  /** Path of the rendered OPA config; null on a dry run without a bucket. */
+  config: string | null;
   durationMs: number;
 }
 
@@ -57,12 +58,17 @@ export async function release(context: Context): Promise<ReleaseResult> {
     published = await publish(context, { revision: built.revision, build: built, store: await store });
     log.info(published.created ? `published ${published.url}` : `already published ${published.url}`);
   }
-  const output =
-    settings.output ?? path.join(settings.out, `${built.revision}.opa-config.${settings.format}`);
-  const rendered = await config(
-    { ...context, settings: { ...settings, output, verify: false } },
-    { revision: built.revision, verified: true },
-  );
+  let rendered: ConfigResult | undefined;
+  if (settings.dryRun && !settings.bucket && !settings.serviceUrl) {
+    log.info("dry run without --bucket or --service-url: no OPA config rendered");
+  } else {
+    const output =
+      settings.output ?? path.join(settings.out, `${built.revision}.opa-config.${settings.format}`);
+    rendered = await config(
+      { ...context, settings: { ...settings, output, verify: false } },
+      { revision: built.revision, verified: true },
+    );
+  }
   const result: ReleaseResult = {
     revision: built.revision,
     bundle: built.bundle,
@@ -75,7 +81,7 @@ export async function release(context: Context): Promise<ReleaseResult> {
       coverage: tested.coverage,
     },
     published: published ? { key: published.key, url: published.url, created: published.created } : null,
-    config: rendered.output ?? output,
+    config: rendered?.output ?? null,
     durationMs: Math.round(performance.now() - started),
   };
   await reportToGitHub(context, result, built, rendered);
@@ -86,7 +92,7 @@ async function reportToGitHub(
   context: Context,
   result: ReleaseResult,
   built: BuildResult,
-  rendered: ConfigResult,
+  rendered: ConfigResult | undefined,
 ) {
   if (!inGitHubActions(context.env)) return;
   await writeOutputs(context.env, {
@@ -94,7 +100,7 @@ async function reportToGitHub(
     key: result.published?.key,
     url: result.published?.url,
     sha256: result.sha256,
-    config: result.config,
+    config: result.config ?? undefined,
   });
   const coverage = result.tests.coverage === null ? "not measured" : `${result.tests.coverage.toFixed(1)}%`;
   const object = result.published
@@ -109,13 +115,17 @@ async function reportToGitHub(
     `- **Object**: ${object}`,
     `- **Size**: ${result.size} bytes, sha256 \`${result.sha256}\``,
     "",
-    `<details><summary>OPA configuration (${result.config})</summary>`,
-    "",
-    `\`\`\`${rendered.format}`,
-    rendered.text.trimEnd(),
-    "```",
-    "</details>",
-    "",
+    ...(rendered
+      ? [
+          `<details><summary>OPA configuration (${result.config})</summary>`,
+          "",
+          `\`\`\`${rendered.format}`,
+          rendered.text.trimEnd(),
+          "```",
+          "</details>",
+          "",
+        ]
+      : []),
   ].join("\n");
   await appendStepSummary(context.env, markdown);
 }
@@ -126,6 +136,6 @@ export function renderRelease(result: ReleaseResult): string {
     `  bundle   ${result.bundle} (${result.size} bytes, sha256 ${result.sha256})`,
     `  tests    ${summaryLine(result.tests)}${result.tests.coverage === null ? "" : `, coverage ${result.tests.coverage.toFixed(1)}%`}`,
     `  object   ${result.published ? `${result.published.url}${result.published.created ? "" : " (already published)"}` : "not published (dry run)"}`,
-    `  config   ${result.config}`,
+    `  config   ${result.config ?? "not rendered (dry run without a bucket)"}`,
   ].join("\n");
 }

@@ -183,3 +183,31 @@ describe("release in GitHub Actions", () => {
     expect(markdown).toContain(`resource: ${sha}.tar.gz`);
   });
 });
+
+describe("release --dry-run", () => {
+  it("builds, checks and tests without a bucket, and publishes nothing", async () => {
+    const dry = await createRepo({ examplePolicies: true });
+    const result = await runCli(["release", "--dry-run", "--json"], { cwd: dry.dir });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      published: null,
+      config: null,
+      tests: { passed: 12, failed: 0 },
+    });
+  });
+
+  it("stops at a failing check before testing or publishing", async () => {
+    const ugly = await createRepo({ examplePolicies: true });
+    await ugly.write("policies/ugly.rego", "package ugly\nallow    if input.a==1\n");
+    ugly.commit("unformatted");
+    const bucket = await createBucket();
+    const result = await runCli(["release", "--bucket", bucket, "--endpoint", minio().endpoint], {
+      cwd: ugly.dir,
+      env: awsEnv(),
+    });
+    expect(result.exitCode).toBe(1);
+    expect(expectOneLineError(result)).toContain("not formatted: policies/ugly.rego");
+    expect(result.stderr).not.toContain("testing ");
+    expect(await keysIn(bucket)).toEqual([]);
+  });
+});
