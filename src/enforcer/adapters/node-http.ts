@@ -1,0 +1,36 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { authorizeRequest } from "../authorize.ts";
+import { errorDecision } from "../decision.ts";
+import type { Enforcer } from "../enforcer.ts";
+import { sendDecision } from "../respond.ts";
+
+export type Handler<
+  Req extends IncomingMessage = IncomingMessage,
+  Res extends ServerResponse = ServerResponse,
+> = (req: Req, res: Res) => unknown;
+
+/**
+ * Wraps a node:http handler: it runs only when the policy allows. When the body is part of the input,
+ * the enforcer reads it and leaves it on `req.body` (a Buffer), since the stream is then consumed.
+ */
+export function withAuthorization<Req extends IncomingMessage, Res extends ServerResponse>(
+  enforcer: Enforcer,
+  handler: Handler<Req, Res>,
+): (req: Req, res: Res) => Promise<void> {
+  if (typeof handler !== "function")
+    throw new TypeError(`withAuthorization expects a handler function, got ${typeof handler}`);
+  return async (req, res) => {
+    let outcome: Awaited<ReturnType<typeof authorizeRequest>>;
+    try {
+      outcome = await authorizeRequest(enforcer, req, res);
+    } catch {
+      // Only the request stream can fail here (a client that aborts mid-body); fail closed.
+      if (!res.headersSent) sendDecision(res, errorDecision("reading the request failed"));
+      return;
+    }
+    if (!outcome.proceed) return;
+    if (outcome.body) (req as Req & { body?: Buffer }).body = outcome.body;
+    // The handler's own errors are the app's, as they would be without this wrapper.
+    await handler(req, res);
+  };
+}
