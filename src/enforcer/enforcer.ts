@@ -201,7 +201,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     return readyPromise;
   };
 
-  async function evaluate(input: unknown): Promise<Decision> {
+  async function evaluate(input: unknown, signal: AbortSignal): Promise<Decision> {
     let engine: Engine;
     try {
       engine = await enginePromise;
@@ -217,7 +217,6 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
         revision,
       );
     }
-    const signal = AbortSignal.timeout(timeoutMs);
     try {
       const evaluation = await engine.evaluate(input, signal);
       return { ...interpretResult(evaluation.result, evaluation.defined), revision };
@@ -235,7 +234,9 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     ready,
     async decide(input: unknown): Promise<Decision> {
       const started = performance.now();
-      let decision = closed ? errorDecision("the enforcer is closed") : await evaluate(input);
+      // The time budget covers the whole decision, readiness included.
+      const signal = AbortSignal.timeout(timeoutMs);
+      let decision = closed ? errorDecision("the enforcer is closed") : await evaluate(input, signal);
       let openedOnError = false;
       if (decision.error) {
         log(decision.error);

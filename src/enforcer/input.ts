@@ -76,9 +76,14 @@ export function parseQuerystring(query: string): KongInput["request"]["http"]["q
 /** Lower-cased header names (Node already lower-cases them); a header sent twice becomes an array. */
 function headersOf(req: IncomingMessage): Record<string, string | string[]> {
   const headers: Record<string, string | string[]> = {};
-  for (const [name, values] of Object.entries(req.headersDistinct)) {
-    if (!values) continue;
-    headers[name] = values.length === 1 ? (values[0] as string) : values;
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    const value = raw[i + 1] as string;
+    const existing = headers[name];
+    if (existing === undefined) headers[name] = value;
+    else if (Array.isArray(existing)) existing.push(value);
+    else headers[name] = [existing, value];
   }
   return headers;
 }

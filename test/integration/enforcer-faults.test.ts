@@ -1,0 +1,303 @@
+import { mkdtemp, writeFile } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEnforcer, type Enforcer, withAuthorization } from "../../src/enforcer/index.ts";
+import { runCli } from "../helpers/cli.ts";
+import { buildBundles, CONFORMANCE_DIR, CONFORMANCE_ENTRYPOINT } from "../helpers/enforcer-fixtures.ts";
+import { type FaultProxy, startFaultProxy } from "../helpers/fault-proxy.ts";
+import { type RunningOpa, startOpaServer } from "../helpers/opa-server.ts";
+import { freePort } from "../helpers/ports.ts";
+import { awsEnv, createBucket, minio } from "../helpers/s3.ts";
+
+const TIMEOUT_MS = 300;
+const allowInput = {
+  request: { http: { method: "GET", path: "/bool-allow", headers: {}, querystring: {} } },
+  client_ip: "127.0.0.1",
+};
+
+let opa: RunningOpa;
+let proxy: FaultProxy;
+let bundles: Awaited<ReturnType<typeof buildBundles>>;
+
+beforeAll(async () => {
+  bundles = await buildBundles(CONFORMANCE_DIR, "faults-1", CONFORMANCE_ENTRYPOINT);
+  opa = await startOpaServer(["--bundle", bundles.rego]);
+  proxy = await startFaultProxy(opa.url);
+});
+afterAll(async () => {
+  await proxy?.close();
+  await opa?.stop();
+});
+
+/** A node:http app behind the enforcer that counts handler calls. */
+async function app(enforcer: Enforcer) {
+  let handled = 0;
+  const server = http.createServer(
+    withAuthorization(enforcer, (_req, res) => {
+      handled++;
+      res.end("handled");
+    }),
+  );
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    handled: () => handled,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe("OPA faults fail closed within the timeout, and recover", () => {
+  const faults = [
+    { name: "slower than timeoutMs", fault: { kind: "delay", ms: TIMEOUT_MS + 700 } },
+    { name: "HTTP 500", fault: { kind: "status", status: 500 } },
+    { name: "HTTP 404", fault: { kind: "status", status: 404, body: '{"code":"resource_not_found"}' } },
+    { name: "malformed JSON", fault: { kind: "garbage" } },
+    { name: "a huge response body", fault: { kind: "huge", bytes: 4 * 1024 * 1024 } },
+    { name: "a reset before the response", fault: { kind: "reset" } },
+    { name: "a reset mid-response", fault: { kind: "reset-mid-response" } },
+  ] as const;
+
+  for (const { name, fault } of faults) {
+    it(`${name} → 500, handler not called, then recovers`, async () => {
+      const logs: string[] = [];
+      const enforcer = createEnforcer({
+        opa: { url: proxy.url, path: CONFORMANCE_ENTRYPOINT },
+        timeoutMs: TIMEOUT_MS,
+        log: (message) => logs.push(message),
+      });
+      await enforcer.ready();
+      const server = await app(enforcer);
+      try {
+        proxy.fault = fault;
+        const started = performance.now();
+        const response = await fetch(`${server.url}/bool-allow`);
+        const elapsed = performance.now() - started;
+        expect(response.status).toBe(500);
+        expect(await response.json()).toEqual({ message: "An unexpected error occurred" });
+        expect(elapsed).toBeLessThan(TIMEOUT_MS + 50);
+        expect(server.handled()).toBe(0);
+        expect(logs.join("\n")).toMatch(/OPA/);
+
+        proxy.fault = { kind: "pass" };
+        const recovered = await fetch(`${server.url}/bool-allow`);
+        expect(recovered.status).toBe(200);
+        expect(server.handled()).toBe(1);
+      } finally {
+        proxy.fault = { kind: "pass" };
+        await server.close();
+        await enforcer.close();
+      }
+    });
+  }
+
+  it("OPA down → 500 within the timeout; back up → allowed again", async () => {
+    const port = await freePort();
+    const enforcer = createEnforcer({
+      opa: { url: `http://127.0.0.1:${port}`, path: CONFORMANCE_ENTRYPOINT },
+      timeoutMs: TIMEOUT_MS,
+      log: () => {},
+    });
+    await enforcer.ready();
+    const server = await app(enforcer);
+    let late: RunningOpa | undefined;
+    try {
+      const started = performance.now();
+      const response = await fetch(`${server.url}/bool-allow`);
+      expect(response.status).toBe(500);
+      expect(performance.now() - started).toBeLessThan(TIMEOUT_MS + 50);
+      expect(server.handled()).toBe(0);
+      late = await startOpaServer(["--bundle", bundles.rego, "--addr", `127.0.0.1:${port}`]);
+      const recovered = await fetch(`${server.url}/bool-allow`);
+      expect(recovered.status).toBe(200);
+      expect(server.handled()).toBe(1);
+    } finally {
+      await server.close();
+      await enforcer.close();
+      await late?.stop();
+    }
+  });
+
+  it("bounds calls in flight, so an outage cannot queue without limit", async () => {
+    const enforcer = createEnforcer({
+      opa: { url: proxy.url, path: CONFORMANCE_ENTRYPOINT },
+      timeoutMs: 1000,
+      maxInFlight: 4,
+      log: () => {},
+    });
+    try {
+      proxy.fault = { kind: "delay", ms: 400 };
+      const decisions = await Promise.all(Array.from({ length: 12 }, () => enforcer.decide(allowInput)));
+      const refused = decisions.filter((d) => d.error?.includes("in flight"));
+      expect(refused).toHaveLength(8);
+      expect(decisions.filter((d) => d.allow)).toHaveLength(4);
+    } finally {
+      proxy.fault = { kind: "pass" };
+      await enforcer.close();
+    }
+  });
+
+  it("failOpen lets an error through and marks the event; a denial still denies", async () => {
+    const events: { failOpen: boolean; status: number }[] = [];
+    const enforcer = createEnforcer({
+      opa: { url: proxy.url, path: CONFORMANCE_ENTRYPOINT },
+      timeoutMs: TIMEOUT_MS,
+      failOpen: true,
+      log: () => {},
+      onDecision: (event) => events.push({ failOpen: event.failOpen, status: event.decision.status }),
+    });
+    try {
+      proxy.fault = { kind: "status", status: 503 };
+      expect(await enforcer.decide(allowInput)).toMatchObject({ allow: true, failOpen: true });
+      proxy.fault = { kind: "pass" };
+      const denied = await enforcer.decide({
+        ...allowInput,
+        request: { http: { ...allowInput.request.http, path: "/bool-deny" } },
+      });
+      expect(denied).toMatchObject({ allow: false, status: 403 });
+      expect(events).toEqual([
+        { failOpen: true, status: 200 },
+        { failOpen: false, status: 403 },
+      ]);
+    } finally {
+      proxy.fault = { kind: "pass" };
+      await enforcer.close();
+    }
+  });
+});
+
+describe("the revision guard", () => {
+  let pinned: RunningOpa;
+  let pinnedProxy: FaultProxy;
+
+  beforeAll(async () => {
+    // A real deployment shape: the bundle published to S3 and OPA started on the rendered config.
+    const bucket = await createBucket();
+    const store = ["--bucket", bucket, "--endpoint", minio().endpoint];
+    const out = path.dirname(path.dirname(bundles.rego));
+    const published = await runCli(
+      ["publish", "--revision", "faults-1", "--out", path.dirname(bundles.rego), ...store],
+      {
+        cwd: out,
+        env: awsEnv(),
+      },
+    );
+    expect(published.exitCode, published.stderr).toBe(0);
+    const configFile = path.join(out, "opa-config.yaml");
+    const rendered = await runCli(["config", "--revision", "faults-1", ...store, "-o", configFile], {
+      cwd: out,
+      env: awsEnv(),
+    });
+    expect(rendered.exitCode, rendered.stderr).toBe(0);
+    pinned = await startOpaServer(["--config-file", configFile], { env: awsEnv(), waitForBundles: true });
+    pinnedProxy = await startFaultProxy(pinned.url);
+  });
+  afterAll(async () => {
+    await pinnedProxy?.close();
+    await pinned?.stop();
+  });
+
+  it("allows when OPA serves the expected revision, without a second round trip per request", async () => {
+    const enforcer = createEnforcer({
+      opa: { url: pinnedProxy.url, path: CONFORMANCE_ENTRYPOINT },
+      expectedRevision: "faults-1",
+      revisionRefreshMs: 60_000,
+    });
+    try {
+      await enforcer.ready();
+      pinnedProxy.requests.length = 0;
+      for (let i = 0; i < 20; i++)
+        expect(await enforcer.decide(allowInput)).toMatchObject({ allow: true, revision: "faults-1" });
+      expect(pinnedProxy.requests.filter((r) => r.startsWith("GET /v1/status"))).toHaveLength(0);
+      expect(pinnedProxy.requests.filter((r) => r.startsWith("POST /v1/data/"))).toHaveLength(20);
+    } finally {
+      await enforcer.close();
+    }
+  });
+
+  it("answers 503 policy revision mismatch when OPA serves another revision", async () => {
+    const logs: string[] = [];
+    const enforcer = createEnforcer({
+      opa: { url: pinned.url, path: CONFORMANCE_ENTRYPOINT },
+      expectedRevision: "app-revision-2",
+      log: (message) => logs.push(message),
+    });
+    const server = await app(enforcer);
+    try {
+      const response = await fetch(`${server.url}/bool-allow`);
+      expect(response.status).toBe(503);
+      expect(await response.json()).toEqual({ message: "policy revision mismatch" });
+      expect(server.handled()).toBe(0);
+      expect(logs.join("\n")).toContain("OPA serves revision faults-1, the app expects app-revision-2");
+    } finally {
+      await server.close();
+      await enforcer.close();
+    }
+  });
+
+  it("answers 503 when the revision cannot be learned (status plugin off)", async () => {
+    const enforcer = createEnforcer({
+      opa: { url: opa.url, path: CONFORMANCE_ENTRYPOINT },
+      expectedRevision: "faults-1",
+      log: () => {},
+    });
+    try {
+      expect(await enforcer.decide(allowInput)).toMatchObject({ allow: false, status: 503 });
+    } finally {
+      await enforcer.close();
+    }
+  });
+
+  it("embedded: a bundle of another revision is refused with 503 and ready() rejects", async () => {
+    const enforcer = createEnforcer({
+      bundle: bundles.wasm,
+      entrypoint: CONFORMANCE_ENTRYPOINT,
+      expectedRevision: "other",
+      log: () => {},
+    });
+    await expect(enforcer.ready()).rejects.toThrow(/bundle revision faults-1 is not the expected other/);
+    expect(await enforcer.decide(allowInput)).toMatchObject({
+      allow: false,
+      status: 503,
+      message: "policy revision mismatch",
+    });
+    const matching = createEnforcer({
+      bundle: bundles.wasm,
+      entrypoint: CONFORMANCE_ENTRYPOINT,
+      expectedRevision: "faults-1",
+    });
+    expect(await matching.decide(allowInput)).toMatchObject({ allow: true, revision: "faults-1" });
+  });
+});
+
+describe("the embedded engine", () => {
+  it("names a built-in that wasm does not implement and answers 500", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "policyship-builtin-"));
+    await writeFile(
+      path.join(dir, "jwt.rego"),
+      'package jwt\n\nallow if {\n\t[_, payload, _] := io.jwt.decode(input.token)\n\tpayload.sub == "alice"\n}\n',
+    );
+    const built = await buildBundles(dir, "jwt-1", "jwt/allow");
+    const logs: string[] = [];
+    const enforcer = createEnforcer({
+      bundle: built.wasm,
+      entrypoint: "jwt/allow",
+      log: (m) => logs.push(m),
+    });
+    const decision = await enforcer.decide({ token: "a.b.c" });
+    expect(decision).toMatchObject({ allow: false, status: 500 });
+    expect(decision.error).toMatch(/built-in the embedded engine does not implement.*io\.jwt\.decode/);
+    expect(logs.join("\n")).toContain("io.jwt.decode");
+  });
+
+  it("refuses a bundle without policy.wasm with a clear error", async () => {
+    const enforcer = createEnforcer({
+      bundle: bundles.rego,
+      entrypoint: CONFORMANCE_ENTRYPOINT,
+      log: () => {},
+    });
+    await expect(enforcer.ready()).rejects.toThrow(/has no policy\.wasm; build it with --target wasm/);
+  });
+});

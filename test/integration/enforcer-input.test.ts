@@ -1,0 +1,150 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import express from "express";
+import Fastify from "fastify";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  createEnforcer,
+  type Enforcer,
+  expressAuthorize,
+  fastifyAuthorize,
+  withAuthorization,
+} from "../../src/enforcer/index.ts";
+import { type RunningOpa, startOpaServer } from "../helpers/opa-server.ts";
+import { repoRoot } from "../helpers/tools.ts";
+
+/** The echo policy hands the input back in x-input, so these tests see exactly what OPA received. */
+let opa: RunningOpa;
+let enforcer: Enforcer;
+beforeAll(async () => {
+  opa = await startOpaServer([path.join(repoRoot, "test/fixtures/echo")]);
+  enforcer = createEnforcer({
+    opa: { url: opa.url, path: "echo/decision" },
+    include: { body: true, parsedJsonBody: true, uriCaptures: true, consumer: true },
+    consumer: (req) => ({ username: req.headers["x-consumer"] ?? null }),
+    maxBodyBytes: 64,
+  });
+  await enforcer.ready();
+});
+afterAll(async () => {
+  await enforcer?.close();
+  await opa?.stop();
+});
+
+type Echo = { input: { request: { http: Record<string, unknown> }; consumer?: unknown }; body?: unknown };
+
+async function serve(server: http.Server) {
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+function echoed(headers: http.IncomingHttpHeaders): Echo["input"] {
+  return JSON.parse(Buffer.from(String(headers["x-input"]), "base64").toString("utf8"));
+}
+
+describe("input through the adapters", () => {
+  it("node:http: body, parsed JSON body and consumer reach OPA, and the handler still gets the body", async () => {
+    const app = await serve(
+      http.createServer(
+        withAuthorization(enforcer, (req, res) => {
+          res.end(
+            JSON.stringify({ input: echoed(req.headers), body: String((req as { body?: Buffer }).body) }),
+          );
+        }),
+      ),
+    );
+    try {
+      const response = await fetch(`${app.url}/orders?x=1`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-consumer": "bob" },
+        body: '{"qty":2}',
+      });
+      const { input, body } = (await response.json()) as Echo;
+      expect(input.request.http).toMatchObject({
+        method: "POST",
+        body: '{"qty":2}',
+        body_size: 9,
+        parsed_body: { qty: 2 },
+      });
+      expect(input.consumer).toEqual({ username: "bob" });
+      expect(body).toBe('{"qty":2}');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("node:http: a body over maxBodyBytes gets 413 and the handler is not called", async () => {
+    let handled = 0;
+    const app = await serve(
+      http.createServer(
+        withAuthorization(enforcer, (_req, res) => {
+          handled++;
+          res.end();
+        }),
+      ),
+    );
+    try {
+      const response = await fetch(`${app.url}/orders`, { method: "POST", body: "x".repeat(65) });
+      expect(response.status).toBe(413);
+      expect(await response.json()).toEqual({ message: "request body too large" });
+      expect(handled).toBe(0);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("express: route parameters become uri_captures, and req.body is set for the handler", async () => {
+    const app = express();
+    app.post("/orders/:id/items/:item", expressAuthorize(enforcer), (req, res) => {
+      res.json({ input: echoed(req.headers), body: req.body });
+    });
+    const server = await serve(http.createServer(app));
+    try {
+      const response = await fetch(`${server.url}/orders/42/items/7`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: '{"qty":3}',
+      });
+      const { input, body } = (await response.json()) as Echo;
+      expect(input.request.http.uri_captures).toEqual({ named: { id: "42", item: "7" }, unnamed: [] });
+      expect(input.request.http.parsed_body).toEqual({ qty: 3 });
+      expect(body).toEqual({ qty: 3 });
+      const tooLarge = await fetch(`${server.url}/orders/1/items/2`, {
+        method: "POST",
+        body: "y".repeat(100),
+      });
+      expect(tooLarge.status).toBe(413);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("fastify: route parameters and the parsed body reach OPA", async () => {
+    const app = Fastify();
+    await app.register(fastifyAuthorize, { enforcer });
+    app.post("/orders/:id", async (request) => ({ input: echoed(request.headers) }));
+    const url = await app.listen({ port: 0, host: "127.0.0.1" });
+    try {
+      const response = await fetch(`${url}/orders/42`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: '{"qty":4}',
+      });
+      const { input } = (await response.json()) as Echo;
+      expect(input.request.http.uri_captures).toEqual({ named: { id: "42" }, unnamed: [] });
+      expect(input.request.http.parsed_body).toEqual({ qty: 4 });
+      const tooLarge = await fetch(`${url}/orders/1`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ pad: "z".repeat(100) }),
+      });
+      expect(tooLarge.status).toBe(413);
+    } finally {
+      await app.close();
+    }
+  });
+});
