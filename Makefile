@@ -14,8 +14,8 @@ help: ## list the targets
 setup: ## install node >= 22, npm deps, pinned opa/minio/actionlint (cached), and build dist/
 	@scripts/setup.sh
 
-build: ## compile src/ to dist/
-	tsc -p tsconfig.json
+build: ## compile src/ to dist/ (tsc) and bundle the CLI into dist/cli-bundle/ (esbuild)
+	npm run --silent build
 
 lint: setup ## biome lint + format check, opa fmt/check on policies/
 	biome check .

@@ -1,6 +1,11 @@
 #!/usr/bin/env node
 // Maps the CLI's outcome to an exit code: 0 ok, 1 the work failed, 2 it could not start, 70 a bug.
-import { formatError, run } from "../dist/cli.js";
+import module from "node:module";
+
+// V8's code cache on disk (Node >= 22.1): later runs skip compiling the CLI bundle.
+module.enableCompileCache?.();
+
+const { formatError, run } = await import("../dist/cli-bundle/cli.js");
 
 // `policyship list | head` closes stdout early; that is the reader's choice, not an error.
 process.stdout.on("error", (error) => {

@@ -70,5 +70,5 @@ printf '%s\n' "$OPA_VERSION" >"$tools/opa-version"
 
 # 4. dist/
 log "building dist/"
-npx tsc -p tsconfig.json
+npm run --silent build
 log "ready: node $(node --version), $(opa version | head -1)"

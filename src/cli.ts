@@ -9,9 +9,23 @@ import { FailureError, formatError, isKnownError, UserError } from "./errors.ts"
  * only when their command runs, so `--version` and `--help` stay fast.
  */
 
-const VERSION = (
-  JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
-).version;
+/** The package version; package.json is one level up from dist/cli.js (tsc) and two from dist/cli-bundle/cli.js (bundle). */
+function readVersion(): string {
+  for (const relative of ["../package.json", "../../package.json"]) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(relative, import.meta.url), "utf8")) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === "policyship" && pkg.version) return pkg.version;
+    } catch {
+      // try the next level
+    }
+  }
+  return "unknown";
+}
+
+const VERSION = readVersion();
 
 export interface Io {
   stdout: (text: string) => void;

@@ -4,6 +4,7 @@ import path from "node:path";
 // core, and every command pays that on start-up (see README "Performance").
 import { z } from "zod/v3";
 import { UserError } from "./errors.ts";
+import { loadYaml } from "./yaml.ts";
 
 /** Characters that are safe in an S3 key, a file name and OPA's manifest. */
 export const REVISION_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
@@ -230,7 +231,7 @@ export async function readConfigFile(
         throw new UserError(`${name} is not valid JSON: ${(error as Error).message}`, "fix the JSON syntax");
       }
     } else {
-      const YAML = await import("yaml");
+      const YAML = await loadYaml();
       try {
         parsed = YAML.parse(text, { prettyErrors: true });
       } catch (error) {

@@ -6,6 +6,7 @@ import { type OpaConfig, renderOpaConfig } from "../opa-config/render.ts";
 import { assertRevision } from "../revision.ts";
 import { resolveRegion } from "../store/open.ts";
 import { objectKey, type Store } from "../store/store.ts";
+import { loadYaml } from "../yaml.ts";
 
 export interface ConfigResult {
   revision: string;
@@ -55,7 +56,7 @@ async function configRevision(context: Context): Promise<string> {
 
 export async function serialize(config: OpaConfig, format: "yaml" | "json"): Promise<string> {
   if (format === "json") return `${JSON.stringify(config, null, 2)}\n`;
-  const YAML = await import("yaml");
+  const YAML = await loadYaml();
   return YAML.stringify(config, { lineWidth: 0 });
 }
 

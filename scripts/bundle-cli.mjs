@@ -1,0 +1,23 @@
+// Bundles the CLI (src/cli.ts and everything it lazily imports) into dist/cli-bundle/ with code splitting.
+// Start-up is dominated by resolving and reading hundreds of small modules (the AWS SDK alone is ~160 ms
+// unbundled); one file per lazily loaded command keeps `--version` and `config` light.
+// The library entries (dist/index.js, dist/enforcer/) stay as tsc emits them.
+import { build } from "esbuild";
+
+await build({
+  entryPoints: { cli: "src/cli.ts" },
+  outdir: "dist/cli-bundle",
+  bundle: true,
+  splitting: true,
+  format: "esm",
+  platform: "node",
+  target: "node22",
+  sourcemap: "linked",
+  legalComments: "linked",
+  logLevel: "warning",
+  // CommonJS dependencies call require() for node builtins; an ESM bundle needs one.
+  banner: {
+    js: "import { createRequire as __policyshipRequire } from 'node:module'; const require = __policyshipRequire(import.meta.url);",
+  },
+  chunkNames: "chunks/[name]-[hash]",
+});
