@@ -17,8 +17,9 @@ setup: ## install node >= 22, npm deps, pinned opa/minio/actionlint (cached), an
 build: ## compile src/ to dist/ (tsc) and bundle the CLI into dist/cli-bundle/ (esbuild)
 	npm run --silent build
 
-lint: setup ## biome lint + format check, opa fmt/check on policies/
+lint: setup ## biome lint + format check, actionlint on workflows, opa fmt/check on policies/
 	biome check .
+	actionlint .github/workflows/*.yml
 	opa fmt --list --fail policies
 	opa check --strict policies
 

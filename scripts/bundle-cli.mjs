@@ -2,6 +2,7 @@
 // Start-up is dominated by resolving and reading hundreds of small modules (the AWS SDK alone is ~160 ms
 // unbundled); one file per lazily loaded command keeps `--version` and `config` light.
 // The library entries (dist/index.js, dist/enforcer/) stay as tsc emits them.
+import { cp, mkdir, rm } from "node:fs/promises";
 import { build } from "esbuild";
 
 await build({
@@ -21,3 +22,10 @@ await build({
   },
   chunkNames: "chunks/[name]-[hash]",
 });
+
+// What `policyship init` scaffolds: the repository's own release workflow and example policies.
+await rm("dist/templates", { recursive: true, force: true });
+await mkdir("dist/templates/policies", { recursive: true });
+await cp(".github/workflows/policy-release.yml", "dist/templates/policy-release.yml");
+for (const file of ["authz.rego", "authz_test.rego", "data.json"])
+  await cp(`policies/${file}`, `dist/templates/policies/${file}`);

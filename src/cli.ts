@@ -1,31 +1,15 @@
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { type Context, stderrLogger } from "./context.ts";
 import { FailureError, formatError, isKnownError, UserError } from "./errors.ts";
+import { packageRoot } from "./package-root.ts";
 
 /**
  * The command registry: every command's flags and help live here; the command modules are imported
  * only when their command runs, so `--version` and `--help` stay fast.
  */
 
-/** The package version; package.json is one level up from dist/cli.js (tsc) and two from dist/cli-bundle/cli.js (bundle). */
-function readVersion(): string {
-  for (const relative of ["../package.json", "../../package.json"]) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(relative, import.meta.url), "utf8")) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === "policyship" && pkg.version) return pkg.version;
-    } catch {
-      // try the next level
-    }
-  }
-  return "unknown";
-}
-
-const VERSION = readVersion();
+const VERSION = packageRoot().version;
 
 export interface Io {
   stdout: (text: string) => void;
@@ -347,6 +331,43 @@ Examples:
       const { verify, renderVerify } = await import("./commands/verify.ts");
       const result = await verify(context, ref);
       print(io, context, result, renderVerify(result));
+    });
+
+  program
+    .command("init")
+    .description(
+      "scaffold policyship.yaml, policies/ and .github/workflows/policy-release.yml (never overwrites)",
+    )
+    .option("--policies <dir>", "where the example policies go (default: policies)")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ policyship init\n  $ policyship init --cwd path/to/repo --policies opa",
+    )
+    .action(async (_options, command: Command) => {
+      const context = await createContext(io, command);
+      const { init, renderInit } = await import("./commands/init.ts");
+      const result = await init(context);
+      print(io, context, result, renderInit(result));
+    });
+
+  addStoreOptions(program.command("doctor"))
+    .description("check node, git, opa, the policies, the config file and the store; one ✓/✗ line each")
+    .option("--policies <dir>", "policy directory (default: policies)")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ policyship doctor\n  $ policyship doctor --bucket acme-policies --region eu-west-1 --json",
+    )
+    .action(async (_options, command: Command) => {
+      const context = await createContext(io, command);
+      const { doctor, renderDoctor } = await import("./commands/doctor.ts");
+      const result = await doctor(context);
+      print(io, context, result, renderDoctor(result));
+      const failed = result.checks.filter((check) => !check.ok).map((check) => check.name);
+      if (failed.length > 0) {
+        throw new FailureError(
+          `${failed.length} check${failed.length === 1 ? "" : "s"} failed: ${failed.join(", ")}`,
+        );
+      }
     });
 
   return program;

@@ -170,7 +170,7 @@ function fromEnv(key: Key, raw: string): unknown {
   switch (kindOf(key)) {
     case "boolean":
       if (/^(1|true|yes|on)$/i.test(raw)) return true;
-      if (/^(0|false|no|off|)$/i.test(raw)) return false;
+      if (/^(0|false|no|off)$/i.test(raw)) return false;
       return raw;
     case "number":
       return raw.trim() !== "" && Number.isFinite(Number(raw)) ? Number(raw) : raw;
@@ -252,7 +252,8 @@ export function readEnv(env: NodeJS.ProcessEnv): SettingsInput {
   const values: Record<string, unknown> = {};
   for (const key of KEYS) {
     const raw = env[envName(key)];
-    if (raw !== undefined) values[key] = fromEnv(key, raw);
+    // An empty variable is unset: CI systems pass "" for inputs nobody filled in.
+    if (raw !== undefined && raw !== "") values[key] = fromEnv(key, raw);
   }
   return validate("environment", values, (path) => envName(String(path[0])));
 }

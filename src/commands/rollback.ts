@@ -1,5 +1,6 @@
 import type { Context } from "../context.ts";
 import { UserError } from "../errors.ts";
+import { appendStepSummary, inGitHubActions, writeOutputs } from "../github.ts";
 import { locateOpa } from "../opa/locate.ts";
 import { assertRevision } from "../revision.ts";
 import { openStore } from "../store/open.ts";
@@ -43,12 +44,26 @@ export async function rollback(context: Context, ref: string): Promise<RollbackR
     v0Compatible: settings.v0Compatible,
   });
   const rendered = await config(context, { revision, store, verified: true });
-  return {
+  const result: RollbackResult = {
     ...rendered,
     url: verified.url,
     sha256: verified.sha256,
     signatureVerified: verified.signatureVerified,
   };
+  if (inGitHubActions(context.env)) {
+    await writeOutputs(context.env, {
+      revision,
+      key: result.key,
+      url: result.url,
+      sha256: result.sha256,
+      config: result.output,
+    });
+    await appendStepSummary(
+      context.env,
+      `## policyship rollback to \`${revision}\`\n\n- **Object**: \`${result.url}\` (sha256 \`${result.sha256}\` verified)\n- **Config**: ${result.output ?? "printed on stdout"}\n`,
+    );
+  }
+  return result;
 }
 
 export function renderRollback(result: RollbackResult): string {

@@ -1,0 +1,96 @@
+import { execFile } from "node:child_process";
+import { readdir, stat } from "node:fs/promises";
+import path from "node:path";
+import type { Context } from "../context.ts";
+import { locateOpa } from "../opa/locate.ts";
+import { readConfigFile } from "../settings.ts";
+
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface DoctorResult {
+  ok: boolean;
+  checks: Check[];
+}
+
+const STORE_TIMEOUT_MS = 10_000;
+
+function gitVersion(cwd: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile("git", ["--version"], { cwd, timeout: 10_000 }, (error, stdout) =>
+      error ? reject(error) : resolve(stdout.trim()),
+    );
+  });
+}
+
+async function attempt(name: string, run: () => Promise<string>): Promise<Check> {
+  try {
+    return { name, ok: true, detail: await run() };
+  } catch (error) {
+    const message = (error as Error).message;
+    const hint = (error as { hint?: string }).hint;
+    return { name, ok: false, detail: hint ? `${message} — ${hint}` : message };
+  }
+}
+
+/** One check per thing policyship needs; each becomes a ✓ or ✗ line. */
+export async function doctor(context: Context): Promise<DoctorResult> {
+  const { settings, cwd, env } = context;
+  const checks = await Promise.all([
+    attempt("node", async () => {
+      const major = Number(process.versions.node.split(".")[0]);
+      if (major < 22)
+        throw new Error(`node ${process.versions.node} is older than 22; install Node 22 or newer`);
+      return `node ${process.versions.node}`;
+    }),
+    attempt("git", () =>
+      gitVersion(cwd).catch(() => Promise.reject(new Error("git not found on PATH; install git"))),
+    ),
+    attempt("opa", async () => {
+      const opa = await locateOpa({ flag: settings.opa, env, cwd });
+      return `opa ${opa.version} at ${opa.path}`;
+    }),
+    attempt("policies", async () => {
+      const dir = path.resolve(cwd, settings.policies);
+      if (!(await stat(dir).catch(() => undefined))?.isDirectory()) {
+        throw new Error(`${settings.policies} is not a directory; run policyship init or pass --policies`);
+      }
+      const files = (await readdir(dir, { recursive: true })).filter((f) => /\.(rego|json|ya?ml)$/.test(f));
+      if (files.length === 0) throw new Error(`${settings.policies} has no .rego or data files`);
+      return `${settings.policies}: ${files.length} policy and data files`;
+    }),
+    attempt("config", async () => {
+      // The settings were already read to get here; this names the file (and re-checks an explicit one).
+      const file = context.configFile ?? (await readConfigFile(cwd)).file;
+      return file
+        ? `${path.relative(cwd, file) || file} is valid`
+        : "no policyship.yaml (flags, env and defaults)";
+    }),
+    attempt("store", async () => {
+      if (!settings.bucket && !settings.to) {
+        throw new Error(
+          "no bucket configured; set bucket in policyship.yaml or pass --bucket (or --to <dir>)",
+        );
+      }
+      const { openStore } = await import("../store/open.ts");
+      const store = await openStore(context);
+      await Promise.race([
+        store.list(settings.prefix),
+        new Promise((_, reject) =>
+          setTimeout(() => reject(new Error("no answer within 10 s")), STORE_TIMEOUT_MS).unref(),
+        ),
+      ]);
+      return `${store.location} is reachable`;
+    }),
+  ]);
+  return { ok: checks.every((check) => check.ok), checks };
+}
+
+export function renderDoctor(result: DoctorResult): string {
+  return result.checks
+    .map((check) => `${check.ok ? "✓" : "✗"} ${check.name.padEnd(8)} ${check.detail}`)
+    .join("\n");
+}

@@ -1,0 +1,76 @@
+import { copyFile, mkdir, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { Context } from "../context.ts";
+import { UserError } from "../errors.ts";
+import { packageRoot } from "../package-root.ts";
+
+export interface InitResult {
+  created: string[];
+  skipped: string[];
+}
+
+const SETTINGS = `# policyship settings. Flags and POLICYSHIP_* environment variables override these.
+# Every key: https://github.com/policyship/policyship#configuration
+policies: policies
+out: dist
+# bucket: my-policy-bucket     # where bundles are published (or POLICYSHIP_BUCKET)
+# region: eu-west-1            # the bucket's region (or AWS_REGION)
+prefix: authz
+bundleName: authz
+coverageThreshold: 90
+`;
+
+async function exists(file: string): Promise<boolean> {
+  return (await stat(file).catch(() => undefined)) !== undefined;
+}
+
+/** Scaffolds policyship.yaml, policies/ and the release workflow; never overwrites what is there. */
+export async function init(context: Context): Promise<InitResult> {
+  const { cwd } = context;
+  if (!(await stat(cwd).catch(() => undefined))?.isDirectory()) {
+    throw new UserError(`${cwd} is not a directory`, "run init inside your repository");
+  }
+  const templates = path.join(packageRoot().dir, "dist", "templates");
+  if (!(await exists(templates))) {
+    throw new UserError(`the init templates are missing from ${templates}`, "reinstall policyship");
+  }
+  const policies = context.settings.policies;
+  const plan: { target: string; from?: string; text?: string }[] = [
+    { target: "policyship.yaml", text: SETTINGS },
+    { target: path.join(policies, "authz.rego"), from: path.join(templates, "policies/authz.rego") },
+    {
+      target: path.join(policies, "authz_test.rego"),
+      from: path.join(templates, "policies/authz_test.rego"),
+    },
+    { target: path.join(policies, "data.json"), from: path.join(templates, "policies/data.json") },
+    { target: ".github/workflows/policy-release.yml", from: path.join(templates, "policy-release.yml") },
+  ];
+  const result: InitResult = { created: [], skipped: [] };
+  for (const item of plan) {
+    const target = path.join(cwd, item.target);
+    if (await exists(target)) {
+      result.skipped.push(item.target);
+      continue;
+    }
+    await mkdir(path.dirname(target), { recursive: true });
+    if (item.from) await copyFile(item.from, target);
+    else await writeFile(target, item.text ?? "", { flag: "wx" });
+    result.created.push(item.target);
+  }
+  return result;
+}
+
+export function renderInit(result: InitResult): string {
+  const lines = [
+    ...result.created.map((file) => `created ${file}`),
+    ...result.skipped.map((file) => `skipped ${file} (already exists)`),
+  ];
+  if (result.created.length > 0) {
+    lines.push(
+      "",
+      "next: commit these files, then run `npx policyship release --dry-run`",
+      "      set bucket and region in policyship.yaml to publish; add dist/ to .gitignore",
+    );
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,92 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { createRepo } from "../helpers/git-repo.ts";
+import { awsEnv, createBucket, minio } from "../helpers/s3.ts";
+import { repoRoot } from "../helpers/tools.ts";
+
+function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
+  const toolsBin = path.join(repoRoot, ".tools/bin");
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(
+      command,
+      args,
+      {
+        cwd,
+        env: { ...process.env, PATH: `${toolsBin}${path.delimiter}${process.env.PATH}`, ...env },
+        timeout: 240_000,
+        maxBuffer: 32 * 1024 * 1024,
+      },
+      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+const npmCommand = "npm";
+
+describe("the npm package, as a user gets it", () => {
+  let tarball: string;
+  let files: string[];
+  let installDir: string;
+
+  beforeAll(async () => {
+    const packDir = await mkdtemp(path.join(os.tmpdir(), "policyship-pack-"));
+    const packed = await run(npmCommand, ["pack", "--json", "--pack-destination", packDir], repoRoot);
+    expect(packed.code, packed.stderr).toBe(0);
+    const [info] = JSON.parse(packed.stdout) as [{ filename: string; files: { path: string }[] }];
+    tarball = path.join(packDir, info.filename);
+    files = info.files.map((file) => file.path);
+    installDir = await mkdtemp(path.join(os.tmpdir(), "policyship-npx-"));
+    await writeFile(path.join(installDir, "package.json"), '{ "name": "npx-user", "private": true }\n');
+    const installed = await run(
+      npmCommand,
+      ["install", "--no-audit", "--no-fund", "--loglevel=error", tarball],
+      installDir,
+    );
+    expect(installed.code, installed.stderr).toBe(0);
+  }, 300_000);
+
+  it("holds only dist, bin, README, LICENSE and package.json", () => {
+    const tops = new Set(files.map((file) => file.split("/")[0]));
+    expect([...tops].sort()).toEqual(["LICENSE", "README.md", "bin", "dist", "package.json"]);
+    expect(files.filter((file) => /^test\/|fixtures|\.map$|(?<!\.d)\.ts$/.test(file))).toEqual([]);
+    expect(files).toContain("bin/policyship.js");
+    expect(files).toContain("dist/cli-bundle/cli.js");
+    expect(files).toContain("dist/enforcer/index.js");
+    expect(files).toContain("dist/templates/policy-release.yml");
+  });
+
+  it("npx policyship --version prints the package version", async () => {
+    const result = await run("npx", ["--no-install", "policyship", "--version"], installDir);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it("npx policyship release publishes from a git repository to MinIO", async () => {
+    const repo = await createRepo({ examplePolicies: true });
+    const bucket = await createBucket();
+    const sha = repo.git("rev-parse", "HEAD");
+    // npx resolves the installed package from installDir; the repository is named with --cwd.
+    const result = await run(
+      "npx",
+      [
+        "--no-install",
+        "policyship",
+        "release",
+        "--cwd",
+        repo.dir,
+        "--bucket",
+        bucket,
+        "--endpoint",
+        minio().endpoint,
+        "--json",
+      ],
+      installDir,
+      awsEnv(),
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ revision: sha, published: { created: true } });
+  });
+});
