@@ -6,7 +6,7 @@ SHELL := bash
 # Tools installed by setup come first: Node >= 22, opa, minio, actionlint.
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: help setup build lint typecheck policy-test test test-unit test-integration clean
+.PHONY: help setup build lint typecheck policy-test test test-unit test-integration demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ test-integration: setup ## integration tests against real opa, MinIO and git
 
 test: setup lint typecheck policy-test ## everything CI runs: lint, typecheck, policy tests, unit and integration tests
 	vitest run
+
+demo: setup ## release, change and roll back a policy against local MinIO, OPA and the example app
+	node --experimental-strip-types --no-warnings scripts/demo.ts
 
 clean: ## remove build output and installed tools in this clone (the cache stays)
 	rm -rf dist .tools node_modules
