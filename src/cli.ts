@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import path from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { type Context, stderrLogger } from "./context.ts";
@@ -111,6 +112,9 @@ function settingsFromFlags(flags: Record<string, unknown>): Record<string, unkno
 async function createContext(io: Io, command: Command): Promise<Context> {
   const flags = command.optsWithGlobals() as Record<string, unknown>;
   const cwd = path.resolve(io.cwd, typeof flags.cwd === "string" ? flags.cwd : ".");
+  if (!statSync(cwd, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new UserError(`--cwd ${flags.cwd ?? cwd} is not a directory`, "pass the path of your repository");
+  }
   const { resolveSettings } = await import("./settings.ts");
   const settingsFlags = settingsFromFlags(flags);
   const { settings, configFile } = await resolveSettings({

@@ -1,0 +1,553 @@
+import { chmod, mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CliResult, runCli } from "../helpers/cli.ts";
+import { createRepo, type TempRepo } from "../helpers/git-repo.ts";
+import { awsEnv, createBucket, minio, s3Client } from "../helpers/s3.ts";
+
+/**
+ * The catalogue of bad input, across every command. Each case must print exactly one `policyship:` line,
+ * as the last line on stderr, with the contract's exit code (2: could not start, 1: ran and failed), no
+ * stack trace, and must leave nothing in dist/ or in the bucket.
+ */
+
+let repo: TempRepo;
+let scratch: string;
+let bucket: string;
+const noCredentials = {
+  AWS_ACCESS_KEY_ID: undefined,
+  AWS_SECRET_ACCESS_KEY: undefined,
+  AWS_SESSION_TOKEN: undefined,
+  AWS_PROFILE: undefined,
+  AWS_SHARED_CREDENTIALS_FILE: "/nonexistent",
+  AWS_CONFIG_FILE: "/nonexistent",
+  AWS_EC2_METADATA_DISABLED: "true",
+  AWS_REGION: "us-east-1",
+};
+
+beforeAll(async () => {
+  repo = await createRepo({ examplePolicies: true });
+  scratch = await mkdtemp(path.join(os.tmpdir(), "policyship-catalogue-"));
+  bucket = await createBucket();
+  const file = (name: string, text: string) => writeFile(path.join(scratch, name), text);
+  await Promise.all([
+    file("broken.yaml", "bucket: acme\npolicies: [oops\n"),
+    file("typed.yaml", "optimize: high\nallowDirty: sometimes\n"),
+    file("list.yaml", "- bucket\n- acme\n"),
+    file("unknown.yaml", "buckets: acme\n"),
+    file("broken.json", '{"bucket": '),
+    file("a-file", "not a directory\n"),
+    file("not-a-key.pem", "hello\n"),
+    file("old-opa", '#!/bin/sh\necho "Version: 0.69.0"\n'),
+    mkdir(path.join(scratch, "empty-policies")),
+    mkdir(path.join(scratch, "a-directory.pem")),
+  ]);
+  await chmod(path.join(scratch, "old-opa"), 0o755);
+});
+
+afterAll(async () => {
+  const listed = await s3Client().send(new ListObjectsV2Command({ Bucket: bucket }));
+  expect(listed.Contents ?? [], "the bucket must stay empty").toEqual([]);
+});
+
+interface Case {
+  name: string;
+  args: (context: { scratch: string; bucket: string; endpoint: string }) => string[];
+  code: 1 | 2;
+  line: RegExp;
+  env?: Record<string, string | undefined>;
+  /** A repository of its own instead of the shared, clean one. */
+  repo?: () => Promise<TempRepo>;
+}
+
+const store = (c: { bucket: string; endpoint: string }) => ["--bucket", c.bucket, "--endpoint", c.endpoint];
+
+const CASES: Case[] = [
+  // the command line
+  { name: "unknown command", args: () => ["frobnicate"], code: 2, line: /unknown command 'frobnicate'/ },
+  {
+    name: "unknown flag on build",
+    args: () => ["build", "--frobnicate"],
+    code: 2,
+    line: /unknown option '--frobnicate'/,
+  },
+  {
+    name: "unknown flag on publish",
+    args: () => ["publish", "--bukket", "x"],
+    code: 2,
+    line: /unknown option '--bukket'/,
+  },
+  {
+    name: "rollback without a revision",
+    args: () => ["rollback"],
+    code: 2,
+    line: /missing required argument 'revision'/,
+  },
+  {
+    name: "verify without a revision",
+    args: () => ["verify"],
+    code: 2,
+    line: /missing required argument 'revision'/,
+  },
+  {
+    name: "an unknown --target",
+    args: () => ["build", "--target", "exe"],
+    code: 2,
+    line: /option '--target <target>' argument 'exe' is invalid/,
+  },
+  {
+    name: "an unknown --format",
+    args: () => ["config", "--format", "toml"],
+    code: 2,
+    line: /argument 'toml' is invalid/,
+  },
+  {
+    name: "an unknown --credentials",
+    args: () => ["config", "--credentials", "root"],
+    code: 2,
+    line: /argument 'root' is invalid/,
+  },
+  {
+    name: "--cwd that does not exist",
+    args: () => ["build", "--cwd", "/nonexistent/dir"],
+    code: 2,
+    line: /--cwd \/nonexistent\/dir is not a directory/,
+  },
+  // settings files and environment
+  {
+    name: "--config that does not exist",
+    args: () => ["build", "--config", "missing.yaml"],
+    code: 2,
+    line: /config file missing\.yaml not found/,
+  },
+  {
+    name: "--config that is a directory",
+    args: (c) => ["build", "--config", c.scratch],
+    code: 2,
+    line: /is a directory/,
+  },
+  {
+    name: "malformed policyship.yaml",
+    args: (c) => ["build", "--config", `${c.scratch}/broken.yaml`],
+    code: 2,
+    line: /broken\.yaml is not valid YAML: .*line \d+/,
+  },
+  {
+    name: "wrongly typed policyship.yaml",
+    args: (c) => ["build", "--config", `${c.scratch}/typed.yaml`],
+    code: 2,
+    line: /^(?=.*typed\.yaml: optimize: Expected number)(?=.*typed\.yaml: allowDirty: Expected boolean)/,
+  },
+  {
+    name: "policyship.yaml that is a list",
+    args: (c) => ["build", "--config", `${c.scratch}/list.yaml`],
+    code: 2,
+    line: /must hold a mapping of settings/,
+  },
+  {
+    name: "an unknown key in policyship.yaml",
+    args: (c) => ["build", "--config", `${c.scratch}/unknown.yaml`],
+    code: 2,
+    line: /unknown setting buckets/,
+  },
+  {
+    name: "malformed policyship.json",
+    args: (c) => ["build", "--config", `${c.scratch}/broken.json`],
+    code: 2,
+    line: /broken\.json is not valid JSON/,
+  },
+  {
+    name: "POLICYSHIP_OPTIMIZE that is not a number",
+    args: () => ["build"],
+    env: { POLICYSHIP_OPTIMIZE: "lots" },
+    code: 2,
+    line: /environment: POLICYSHIP_OPTIMIZE: Expected number/,
+  },
+  {
+    name: "POLICYSHIP_TARGET that is not a target",
+    args: () => ["build"],
+    env: { POLICYSHIP_TARGET: "exe" },
+    code: 2,
+    line: /environment: POLICYSHIP_TARGET:/,
+  },
+  // revisions
+  {
+    name: "a revision with a space",
+    args: () => ["build", "--revision", "a b"],
+    code: 2,
+    line: /--revision: must be 1–128 characters/,
+  },
+  {
+    name: "a revision with a slash",
+    args: () => ["build", "--revision", "feature/x"],
+    code: 2,
+    line: /--revision: must be 1–128 characters/,
+  },
+  {
+    name: "a revision climbing out of the prefix",
+    args: (c) => ["publish", "--revision", "../x", ...store(c)],
+    code: 2,
+    line: /--revision: must be 1–128 characters/,
+  },
+  {
+    name: "a revision over 128 characters",
+    args: () => ["build", "--revision", "r".repeat(129)],
+    code: 2,
+    line: /--revision/,
+  },
+  {
+    name: "rollback to a revision with a space",
+    args: (c) => ["rollback", "a b", ...store(c)],
+    code: 2,
+    line: /revision "a b" is not safe in an object key/,
+  },
+  // the store
+  {
+    name: "an invalid bucket name",
+    args: () => ["publish", "--bucket", "Bad_Bucket"],
+    code: 2,
+    line: /--bucket: must be 3–63 lower-case letters/,
+  },
+  {
+    name: "a bucket name too short",
+    args: () => ["list", "--bucket", "ab"],
+    code: 2,
+    line: /--bucket: must be 3–63/,
+  },
+  {
+    name: "an invalid region",
+    args: () => ["list", "--bucket", "acme", "--region", "mars"],
+    code: 2,
+    line: /--region: must look like us-east-1/,
+  },
+  {
+    name: "a prefix with ..",
+    args: (c) => ["list", ...store(c), "--prefix", "a/../b"],
+    code: 2,
+    line: /--prefix: must not contain '\.\.'/,
+  },
+  {
+    name: "a prefix with a leading /",
+    args: (c) => ["list", ...store(c), "--prefix", "/abs"],
+    code: 2,
+    line: /--prefix: must not start with '\/'/,
+  },
+  {
+    name: "an endpoint that is not a URL",
+    args: () => ["list", "--bucket", "acme", "--endpoint", "localhost:9000"],
+    code: 2,
+    line: /--endpoint: must be an http\(s\) URL/,
+  },
+  {
+    name: "publish without a bucket",
+    args: () => ["publish", "--revision", "r1"],
+    code: 2,
+    line: /no bundle for revision r1|no bucket given/,
+  },
+  { name: "list without a bucket", args: () => ["list"], code: 2, line: /no bucket given — pass --bucket/ },
+  {
+    name: "config without a bucket",
+    args: () => ["config", "--revision", "r1"],
+    code: 2,
+    line: /no bucket \(or --service-url\)/,
+  },
+  {
+    name: "config for AWS without a region",
+    args: () => ["config", "--revision", "r1", "--bucket", "acme"],
+    env: { AWS_REGION: undefined, AWS_DEFAULT_REGION: undefined },
+    code: 2,
+    line: /no AWS region for the bucket URL/,
+  },
+  {
+    name: "missing credentials",
+    args: (c) => ["list", ...store(c)],
+    env: noCredentials,
+    code: 2,
+    line: /no AWS credentials found/,
+  },
+  {
+    name: "a SHA that was never published (rollback)",
+    args: (c) => ["rollback", "0".repeat(40), ...store(c)],
+    code: 1,
+    line: /revision 0{40} is not published .* newest published: none/,
+  },
+  {
+    name: "a SHA that was never published (verify)",
+    args: (c) => ["verify", "0".repeat(40), ...store(c)],
+    code: 1,
+    line: /revision 0{40} is not published/,
+  },
+  // policies and build inputs
+  {
+    name: "a policies path that is a file",
+    args: (c) => ["build", "--policies", `${c.scratch}/a-file`],
+    code: 2,
+    line: /is a file, not a directory/,
+  },
+  {
+    name: "a policies directory that is missing",
+    args: () => ["build", "--policies", "nope"],
+    code: 2,
+    line: /policies directory nope does not exist/,
+  },
+  {
+    name: "an empty policies directory",
+    args: (c) => ["build", "--policies", `${c.scratch}/empty-policies`],
+    code: 2,
+    line: /has no \.rego or data files/,
+  },
+  {
+    name: "a data file that is not valid JSON",
+    args: () => ["build"],
+    code: 1,
+    line: /opa build failed: .*data\.json/,
+    repo: async () => {
+      const bad = await createRepo({ examplePolicies: true });
+      await bad.write("policies/data.json", '{"users": {');
+      bad.commit("broken data");
+      return bad;
+    },
+  },
+  {
+    name: "a Rego syntax error",
+    args: () => ["build"],
+    code: 1,
+    line: /policies\/broken\.rego:5: rego_parse_error/,
+    repo: async () => {
+      const bad = await createRepo({ examplePolicies: true });
+      await bad.write("policies/broken.rego", "package broken\n\nallow if {\n\tinput.a ==\n}\n");
+      bad.commit("syntax error");
+      return bad;
+    },
+  },
+  {
+    name: "an unreadable signing key",
+    args: (c) => ["build", "--signing-key", `${c.scratch}/a-directory.pem`],
+    code: 2,
+    line: /--signing-key .* cannot be read/,
+  },
+  {
+    name: "a missing signing key",
+    args: () => ["build", "--signing-key", "missing.pem"],
+    code: 2,
+    line: /--signing-key missing\.pem cannot be read/,
+  },
+  {
+    name: "a missing claims file",
+    args: () => ["build", "--claims-file", "claims.json"],
+    code: 2,
+    line: /--claims-file claims\.json cannot be read/,
+  },
+  {
+    name: "--optimize without an entrypoint",
+    args: () => ["build", "-O", "2"],
+    code: 2,
+    line: /--optimize 2 needs at least one entrypoint/,
+  },
+  {
+    name: "--target wasm without an entrypoint",
+    args: () => ["build", "--target", "wasm"],
+    code: 2,
+    line: /--target wasm needs at least one entrypoint/,
+  },
+  {
+    name: "an entrypoint that is not a path",
+    args: () => ["build", "-e", "authz allow"],
+    code: 2,
+    line: /--entrypoints: must be a slash-separated path/,
+  },
+  // opa
+  {
+    name: "opa missing",
+    args: () => ["build", "--opa", "/nonexistent/opa"],
+    code: 2,
+    line: /opa not found at \/nonexistent\/opa .*brew install opa.*setup-opa.*go install github\.com\/open-policy-agent\/opa@latest/,
+  },
+  {
+    name: "an --opa that is not opa",
+    args: () => ["build", "--opa", "/bin/true"],
+    code: 2,
+    line: /does not behave like opa/,
+  },
+  {
+    name: "opa older than 1.0",
+    args: (c) => ["check", "--opa", `${c.scratch}/old-opa`],
+    code: 2,
+    line: /opa 0\.69\.0 .* is too old/,
+  },
+  {
+    name: "OPA_BIN that does not exist",
+    args: () => ["test", "--policies", "policies"],
+    env: { OPA_BIN: "/nonexistent/opa" },
+    code: 2,
+    line: /opa not found at \/nonexistent\/opa \(from \$OPA_BIN\)/,
+  },
+  // git
+  {
+    name: "outside a git repository without --revision",
+    args: () => ["build"],
+    code: 2,
+    line: /is not a git repository.*--revision/,
+    repo: async () => {
+      const dir = await mkdtemp(path.join(os.tmpdir(), "policyship-nogit-"));
+      await mkdir(path.join(dir, "policies"));
+      await writeFile(path.join(dir, "policies/a.rego"), "package a\n\nx := 1\n");
+      return { dir, git: () => "", write: async () => {}, commit: () => "" };
+    },
+  },
+  {
+    name: "uncommitted changes",
+    args: () => ["build"],
+    code: 2,
+    line: /uncommitted changes in what goes into the bundle: policies\/wip\.rego/,
+    repo: async () => {
+      const dirty = await createRepo({ examplePolicies: true });
+      await dirty.write("policies/wip.rego", "package wip\n\nx := 1\n");
+      return dirty;
+    },
+  },
+  // test
+  {
+    name: "test of a bundle that does not exist",
+    args: () => ["test", "--bundle", "nope.tar.gz"],
+    code: 2,
+    line: /bundle nope\.tar\.gz does not exist/,
+  },
+  {
+    name: "a coverage threshold over 100",
+    args: () => ["test", "--coverage-threshold", "150"],
+    code: 2,
+    line: /--coverage-threshold: Number must be less than or equal to 100/,
+  },
+  {
+    name: "test before build",
+    args: () => ["test"],
+    code: 2,
+    line: /no bundle built for revision [0-9a-f]{40}/,
+  },
+  // list and config details
+  {
+    name: "--limit 0",
+    args: (c) => ["list", ...store(c), "--limit", "0"],
+    code: 2,
+    line: /--limit: Number must be greater than or equal to 1/,
+  },
+  {
+    name: "--polling-min 0",
+    args: () => ["config", "--revision", "r1", "--bucket", "acme", "--polling-min", "0"],
+    code: 2,
+    line: /--polling-min: Number must be greater/,
+  },
+  {
+    name: "a polling max below its min",
+    args: () => [
+      "config",
+      "--revision",
+      "r1",
+      "--bucket",
+      "acme",
+      "--polling-min",
+      "30",
+      "--polling-max",
+      "10",
+    ],
+    code: 2,
+    line: /pollingMax \(10\) is below pollingMin \(30\)/,
+  },
+  {
+    name: "assume-role without --role-arn",
+    args: () => [
+      "config",
+      "--revision",
+      "r1",
+      "--bucket",
+      "acme",
+      "--region",
+      "eu-west-1",
+      "--credentials",
+      "assume-role",
+    ],
+    code: 2,
+    line: /--credentials assume-role needs --role-arn/,
+  },
+  {
+    name: "a role ARN that is not one",
+    args: () => ["config", "--revision", "r1", "--bucket", "acme", "--role-arn", "opa"],
+    code: 2,
+    line: /--role-arn: must be an IAM role ARN/,
+  },
+  {
+    name: "a verification key that is not a PEM key",
+    args: (c) => [
+      "config",
+      "--revision",
+      "r1",
+      "--bucket",
+      "acme",
+      "--region",
+      "eu-west-1",
+      "--verification-key",
+      `${c.scratch}/not-a-key.pem`,
+      "--key-id",
+      "k",
+    ],
+    code: 2,
+    line: /is not a PEM public key/,
+  },
+  {
+    name: "a verification key without --key-id",
+    args: () => [
+      "config",
+      "--revision",
+      "r1",
+      "--bucket",
+      "acme",
+      "--region",
+      "eu-west-1",
+      "--verification-key",
+      "../../../etc/hostname",
+    ],
+    code: 2,
+    line: /is not a PEM public key|needs --key-id/,
+  },
+  {
+    name: "config --verify of an unpublished revision",
+    args: (c) => ["config", "--revision", "r1", ...store(c), "--verify"],
+    code: 1,
+    line: /r1\.tar\.gz does not exist — publish the revision first/,
+  },
+  // init
+  {
+    name: "init in a path that is a file",
+    args: (c) => ["init", "--cwd", `${c.scratch}/a-file`],
+    code: 2,
+    line: /is not a directory/,
+  },
+];
+
+describe("the bad-input catalogue", () => {
+  it(`has at least 40 cases (${CASES.length})`, () => {
+    expect(CASES.length).toBeGreaterThanOrEqual(40);
+  });
+
+  for (const testCase of CASES) {
+    it(`${testCase.name} → ${testCase.code}`, async () => {
+      const target = testCase.repo ? await testCase.repo() : repo;
+      const result: CliResult = await runCli(testCase.args({ scratch, bucket, endpoint: minio().endpoint }), {
+        cwd: target.dir,
+        env: { ...awsEnv(), ...testCase.env },
+      });
+      expect(result.exitCode, result.stderr).toBe(testCase.code);
+      const lines = result.stderr.trimEnd().split("\n");
+      const errorLines = lines.filter((line) => line.startsWith("policyship:"));
+      expect(errorLines, result.stderr).toHaveLength(1);
+      expect(lines.at(-1)).toBe(errorLines[0]);
+      expect(errorLines[0]).toMatch(testCase.line);
+      expect(result.stderr).not.toMatch(/\n\s+at \S+ \(?[^)]*:\d+:\d+\)?/);
+      expect(result.stdout).toBe("");
+      expect(await readdir(path.join(target.dir, "dist")).catch(() => [])).toEqual([]);
+    });
+  }
+});

@@ -1,0 +1,46 @@
+import { mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { runCli } from "../helpers/cli.ts";
+import { createRepo } from "../helpers/git-repo.ts";
+
+/** How build names a bundle; the refusals are in the bad-input catalogue. */
+describe("the bundle revision", () => {
+  it("outside a git repository is whatever --revision says", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "policyship-nogit-"));
+    await mkdir(path.join(dir, "policies"));
+    await writeFile(path.join(dir, "policies/a.rego"), "package a\n\nx := 1\n");
+    const named = await runCli(["build", "--revision", "v1.2.3", "--json"], { cwd: dir });
+    expect(named.exitCode, named.stderr).toBe(0);
+    expect(JSON.parse(named.stdout)).toMatchObject({ revision: "v1.2.3", bundle: "dist/v1.2.3.tar.gz" });
+    expect(JSON.parse(named.stdout)).not.toHaveProperty("git");
+  });
+
+  it("with uncommitted changes and --allow-dirty is <sha>-dirty", async () => {
+    const dirty = await createRepo({ examplePolicies: true });
+    await dirty.write("policies/new.rego", "package new\n\nx := 1\n");
+    const allowed = await runCli(["build", "--allow-dirty", "--json"], { cwd: dirty.dir });
+    expect(allowed.exitCode, allowed.stderr).toBe(0);
+    expect(JSON.parse(allowed.stdout).revision).toBe(`${dirty.git("rev-parse", "HEAD")}-dirty`);
+  });
+
+  it("ignores changes outside the policies and the config file", async () => {
+    const other = await createRepo({ examplePolicies: true });
+    await other.write("src/app.js", "console.log('not policy')\n");
+    const result = await runCli(["build", "--json"], { cwd: other.dir });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout).revision).toBe(other.git("rev-parse", "HEAD"));
+    expect(await readdir(path.join(other.dir, "dist"))).toHaveLength(2);
+  });
+
+  it("counts a changed policyship.yaml as dirty", async () => {
+    const repo = await createRepo({ examplePolicies: true });
+    await repo.write("policyship.yaml", "out: dist\n");
+    repo.commit("settings");
+    await repo.write("policyship.yaml", "out: dist\noptimize: 0\n");
+    const result = await runCli(["build"], { cwd: repo.dir });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain("uncommitted changes in what goes into the bundle: policyship.yaml");
+  });
+});
