@@ -301,3 +301,54 @@ describe("the embedded engine", () => {
     await expect(enforcer.ready()).rejects.toThrow(/has no policy\.wasm; build it with --target wasm/);
   });
 });
+
+describe("hostile policy results", () => {
+  const hostile = [
+    {
+      path: "/header-injection",
+      log: /invalid policy result: header x-evil has a value with CR, LF or other control characters/,
+    },
+    { path: "/bad-header-name", log: /invalid policy result: invalid header name "bad header"/ },
+    {
+      path: "/framing-header",
+      log: /invalid policy result: header transfer-encoding may not be set by a policy/,
+    },
+    {
+      path: "/bad-status",
+      log: /invalid policy result: status must be an integer from 100 to 599, got number 700/,
+    },
+    {
+      path: "/fractional-status",
+      log: /invalid policy result: status must be an integer from 100 to 599, got number 403\.5/,
+    },
+    { path: "/huge-message", log: /invalid policy result: message is \d+ bytes, over the 8192-byte limit/ },
+  ];
+  for (const engine of ["remote", "embedded"] as const) {
+    it(`are refused with 500 and a log line naming the problem (${engine})`, async () => {
+      const logs: string[] = [];
+      const enforcer =
+        engine === "remote"
+          ? createEnforcer({ opa: { url: opa.url, path: CONFORMANCE_ENTRYPOINT }, log: (m) => logs.push(m) })
+          : createEnforcer({
+              bundle: bundles.wasm,
+              entrypoint: CONFORMANCE_ENTRYPOINT,
+              log: (m) => logs.push(m),
+            });
+      const server = await app(enforcer);
+      try {
+        for (const { path: route, log } of hostile) {
+          logs.length = 0;
+          const response = await fetch(`${server.url}${route}`);
+          expect(response.status, route).toBe(500);
+          expect(response.headers.get("transfer-encoding"), route).not.toBe("chunked, chunked");
+          expect(await response.json()).toEqual({ message: "An unexpected error occurred" });
+          expect(logs.join("\n"), route).toMatch(log);
+        }
+        expect(server.handled()).toBe(0);
+      } finally {
+        await server.close();
+        await enforcer.close();
+      }
+    });
+  }
+});
