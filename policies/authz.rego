@@ -18,6 +18,7 @@ allow := {"allow": true, "headers": {}} if {
 
 allow := {"allow": true, "headers": {"x-user": user, "x-roles": concat(",", sort(data.users[user].roles))}} if {
 	permitted
+	not path in public_paths
 }
 
 allow := {"allow": false, "status": 403, "message": sprintf("%s may not %s %s", [user, method, path])} if {

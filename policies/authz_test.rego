@@ -18,6 +18,11 @@ test_health_is_public_with_a_key if {
 	authz.allow.allow with input as request("GET", "/health", "bob-key")
 }
 
+# An admin is permitted everywhere; a public path must still give one decision, not a conflict.
+test_health_is_public_for_an_admin if {
+	authz.allow == {"allow": true, "headers": {}} with input as request("GET", "/health", "alice-key")
+}
+
 test_missing_key_is_401 if {
 	d := authz.allow with input as anonymous("GET", "/orders")
 	d.allow == false

@@ -42,7 +42,7 @@ describe("policyship build and test", () => {
 
     const tested = await runCli(["test", "--coverage-threshold", "90"], { cwd: repo.dir });
     expect(tested.exitCode, tested.stderr).toBe(0);
-    expect(tested.stdout).toMatch(/^12 passed, 0 failed$/m);
+    expect(tested.stdout).toMatch(/^13 passed, 0 failed$/m);
     expect(tested.stderr).toContain(`dist/${head}.tar.gz`);
 
     // A second build in the same checkout is not blocked by its own output.
@@ -61,13 +61,13 @@ describe("policyship build and test", () => {
     const tested = await runCli(["test"], { cwd: repo.dir });
     expect(tested.exitCode).toBe(1);
     expect(tested.stdout).toContain("FAIL policies/extra_test.rego:5 extra_test.test_bob_may_delete");
-    expect(tested.stdout).toMatch(/^12 passed, 1 failed$/m);
+    expect(tested.stdout).toMatch(/^13 passed, 1 failed$/m);
     expect(expectOneLineError(tested)).toBe("policyship: 1 policy test failed");
 
     const json = await runCli(["test", "--json"], { cwd: repo.dir });
     expect(json.exitCode).toBe(1);
     expect(JSON.parse(json.stdout)).toMatchObject({
-      passed: 12,
+      passed: 13,
       failed: 1,
       skipped: 0,
       coverage: null,

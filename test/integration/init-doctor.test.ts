@@ -32,7 +32,7 @@ describe("policyship init", () => {
     repo.commit("policyship init");
     const dry = await runCli(["release", "--dry-run"], { cwd: repo.dir });
     expect(dry.exitCode, dry.stderr).toBe(0);
-    expect(dry.stdout).toContain("12 passed, 0 failed");
+    expect(dry.stdout).toContain("13 passed, 0 failed");
   });
 
   it("never overwrites and reports what it skipped", async () => {

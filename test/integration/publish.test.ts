@@ -179,7 +179,7 @@ describe("release in GitHub Actions", () => {
     const markdown = await readFile(summary, "utf8");
     expect(markdown).toContain(`## policyship release ${sha}`);
     expect(markdown).toContain("**Commit**: add example policies");
-    expect(markdown).toContain("**Tests**: 12 passed, 0 failed; coverage 100.0%");
+    expect(markdown).toContain("**Tests**: 13 passed, 0 failed; coverage 100.0%");
     expect(markdown).toContain(`resource: ${sha}.tar.gz`);
   });
 });
@@ -192,7 +192,7 @@ describe("release --dry-run", () => {
     expect(JSON.parse(result.stdout)).toMatchObject({
       published: null,
       config: null,
-      tests: { passed: 12, failed: 0 },
+      tests: { passed: 13, failed: 0 },
     });
   });
 

@@ -85,7 +85,7 @@ describe("release, rollback and a real OPA pinned to the revision", () => {
     const result = JSON.parse(released.stdout);
     expect(result).toMatchObject({
       revision: revisionA,
-      tests: { passed: 12, failed: 0 },
+      tests: { passed: 13, failed: 0 },
       published: { key: `authz/${revisionA}.tar.gz`, created: true },
       config: `dist/${revisionA}.opa-config.yaml`,
     });
