@@ -66,6 +66,18 @@ export async function resolveBuildRevision(
   return { revision: assertRevision(revision), dirty: changed.length > 0, git };
 }
 
+/**
+ * The revision a command names: --revision, or HEAD's full SHA. No dirty check: publish and config refer to
+ * what build already wrote, whose revision carries -dirty if it was dirty.
+ */
+export async function revisionOrHead(context: Context, purpose: string): Promise<string> {
+  if (context.settings.revision) return assertRevision(context.settings.revision);
+  const head = await describeHead(context.cwd);
+  if (!head?.sha)
+    throw new UserError(`no revision to ${purpose}`, "run inside your git repository, or pass --revision");
+  return head.sha;
+}
+
 function relativeSpec(cwd: string, absolute: string): string {
   const relative = path.relative(cwd, absolute);
   return relative === "" ? "." : relative;

@@ -3,7 +3,7 @@ import path from "node:path";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { type OpaConfig, renderOpaConfig } from "../opa-config/render.ts";
-import { assertRevision } from "../revision.ts";
+import { revisionOrHead } from "../revision.ts";
 import { resolveRegion } from "../store/open.ts";
 import { objectKey, type Store } from "../store/store.ts";
 import { loadYaml } from "../yaml.ts";
@@ -45,15 +45,6 @@ async function readVerificationKey(context: Context): Promise<string | undefined
   return text;
 }
 
-async function configRevision(context: Context): Promise<string> {
-  if (context.settings.revision) return assertRevision(context.settings.revision);
-  const { describeHead } = await import("../git.ts");
-  const head = await describeHead(context.cwd);
-  if (!head?.sha)
-    throw new UserError("no revision to pin", "run inside your git repository, or pass --revision");
-  return head.sha;
-}
-
 export async function serialize(config: OpaConfig, format: "yaml" | "json"): Promise<string> {
   if (format === "json") return `${JSON.stringify(config, null, 2)}\n`;
   const YAML = await loadYaml();
@@ -75,7 +66,7 @@ export async function config(
   prepared?: { revision?: string; store?: Store; verified?: boolean },
 ): Promise<ConfigResult> {
   const { settings } = context;
-  const revision = prepared?.revision ?? (await configRevision(context));
+  const revision = prepared?.revision ?? (await revisionOrHead(context, "pin"));
   const key = objectKey(settings.prefix, revision);
   const verificationKey = await readVerificationKey(context);
   const rendered = renderOpaConfig({ revision, settings, region: resolveRegion(context), verificationKey });

@@ -3,7 +3,7 @@ import path from "node:path";
 import { sha256File } from "../bundle/read.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
-import { assertRevision } from "../revision.ts";
+import { revisionOrHead } from "../revision.ts";
 import { openStore } from "../store/open.ts";
 import { objectKey, type Store } from "../store/store.ts";
 import type { BuildResult } from "./build.ts";
@@ -16,16 +16,6 @@ export interface PublishResult {
   size: number;
   /** false when the same content was already there (an idempotent re-run). */
   created: boolean;
-}
-
-/** The revision to publish: --revision, else HEAD's SHA (no dirty check: publish ships what build wrote). */
-async function publishRevision(context: Context): Promise<string> {
-  if (context.settings.revision) return assertRevision(context.settings.revision);
-  const { describeHead } = await import("../git.ts");
-  const head = await describeHead(context.cwd);
-  if (!head?.sha)
-    throw new UserError("no revision to publish", "run inside your git repository, or pass --revision");
-  return head.sha;
 }
 
 /** What build wrote for a revision: the tarball's digest (re-computed, so a changed file is caught) and metadata. */
@@ -59,7 +49,7 @@ export async function publish(
   context: Context,
   prepared?: { revision?: string; build?: BuildResult; store?: Store },
 ): Promise<PublishResult> {
-  const revision = prepared?.revision ?? (await publishRevision(context));
+  const revision = prepared?.revision ?? (await revisionOrHead(context, "publish"));
   if (revision.endsWith("-dirty")) {
     throw new FailureError(
       `refusing to publish ${revision}: it was built from uncommitted changes`,

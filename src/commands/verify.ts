@@ -1,11 +1,33 @@
 import type { VerifiedObject } from "../bundle/verify.ts";
 import type { Context } from "../context.ts";
+import { UserError } from "../errors.ts";
 import { locateOpa } from "../opa/locate.ts";
+import { assertRevision } from "../revision.ts";
 import { openStore } from "../store/open.ts";
-import { resolveRevisionArgument } from "./rollback.ts";
+import type { Store } from "../store/store.ts";
 
-/** Downloads a published revision and checks its sha256, manifest revision and (with a key) signature. */
-export async function verify(context: Context, ref: string): Promise<VerifiedObject> {
+/**
+ * A revision named on the command line: a full SHA as is; a short SHA, tag or branch through the local git;
+ * anything else (e.g. a --revision naming scheme) as a literal revision.
+ */
+export async function resolveRevisionArgument(context: Context, ref: string): Promise<string> {
+  if (/^[0-9a-f]{40}$/.test(ref)) return ref;
+  const { resolveCommit } = await import("../git.ts");
+  const sha =
+    /^[\w./-]+$/.test(ref) && !ref.startsWith("-") ? await resolveCommit(context.cwd, ref) : undefined;
+  if (sha) return sha;
+  if (!ref) throw new UserError("no revision given", "name a full SHA, a short SHA, a tag or a branch");
+  return assertRevision(ref);
+}
+
+/**
+ * Resolves the revision, then downloads the published object and checks its sha256 against the publish
+ * metadata, its manifest revision and (with --verification-key) its signature. Used by verify and rollback.
+ */
+export async function checkPublished(
+  context: Context,
+  ref: string,
+): Promise<{ store: Store; verified: VerifiedObject }> {
   const { settings } = context;
   const [revision, store, opa] = await Promise.all([
     resolveRevisionArgument(context, ref),
@@ -14,8 +36,9 @@ export async function verify(context: Context, ref: string): Promise<VerifiedObj
       ? locateOpa({ flag: settings.opa, env: context.env, cwd: context.cwd })
       : undefined,
   ]);
+  context.log.info(`checking ${revision} in ${store.location}`);
   const { verifyPublished } = await import("../bundle/verify.ts");
-  return verifyPublished(store, {
+  const verified = await verifyPublished(store, {
     prefix: settings.prefix,
     revision,
     opa: opa?.path,
@@ -23,6 +46,12 @@ export async function verify(context: Context, ref: string): Promise<VerifiedObj
     keyId: settings.keyId,
     v0Compatible: settings.v0Compatible,
   });
+  return { store, verified };
+}
+
+/** Downloads a published revision and checks its sha256, manifest revision and (with a key) signature. */
+export async function verify(context: Context, ref: string): Promise<VerifiedObject> {
+  return (await checkPublished(context, ref)).verified;
 }
 
 export function renderVerify(result: VerifiedObject): string {
