@@ -11,6 +11,8 @@ OPA_VERSION=${OPA_VERSION:-v1.22.2}
 # MinIO no longer tags Go module versions; this pseudo-version is the 2026-02-12 commit on master.
 MINIO_VERSION=${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}
 ACTIONLINT_VERSION=${ACTIONLINT_VERSION:-v1.7.12}
+# The AWS CLI from PyPI: the baseline `aws s3 cp` of the benchmarks (make bench).
+AWSCLI_VERSION=${AWSCLI_VERSION:-1.46.3}
 NODE_MAJOR=${NODE_MAJOR:-24}
 cache=${POLICYSHIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/policyship}
 tools="$root/.tools"
@@ -68,7 +70,21 @@ go_tool minio github.com/minio/minio "$MINIO_VERSION" \
 go_tool actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION"
 printf '%s\n' "$OPA_VERSION" >"$tools/opa-version"
 
-# 4. dist/
+# 4. The AWS CLI, in a virtualenv cached per version.
+awscli_dir="$cache/awscli-$AWSCLI_VERSION"
+if [ ! -x "$awscli_dir/bin/aws" ]; then
+  if command -v python3 >/dev/null; then
+    log "installing awscli $AWSCLI_VERSION from PyPI (first time on this machine only)"
+    rm -rf "$awscli_dir"
+    python3 -m venv "$awscli_dir"
+    "$awscli_dir/bin/pip" install --quiet --disable-pip-version-check "awscli==$AWSCLI_VERSION"
+  else
+    log "python3 not found: skipping the AWS CLI (only make bench needs it)"
+  fi
+fi
+[ -x "$awscli_dir/bin/aws" ] && ln -sf "$awscli_dir/bin/aws" "$tools/bin/aws"
+
+# 5. dist/
 log "building dist/"
 npm run --silent build
 log "ready: node $(node --version), $(opa version | head -1)"

@@ -1,0 +1,497 @@
+// make bench: policyship against the baseline a user would otherwise pick, on this machine, in one run.
+// Every comparison alternates A and B after a warm-up and reports medians. Loopback only; bounded.
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { cp, link, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import autocannon from "autocannon";
+import { createEnforcer, type Decision } from "policyship/enforcer";
+import { buildBundles } from "../helpers/enforcer-fixtures.ts";
+import { startMinio } from "../helpers/minio.ts";
+import { startOpaServer } from "../helpers/opa-server.ts";
+import { repoRoot, toolPath } from "../helpers/tools.ts";
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 5);
+const CONNECTIONS = 32;
+const UPLOAD_BYTES = 200 * 1024 * 1024;
+const cleanups: (() => Promise<unknown>)[] = [];
+const say = (message: string) => process.stderr.write(`[bench] ${message}\n`);
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    void Promise.allSettled(cleanups.reverse().map((cleanup) => cleanup())).finally(() => process.exit(130));
+  });
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+};
+
+async function timed(run: () => unknown): Promise<number> {
+  const started = performance.now();
+  await run();
+  return performance.now() - started;
+}
+
+/** One warm-up each, then A and B alternated RUNS times; returns the medians. */
+async function alternate(a: () => Promise<number>, b: () => Promise<number>) {
+  await a();
+  await b();
+  const as: number[] = [];
+  const bs: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    as.push(await a());
+    bs.push(await b());
+  }
+  return { a: median(as), b: median(bs), as, bs };
+}
+
+function sh(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  execFileSync(command, args, { stdio: ["ignore", "ignore", "pipe"], ...options });
+}
+
+// ---------------------------------------------------------------- set-up
+
+const toolsPath = `${path.join(repoRoot, ".tools/bin")}${path.delimiter}${process.env.PATH}`;
+const minio = await startMinio();
+cleanups.push(minio.stop);
+const s3 = new S3Client({
+  endpoint: minio.endpoint,
+  region: minio.region,
+  forcePathStyle: true,
+  credentials: { accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey },
+});
+const bucket = "bench";
+await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  PATH: toolsPath,
+  AWS_ACCESS_KEY_ID: minio.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: minio.secretAccessKey,
+  AWS_REGION: minio.region,
+  AWS_DEFAULT_REGION: minio.region,
+  GIT_AUTHOR_NAME: "Bench",
+  GIT_AUTHOR_EMAIL: "bench@example.com",
+  GIT_COMMITTER_NAME: "Bench",
+  GIT_COMMITTER_EMAIL: "bench@example.com",
+};
+const work = await mkdtemp(path.join(os.tmpdir(), "policyship-bench-"));
+cleanups.push(() => rm(work, { recursive: true, force: true }));
+const cli = path.join(repoRoot, "bin/policyship.js");
+const node = toolPath("node");
+
+/** ~200 rules over a 5 MB data.json, with tests, as a large real-world policy set. */
+async function generateLargeSet(dir: string) {
+  await mkdir(dir, { recursive: true });
+  const resources: Record<string, { owner: string; tags: string[]; level: number }> = {};
+  for (let i = 0; i < 40_000; i++) {
+    resources[`r${i}`] = { owner: `user${i % 500}`, tags: [`t${i % 17}`, `t${i % 31}`], level: i % 5 };
+  }
+  await writeFile(path.join(dir, "data.json"), JSON.stringify({ resources }));
+  let rego = "package large\n\n";
+  for (let i = 0; i < 200; i++) {
+    rego += `rule_${i} if {\n\tr := data.resources[input.resource]\n\tr.level >= ${i % 5}\n\tsome tag in r.tags\n\ttag == "t${i % 17}"\n}\n\n`;
+  }
+  rego += "default allow := false\n\nallow if rule_0\n\nallow if rule_1\n";
+  await writeFile(path.join(dir, "large.rego"), rego);
+  let tests = "package large_test\n\nimport data.large\n\n";
+  for (let i = 0; i < 20; i++) {
+    // A resource that satisfies rule_i by construction: tag t(i % 17) and the highest level (4).
+    let j = i % 17;
+    while (j % 5 !== 4) j += 17;
+    tests += `test_rule_${i} if large.rule_${i} with input as {"resource": "r${j}"}\n\n`;
+  }
+  await writeFile(path.join(dir, "large_test.rego"), tests.trimEnd().concat("\n"));
+  sh(toolPath("opa"), ["fmt", "--write", dir]);
+}
+
+async function repoWith(name: string, fill: (policies: string) => Promise<void>) {
+  const dir = path.join(work, name);
+  await mkdir(dir);
+  sh("git", ["init", "--quiet", "--initial-branch=main"], { cwd: dir, env });
+  await fill(path.join(dir, "policies"));
+  sh("git", ["add", "--all"], { cwd: dir, env });
+  sh("git", ["commit", "--quiet", "-m", "policies"], { cwd: dir, env });
+  let n = 0;
+  return {
+    dir,
+    /** A fresh commit, so every run ships a new revision. */
+    nextRevision: () => {
+      sh("git", ["commit", "--quiet", "--allow-empty", "-m", `run ${n++}`], { cwd: dir, env });
+      return execFileSync("git", ["rev-parse", "HEAD"], { cwd: dir, encoding: "utf8" }).trim();
+    },
+  };
+}
+
+const machine = {
+  cpus: os.cpus().length,
+  cpu_model: os.cpus()[0]?.model ?? "unknown",
+  memory_gb: Math.round(os.totalmem() / 1024 ** 3),
+  platform: `${os.platform()} ${os.release()}`,
+  node: process.version,
+  opa:
+    execFileSync(toolPath("opa"), ["version"], { encoding: "utf8" })
+      .split("\n")[0]
+      ?.replace("Version: ", "") ?? "",
+  aws_cli:
+    execFileSync(toolPath("aws" as "opa"), ["--version"], { encoding: "utf8", env })
+      .trim()
+      .split(" ")[0] ?? "",
+};
+say(`machine: ${JSON.stringify(machine)}`);
+const results: Record<string, unknown> = { machine, runs: RUNS };
+const rows: string[][] = [];
+
+// ---------------------------------------------------------------- P1, pipeline
+
+for (const set of ["example", "large"] as const) {
+  const repo = await repoWith(`p1-${set}`, (policies) =>
+    set === "example"
+      ? cp(path.join(repoRoot, "policies"), policies, { recursive: true })
+      : generateLargeSet(policies),
+  );
+  say(`P1 ${set}: hand-written opa build && opa test && aws s3 cp, vs policyship release`);
+  const baseline = () =>
+    timed(() => {
+      const sha = repo.nextRevision();
+      sh(
+        "bash",
+        [
+          "-c",
+          'opa build -b policies -r "$SHA" -o b.tar.gz && opa test -b b.tar.gz >/dev/null && aws s3 cp b.tar.gz "s3://$BUCKET/baseline/$SHA.tar.gz" --endpoint-url "$ENDPOINT" --only-show-errors',
+        ],
+        { cwd: repo.dir, env: { ...env, SHA: sha, BUCKET: bucket, ENDPOINT: minio.endpoint } },
+      );
+    });
+  const policyship = () =>
+    timed(() => {
+      repo.nextRevision();
+      sh(
+        node,
+        [cli, "release", "--bucket", bucket, "--endpoint", minio.endpoint, "--prefix", `policyship-${set}`],
+        {
+          cwd: repo.dir,
+          env,
+        },
+      );
+    });
+  const { a, b } = await alternate(baseline, policyship);
+  const key = set === "example" ? "P1" : "P1_large";
+  results[key] = { baseline_ms: Math.round(a), policyship_ms: Math.round(b), ratio: round(b / a) };
+  rows.push([
+    key,
+    `pipeline, ${set} policies (ms)`,
+    fmt(a),
+    fmt(b),
+    (b / a).toFixed(2),
+    "≤ 0.80",
+    b / a <= 0.8 ? "yes" : "no",
+  ]);
+}
+
+// ---------------------------------------------------------------- P2, cold start
+
+{
+  say("P2: cold start of --version and config --revision");
+  const sha = "a".repeat(40);
+  const run = (args: string[]) => timed(() => sh(node, [cli, ...args], { cwd: work, env }));
+  const versions: number[] = [];
+  const configs: number[] = [];
+  await run(["--version"]);
+  for (let i = 0; i < 11; i++) {
+    versions.push(await run(["--version"]));
+    configs.push(
+      await run(["config", "--revision", sha, "--bucket", "acme-policies", "--region", "eu-west-1"]),
+    );
+  }
+  const version = median(versions);
+  const config = median(configs);
+  results.P2 = { version_ms: Math.round(version), config_ms: Math.round(config) };
+  rows.push([
+    "P2",
+    "cold start: --version / config (ms)",
+    "—",
+    `${fmt(version)} / ${fmt(config)}`,
+    "—",
+    "≤ 150",
+    Math.max(version, config) <= 150 ? "yes" : "no",
+  ]);
+}
+
+// ---------------------------------------------------------------- P3, P4: the enforcer
+
+const bundles = await buildBundles(path.join(repoRoot, "policies"), "bench-1", "authz/allow");
+const opa = await startOpaServer(["--bundle", bundles.rego]);
+cleanups.push(opa.stop);
+
+async function startApp(
+  mode: "hand" | "remote" | "embedded",
+): Promise<{ url: string; process: ChildProcess }> {
+  const child = spawn(node, [path.join(repoRoot, "test/bench/app.mjs")], {
+    cwd: repoRoot,
+    env: { ...env, BENCH_MODE: mode, OPA_URL: opa.url, BUNDLE: bundles.wasm },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const port = await new Promise<string>((resolve, reject) => {
+    child.stdout?.on("data", (chunk: Buffer) => {
+      const match = /ready (\d+)/.exec(chunk.toString());
+      if (match) resolve(match[1] as string);
+    });
+    child.on("exit", (code) => reject(new Error(`bench app (${mode}) exited with ${code}`)));
+  });
+  cleanups.push(async () => child.kill());
+  return { url: `http://127.0.0.1:${port}`, process: child };
+}
+
+async function load(url: string, seconds = LOAD_SECONDS) {
+  const result = await autocannon({
+    url: `${url}/orders?page=1`,
+    connections: CONNECTIONS,
+    duration: seconds,
+    headers: { "x-api-key": "bob-key" },
+  });
+  if (result.non2xx > 0 || result.errors > 0)
+    throw new Error(`${url}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+  return { rps: result.requests.average, p99: result.latency.p99 };
+}
+
+{
+  say(
+    `P3: node:http + undici by hand vs withAuthorization (remote), ${CONNECTIONS} connections, ${LOAD_SECONDS} s each`,
+  );
+  const hand = await startApp("hand");
+  const remote = await startApp("remote");
+  const handRuns: { rps: number; p99: number }[] = [];
+  const remoteRuns: { rps: number; p99: number }[] = [];
+  const { a, b } = await alternate(
+    async () => {
+      const r = await load(hand.url);
+      handRuns.push(r);
+      return r.rps;
+    },
+    async () => {
+      const r = await load(remote.url);
+      remoteRuns.push(r);
+      return r.rps;
+    },
+  );
+  const p99 = (runs: { p99: number }[]) => median(runs.slice(1).map((r) => r.p99));
+  results.P3 = {
+    hand_rps: Math.round(a),
+    enforcer_rps: Math.round(b),
+    hand_p99_ms: p99(handRuns),
+    enforcer_p99_ms: p99(remoteRuns),
+    ratio: round(b / a),
+  };
+  rows.push([
+    "P3",
+    "remote enforcer vs hand-written (req/s)",
+    fmt(a),
+    fmt(b),
+    (b / a).toFixed(2),
+    "≥ 0.95",
+    b / a >= 0.95 ? "yes" : "no",
+  ]);
+  hand.process.kill();
+  remote.process.kill();
+}
+
+{
+  say("P4: 1,000-input corpus on both engines, then decisions per second, embedded vs remote");
+  const remote = createEnforcer({ opa: { url: opa.url, path: "authz/allow" }, timeoutMs: 2000 });
+  const embedded = createEnforcer({ bundle: bundles.wasm, entrypoint: "authz/allow" });
+  await Promise.all([remote.ready(), embedded.ready()]);
+  let seed = 42;
+  const random = () => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+  const pick = <T>(items: T[]) => items[Math.floor(random() * items.length)] as T;
+  const corpus = Array.from({ length: 1000 }, () => ({
+    request: {
+      http: {
+        method: pick(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"]),
+        path: pick([
+          "/orders",
+          "/orders/42",
+          "/orders-archive",
+          "/reports/daily",
+          "/admin/users/7",
+          "/health",
+          "/",
+          "/orders/",
+        ]),
+        querystring: random() < 0.5 ? {} : { page: String(Math.floor(random() * 9)) },
+        headers:
+          random() < 0.15 ? {} : { "x-api-key": pick(["alice-key", "bob-key", "carol-key", "mallory-key"]) },
+      },
+    },
+    client_ip: "127.0.0.1",
+  }));
+  // Header order is not part of a decision (OPA sorts object keys, the wasm SDK keeps insertion order).
+  const comparable = (d: Decision) =>
+    JSON.stringify([d.allow, d.status, Object.entries(d.headers).sort(), d.message, Boolean(d.error)]);
+  let mismatches = 0;
+  for (const input of corpus) {
+    const [r, e] = await Promise.all([remote.decide(input), embedded.decide(input)]);
+    if (comparable(r) !== comparable(e)) mismatches++;
+  }
+  if (mismatches > 0)
+    throw new Error(`${mismatches} of 1000 corpus inputs decided differently by the engines`);
+  const rate = async (decide: (input: unknown) => Promise<Decision>) => {
+    const total = 20_000;
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < total) await decide(corpus[next++ % corpus.length]);
+      }),
+    );
+    return total / ((performance.now() - started) / 1000);
+  };
+  const { a, b } = await alternate(
+    () => rate((input) => remote.decide(input)),
+    () => rate((input) => embedded.decide(input)),
+  );
+  await Promise.all([remote.close(), embedded.close()]);
+  say("P4: the same app, embedded vs remote, under load");
+  const remoteApp = await startApp("remote");
+  const embeddedApp = await startApp("embedded");
+  const apps = await alternate(
+    async () => (await load(remoteApp.url, 3)).rps,
+    async () => (await load(embeddedApp.url, 3)).rps,
+  );
+  remoteApp.process.kill();
+  embeddedApp.process.kill();
+  results.P4 = {
+    corpus: 1000,
+    corpus_mismatches: mismatches,
+    remote_decisions_per_s: Math.round(a),
+    embedded_decisions_per_s: Math.round(b),
+    ratio: round(b / a),
+    app_remote_rps: Math.round(apps.a),
+    app_embedded_rps: Math.round(apps.b),
+    app_ratio: round(apps.b / apps.a),
+  };
+  rows.push([
+    "P4",
+    "embedded vs remote (decisions/s)",
+    fmt(a),
+    fmt(b),
+    (b / a).toFixed(2),
+    "≥ 5",
+    b / a >= 5 ? "yes" : "no",
+  ]);
+  rows.push([
+    "P4 app",
+    "embedded vs remote, same app (req/s)",
+    fmt(apps.a),
+    fmt(apps.b),
+    (apps.b / apps.a).toFixed(2),
+    "—",
+    "—",
+  ]);
+}
+
+// ---------------------------------------------------------------- P5, large upload
+
+{
+  say("P5: 200 MB bundle, policyship publish vs aws s3 cp");
+  const dir = path.join(work, "p5");
+  await mkdir(path.join(dir, "dist"), { recursive: true });
+  const source = path.join(dir, "source.tar.gz");
+  const chunk = randomBytes(16 * 1024 * 1024);
+  await writeFile(source, Buffer.concat(Array.from({ length: UPLOAD_BYTES / chunk.length }, () => chunk)));
+  let n = 0;
+  const aws = () =>
+    timed(() =>
+      sh(
+        toolPath("aws" as "opa"),
+        [
+          "s3",
+          "cp",
+          source,
+          `s3://${bucket}/aws/${n++}.tar.gz`,
+          "--endpoint-url",
+          minio.endpoint,
+          "--only-show-errors",
+        ],
+        {
+          env,
+        },
+      ),
+    );
+  const policyship = async () => {
+    const revision = `large-${n++}`;
+    await link(source, path.join(dir, "dist", `${revision}.tar.gz`));
+    return timed(() =>
+      sh(
+        node,
+        [
+          cli,
+          "publish",
+          "--revision",
+          revision,
+          "--bucket",
+          bucket,
+          "--endpoint",
+          minio.endpoint,
+          "--prefix",
+          "large",
+        ],
+        {
+          cwd: dir,
+          env,
+        },
+      ),
+    );
+  };
+  const { a, b } = await alternate(aws, policyship);
+  const mbps = (ms: number) => UPLOAD_BYTES / 1024 / 1024 / (ms / 1000);
+  results.P5 = {
+    bytes: UPLOAD_BYTES,
+    aws_ms: Math.round(a),
+    policyship_ms: Math.round(b),
+    aws_mb_per_s: round(mbps(a)),
+    policyship_mb_per_s: round(mbps(b)),
+    ratio: round(mbps(b) / mbps(a)),
+  };
+  rows.push([
+    "P5",
+    "200 MB upload (MB/s)",
+    mbps(a).toFixed(1),
+    mbps(b).toFixed(1),
+    (mbps(b) / mbps(a)).toFixed(2),
+    "≥ 1.0",
+    mbps(b) / mbps(a) >= 1 ? "yes" : "no",
+  ]);
+}
+
+function round(value: number) {
+  return Math.round(value * 1000) / 1000;
+}
+function fmt(value: number) {
+  return value >= 100 ? Math.round(value).toString() : value.toFixed(1);
+}
+
+// ---------------------------------------------------------------- report
+
+const table = [
+  "| | comparison | baseline | policyship | ratio | goal | met |",
+  "|---|---|---|---|---|---|---|",
+  ...rows.map((row) => `| ${row.join(" | ")} |`),
+].join("\n");
+process.stdout.write(
+  `${table}\n\nmedians of ${RUNS} alternating runs after a warm-up; ${machine.cpus} × ${machine.cpu_model}, node ${machine.node}, opa ${machine.opa}\n`,
+);
+await writeFile(
+  path.join(repoRoot, "test/bench/results.json"),
+  `${JSON.stringify({ ...results, generated_at: new Date().toISOString() }, null, 2)}\n`,
+);
+for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
