@@ -234,9 +234,18 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     ready,
     async decide(input: unknown): Promise<Decision> {
       const started = performance.now();
-      // The time budget covers the whole decision, readiness included.
-      const signal = AbortSignal.timeout(timeoutMs);
-      let decision = closed ? errorDecision("the enforcer is closed") : await evaluate(input, signal);
+      // The time budget covers the whole decision, readiness included. A timer cleared on completion rather
+      // than AbortSignal.timeout(), whose timer fires after every decision and builds a DOMException each time.
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), timeoutMs);
+      let decision: Decision;
+      try {
+        decision = closed
+          ? errorDecision("the enforcer is closed")
+          : await evaluate(input, controller.signal);
+      } finally {
+        clearTimeout(timer);
+      }
       let openedOnError = false;
       if (decision.error) {
         log(decision.error);

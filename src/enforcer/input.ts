@@ -49,6 +49,7 @@ export interface InputOptions {
 }
 
 function decode(text: string): string {
+  if (!text.includes("%") && !text.includes("+")) return text;
   try {
     return decodeURIComponent(text.replaceAll("+", " "));
   } catch {
@@ -56,7 +57,10 @@ function decode(text: string): string {
   }
 }
 
-/** Kong's querystring: a key without "=" is true, a repeated key is an array. */
+/**
+ * Kong's querystring: a key without "=" is true, a repeated key is an array. The object has no prototype,
+ * so a key such as __proto__ is just a key.
+ */
 export function parseQuerystring(query: string): KongInput["request"]["http"]["querystring"] {
   const result: KongInput["request"]["http"]["querystring"] = Object.create(null);
   if (!query) return result;
@@ -70,7 +74,7 @@ export function parseQuerystring(query: string): KongInput["request"]["http"]["q
     else if (Array.isArray(existing)) existing.push(value);
     else result[key] = [existing, value];
   }
-  return { ...result };
+  return result;
 }
 
 /** Lower-cased header names (Node already lower-cases them); a header sent twice becomes an array. */
