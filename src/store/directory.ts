@@ -1,7 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { copyFile, link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { createReadStream, createWriteStream } from "node:fs";
+import { link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { sha256File } from "../bundle/read.ts";
+import { pipeline } from "node:stream/promises";
+import { digestVerifier, READ_CHUNK_BYTES, sha256File } from "../bundle/read.ts";
 import { UserError } from "../errors.ts";
 import type { CreateOutcome, ObjectToCreate, Store, StoredObject } from "./store.ts";
 
@@ -31,7 +33,11 @@ export class DirectoryStore implements Store {
     await mkdir(path.dirname(target), { recursive: true });
     const temp = `${target}.${randomBytes(4).toString("hex")}.partial`;
     try {
-      await copyFile(object.file, temp);
+      await pipeline(
+        createReadStream(object.file, { highWaterMark: READ_CHUNK_BYTES }),
+        digestVerifier(object.sha256, object.file),
+        createWriteStream(temp, { flags: "wx" }),
+      );
       // link() fails with EEXIST when the name is taken: an atomic create-if-absent on one filesystem.
       await link(temp, target);
     } catch (error) {

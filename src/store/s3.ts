@@ -1,5 +1,7 @@
 import { createReadStream } from "node:fs";
 import { readFile } from "node:fs/promises";
+import type { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import {
   GetObjectCommand,
   HeadObjectCommand,
@@ -9,6 +11,7 @@ import {
   S3ServiceException,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
+import { digestMismatch, digestVerifier, READ_CHUNK_BYTES, sha256Of } from "../bundle/read.ts";
 import { FailureError, UserError } from "../errors.ts";
 import type { CreateOutcome, ObjectToCreate, Store, StoredObject } from "./store.ts";
 
@@ -50,6 +53,15 @@ export class S3Store implements Store {
 
   async createIfAbsent(object: ObjectToCreate): Promise<CreateOutcome> {
     const small = object.size <= PART_SIZE_BYTES;
+    let body: Buffer | Transform;
+    if (small) {
+      body = await readFile(object.file);
+      const actual = sha256Of(body);
+      if (actual !== object.sha256) throw digestMismatch(object.file, object.sha256, actual);
+    } else {
+      body = digestVerifier(object.sha256, object.file);
+      pipeline(createReadStream(object.file, { highWaterMark: READ_CHUNK_BYTES }), body).catch(() => {});
+    }
     const upload = new Upload({
       client: this.client,
       partSize: PART_SIZE_BYTES,
@@ -59,7 +71,7 @@ export class S3Store implements Store {
       params: {
         Bucket: this.options.bucket,
         Key: object.key,
-        Body: small ? await readFile(object.file) : createReadStream(object.file),
+        Body: body,
         ContentLength: object.size,
         ContentType: object.contentType,
         Metadata: object.metadata,

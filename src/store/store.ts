@@ -12,6 +12,7 @@ export interface ObjectToCreate {
   key: string;
   file: string;
   size: number;
+  /** The digest recorded at build; stores check the bytes they send against it and refuse a mismatch. */
   sha256: string;
   contentType: string;
   metadata: Record<string, string>;

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
@@ -135,5 +135,50 @@ describe("publish through S3 faults", () => {
     } finally {
       proxy.rule = () => undefined;
     }
+  });
+});
+
+describe("a bundle changed between build and publish", () => {
+  async function tampered(size: number) {
+    const bundle = await bundleOf(size);
+    // Build's record names other bytes than the file now holds.
+    await writeFile(
+      path.join(bundle.dir, "dist", `${bundle.revision}.json`),
+      JSON.stringify({ revision: bundle.revision, sha256: "0".repeat(64), size }),
+    );
+    return bundle;
+  }
+
+  for (const [name, size] of [
+    ["in one PutObject", SMALL],
+    ["in a multipart upload", LARGE],
+  ] as const) {
+    it(`is refused ${name}, leaving no object and no parts`, async () => {
+      const bucket = await createBucket();
+      const bundle = await tampered(size);
+      const result = await runCli(
+        ["publish", "--revision", bundle.revision, "--bucket", bucket, "--endpoint", minio().endpoint],
+        {
+          cwd: bundle.dir,
+          env: awsEnv(),
+        },
+      );
+      expect(result.exitCode).toBe(1);
+      expect(expectOneLineError(result)).toMatch(
+        /changed after it was built \(sha256 [0-9a-f]{64}, build recorded 0{64}\)/,
+      );
+      expect(await leftovers(bucket)).toEqual({ objects: 0, uploads: 0 });
+    });
+  }
+
+  it("is refused by the directory store too, leaving nothing", async () => {
+    const bundle = await tampered(SMALL);
+    const store = path.join(bundle.dir, "store");
+    const result = await runCli(["publish", "--revision", bundle.revision, "--to", store], {
+      cwd: bundle.dir,
+    });
+    expect(result.exitCode).toBe(1);
+    expect(expectOneLineError(result)).toMatch(/changed after it was built/);
+    expect(await readdir(store).catch(() => [])).toEqual([]);
   });
 });
