@@ -1,7 +1,7 @@
 // make bench: policyship against the baseline a user would otherwise pick, on this machine, in one run.
 // Every comparison alternates A and B after a warm-up and reports medians. Loopback only; bounded.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { cp, link, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -17,6 +17,8 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 5);
 const CONNECTIONS = 32;
 const UPLOAD_BYTES = 200 * 1024 * 1024;
+/** BENCH_ONLY=P3,P5 runs a subset while iterating; make bench runs all. */
+const ONLY = new Set((process.env.BENCH_ONLY ?? "P1,P2,P3,P4,P5").split(",").map((name) => name.trim()));
 const cleanups: (() => Promise<unknown>)[] = [];
 const say = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -150,7 +152,7 @@ const rows: string[][] = [];
 
 // ---------------------------------------------------------------- P1, pipeline
 
-for (const set of ["example", "large"] as const) {
+for (const set of ONLY.has("P1") ? (["example", "large"] as const) : []) {
   const repo = await repoWith(`p1-${set}`, (policies) =>
     set === "example"
       ? cp(path.join(repoRoot, "policies"), policies, { recursive: true })
@@ -197,7 +199,7 @@ for (const set of ["example", "large"] as const) {
 
 // ---------------------------------------------------------------- P2, cold start
 
-{
+if (ONLY.has("P2")) {
   say("P2: cold start of --version and config --revision");
   const sha = "a".repeat(40);
   const run = (args: string[]) => timed(() => sh(node, [cli, ...args], { cwd: work, env }));
@@ -261,7 +263,7 @@ async function load(url: string, seconds = LOAD_SECONDS) {
   return { rps: result.requests.average, p99: result.latency.p99 };
 }
 
-{
+if (ONLY.has("P3")) {
   say(
     `P3: node:http + undici by hand vs withAuthorization (remote), ${CONNECTIONS} connections, ${LOAD_SECONDS} s each`,
   );
@@ -302,7 +304,7 @@ async function load(url: string, seconds = LOAD_SECONDS) {
   remote.process.kill();
 }
 
-{
+if (ONLY.has("P4")) {
   say("P4: 1,000-input corpus on both engines, then decisions per second, embedded vs remote");
   const remote = createEnforcer({ opa: { url: opa.url, path: "authz/allow" }, timeoutMs: 2000 });
   const embedded = createEnforcer({ bundle: bundles.wasm, entrypoint: "authz/allow" });
@@ -401,13 +403,16 @@ async function load(url: string, seconds = LOAD_SECONDS) {
 
 // ---------------------------------------------------------------- P5, large upload
 
-{
+if (ONLY.has("P5")) {
   say("P5: 200 MB bundle, policyship publish vs aws s3 cp");
   const dir = path.join(work, "p5");
   await mkdir(path.join(dir, "dist"), { recursive: true });
   const source = path.join(dir, "source.tar.gz");
   const chunk = randomBytes(16 * 1024 * 1024);
-  await writeFile(source, Buffer.concat(Array.from({ length: UPLOAD_BYTES / chunk.length }, () => chunk)));
+  const bytes = Buffer.concat(Array.from({ length: UPLOAD_BYTES / chunk.length }, () => chunk));
+  await writeFile(source, bytes);
+  // As build leaves it: the tarball and its record, whose sha256 publish checks while uploading.
+  const sha256 = createHash("sha256").update(bytes).digest("hex");
   let n = 0;
   const aws = () =>
     timed(() =>
@@ -430,6 +435,10 @@ async function load(url: string, seconds = LOAD_SECONDS) {
   const policyship = async () => {
     const revision = `large-${n++}`;
     await link(source, path.join(dir, "dist", `${revision}.tar.gz`));
+    await writeFile(
+      path.join(dir, "dist", `${revision}.json`),
+      JSON.stringify({ revision, sha256, size: UPLOAD_BYTES }),
+    );
     return timed(() =>
       sh(
         node,
