@@ -1,10 +1,9 @@
-import http from "node:http";
-import type { AddressInfo } from "node:net";
+import type http from "node:http";
+import { startLoopbackProxy } from "./loopback-proxy.ts";
 
 /** The S3 operation a request is, from its method and query. */
 export function operationOf(req: http.IncomingMessage): string {
-  const url = new URL(req.url ?? "/", "http://x");
-  const q = url.searchParams;
+  const q = new URL(req.url ?? "/", "http://x").searchParams;
   if (req.method === "PUT" && q.has("partNumber")) return "UploadPart";
   if (req.method === "PUT") return "PutObject";
   if (req.method === "POST" && q.has("uploads")) return "CreateMultipartUpload";
@@ -35,66 +34,43 @@ const errorBody = (code: string) =>
 export async function startS3FaultProxy(target: string, delayMs = 800): Promise<S3FaultProxy> {
   const counts = new Map<string, number>();
   const state: S3FaultProxy = { url: "", rule: () => undefined, seen: [], close: async () => {} };
-  const timers = new Set<NodeJS.Timeout>();
-  const server = http.createServer((req, res) => {
+  const proxy = await startLoopbackProxy(target, ({ req, res, forward, later }) => {
     const operation = operationOf(req);
     const nth = (counts.get(operation) ?? 0) + 1;
     counts.set(operation, nth);
     const fault = state.rule(operation, nth);
     state.seen.push(`${operation}${fault ? `:${fault}` : ""}`);
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => {
-      if (fault === "status-500" || fault === "status-503") {
+    switch (fault) {
+      case "status-500":
+      case "status-503": {
         const status = fault === "status-500" ? 500 : 503;
         res
           .writeHead(status, { "content-type": "application/xml" })
           .end(errorBody(status === 500 ? "InternalError" : "SlowDown"));
         return;
       }
-      if (fault === "reset") {
+      case "reset":
         req.socket.destroy();
         return;
-      }
-      const forward = () => {
-        const upstream = http.request(
-          `${target}${req.url}`,
-          { method: req.method, headers: req.headers },
-          (answer) => {
-            if (fault === "truncate") {
-              res.writeHead(answer.statusCode ?? 502, { ...answer.headers, "content-length": "4096" });
-              answer.once("data", (chunk: Buffer) => {
-                res.write(chunk.subarray(0, Math.max(1, chunk.length >> 1)));
-                req.socket.destroy();
-              });
-              answer.on("end", () => req.socket.destroy());
-              return;
-            }
-            res.writeHead(answer.statusCode ?? 502, answer.headers);
-            answer.pipe(res);
+      case "delay":
+        return later(delayMs, () => forward({ host: "keep" }));
+      case "truncate":
+        return forward({
+          host: "keep",
+          onAnswer: (answer) => {
+            res.writeHead(answer.statusCode ?? 502, { ...answer.headers, "content-length": "4096" });
+            answer.once("data", (chunk: Buffer) => {
+              res.write(chunk.subarray(0, Math.max(1, chunk.length >> 1)));
+              req.socket.destroy();
+            });
+            answer.on("end", () => req.socket.destroy());
           },
-        );
-        upstream.on("error", () => res.destroy());
-        upstream.end(Buffer.concat(chunks));
-      };
-      if (fault === "delay") {
-        const timer = setTimeout(() => {
-          timers.delete(timer);
-          forward();
-        }, delayMs);
-        timers.add(timer);
-      } else {
-        forward();
-      }
-    });
+        });
+      default:
+        return forward({ host: "keep" });
+    }
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  state.close = () =>
-    new Promise<void>((resolve) => {
-      for (const timer of timers) clearTimeout(timer);
-      server.closeAllConnections();
-      server.close(() => resolve());
-    });
+  state.url = proxy.url;
+  state.close = proxy.close;
   return state;
 }
