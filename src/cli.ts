@@ -1,6 +1,7 @@
 import { statSync } from "node:fs";
 import path from "node:path";
 import { Command, CommanderError, Option } from "commander";
+import { CONFIG_FORMATS, CREDENTIAL_MODES, TARGETS } from "./choices.ts";
 import { type Context, stderrLogger } from "./context.ts";
 import { FailureError, formatError, isKnownError, UserError } from "./errors.ts";
 import { packageRoot } from "./package-root.ts";
@@ -51,7 +52,7 @@ function addBuildOptions(command: Command): Command {
     .option("--revision <id>", "bundle revision (default: full SHA of HEAD)")
     .option("--allow-dirty", "build with uncommitted changes as <sha>-dirty")
     .option("-O, --optimize <level>", "opa build optimization level 0–2", toNumber)
-    .addOption(new Option("--target <target>", "bundle target").choices(["rego", "wasm"]))
+    .addOption(new Option("--target <target>", "bundle target").choices(TARGETS))
     .option("-e, --entrypoint <path>", "entrypoint such as authz/allow (repeatable; wasm needs one)", collect)
     .option("--signing-key <file>", "PEM private key (or HMAC secret) to sign the bundle")
     .option("--signing-alg <alg>", "signing algorithm (default: RS256)")
@@ -79,19 +80,14 @@ function addStoreOptions(command: Command): Command {
 
 function addConfigOptions(command: Command): Command {
   return command
-    .addOption(new Option("--format <format>", "config format (default: yaml)").choices(["yaml", "json"]))
+    .addOption(new Option("--format <format>", "config format (default: yaml)").choices(CONFIG_FORMATS))
     .option("-o, --output <file>", "write the config to a file instead of stdout")
     .option("--bundle-name <name>", "bundles.<name> in the config (default: authz)")
     .option("--service-url <url>", "plain HTTP(S) bundle server instead of S3 (with --to)")
     .addOption(
-      new Option("--credentials <mode>", "how OPA signs S3 requests (default: environment)").choices([
-        "environment",
-        "metadata",
-        "web-identity",
-        "profile",
-        "assume-role",
-        "sso",
-      ]),
+      new Option("--credentials <mode>", "how OPA signs S3 requests (default: environment)").choices(
+        CREDENTIAL_MODES,
+      ),
     )
     .option("--role-arn <arn>", "IAM role ARN for web-identity / assume-role")
     .option("--iam-role <name>", "IAM role name for metadata credentials")

@@ -3,6 +3,7 @@ import path from "node:path";
 // zod/v3 is the v3 API that ships inside the zod 4 package. It imports in ~17 ms against ~95 ms for the v4
 // core, and every command pays that on start-up (see README "Performance").
 import { z } from "zod/v3";
+import { CONFIG_FORMATS, CREDENTIAL_MODES, TARGETS } from "./choices.ts";
 import { UserError } from "./errors.ts";
 import { loadYaml } from "./yaml.ts";
 
@@ -33,14 +34,6 @@ const url = z
   .url("must be an http(s) URL")
   .refine((value) => /^https?:\/\//.test(value), "must be an http(s) URL");
 
-export const CREDENTIAL_MODES = [
-  "environment",
-  "metadata",
-  "web-identity",
-  "profile",
-  "assume-role",
-  "sso",
-] as const;
 export const SIGNING_ALGORITHMS = [
   "RS256",
   "RS384",
@@ -68,7 +61,7 @@ export const settingsSchema = z
     revision: revision,
     allowDirty: z.boolean(),
     optimize: z.number().int().min(0).max(2),
-    target: z.enum(["rego", "wasm"]),
+    target: z.enum(TARGETS),
     entrypoints: z.array(
       z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_/.-]*$/, "must be a slash-separated path"),
     ),
@@ -103,7 +96,7 @@ export const settingsSchema = z
     status: z.enum(["console"]),
     verificationKey: z.string().min(1),
     keyId: z.string().min(1),
-    format: z.enum(["yaml", "json"]),
+    format: z.enum(CONFIG_FORMATS),
     output: z.string().min(1),
     // tools
     opa: z.string().min(1),

@@ -1,0 +1,11 @@
+/** The fixed choices of settings, shared by the zod schema and commander's flags without loading zod. */
+export const CREDENTIAL_MODES = [
+  "environment",
+  "metadata",
+  "web-identity",
+  "profile",
+  "assume-role",
+  "sso",
+] as const;
+export const TARGETS = ["rego", "wasm"] as const;
+export const CONFIG_FORMATS = ["yaml", "json"] as const;
