@@ -43,7 +43,7 @@ demo: setup ## release, change and roll back a policy against local MinIO, OPA a
 	node --experimental-strip-types --no-warnings scripts/demo.ts
 
 soak: setup ## 200,000 enforcer requests per engine; RSS growth < 20 MB, no leaked sockets or handles
-	node --experimental-strip-types --no-warnings --expose-gc test/soak/soak.ts
+	node --experimental-strip-types --no-warnings --expose-gc --max-semi-space-size=16 test/soak/soak.ts
 
 bench: setup ## P1–P5: policyship vs the baselines, medians of alternating runs; writes test/bench/results.json
 	node --experimental-strip-types --no-warnings test/bench/bench.ts
