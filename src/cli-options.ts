@@ -1,0 +1,62 @@
+import { type Command, Option } from "commander";
+import { CONFIG_FORMATS, CREDENTIAL_MODES, TARGETS } from "./choices.ts";
+
+/** Flag groups that several commands share; cli.ts composes them per command. */
+
+export const collect = (value: string, previous: string[] = []) => [...previous, value];
+export const toNumber = (value: string) => (value.trim() === "" ? Number.NaN : Number(value));
+
+export function addBuildOptions(command: Command): Command {
+  return command
+    .option("--policies <dir>", "policy directory that becomes the bundle (default: policies)")
+    .option("--out <dir>", "output directory (default: dist)")
+    .option("--revision <id>", "bundle revision (default: full SHA of HEAD)")
+    .option("--allow-dirty", "build with uncommitted changes as <sha>-dirty")
+    .option("-O, --optimize <level>", "opa build optimization level 0–2", toNumber)
+    .addOption(new Option("--target <target>", "bundle target").choices(TARGETS))
+    .option("-e, --entrypoint <path>", "entrypoint such as authz/allow (repeatable; wasm needs one)", collect)
+    .option("--signing-key <file>", "PEM private key (or HMAC secret) to sign the bundle")
+    .option("--signing-alg <alg>", "signing algorithm (default: RS256)")
+    .option("--claims-file <file>", "JSON file of extra claims for the signature")
+    .option("--v0-compatible", "policies written before OPA 1.0")
+    .option("--ignore <pattern>", "file or directory names to leave out (repeatable)", collect);
+}
+
+export function addTestOptions(command: Command): Command {
+  return command
+    .option("--coverage-threshold <pct>", "fail when coverage is below this percentage", toNumber)
+    .option("--run <regex>", "only tests whose name matches");
+}
+
+export function addStoreOptions(command: Command): Command {
+  return command
+    .option("--bucket <name>", "S3 bucket")
+    .option("--prefix <prefix>", "key prefix; objects are <prefix>/<rev>.tar.gz")
+    .option("--region <region>", "AWS region (default: $AWS_REGION)")
+    .option("--endpoint <url>", "S3-compatible endpoint (MinIO, R2, …); implies path-style")
+    .option("--force-path-style", "path-style S3 URLs")
+    .option("--profile <name>", "AWS profile")
+    .option("--to <dir>", "publish to a local directory laid out like the bucket instead of S3");
+}
+
+export function addConfigOptions(command: Command): Command {
+  return command
+    .addOption(new Option("--format <format>", "config format (default: yaml)").choices(CONFIG_FORMATS))
+    .option("-o, --output <file>", "write the config to a file instead of stdout")
+    .option("--bundle-name <name>", "bundles.<name> in the config (default: authz)")
+    .option("--service-url <url>", "plain HTTP(S) bundle server instead of S3 (with --to)")
+    .addOption(
+      new Option("--credentials <mode>", "how OPA signs S3 requests (default: environment)").choices(
+        CREDENTIAL_MODES,
+      ),
+    )
+    .option("--role-arn <arn>", "IAM role ARN for web-identity / assume-role")
+    .option("--iam-role <name>", "IAM role name for metadata credentials")
+    .option("--polling-min <seconds>", "bundle polling min delay (default: 60)", toNumber)
+    .option("--polling-max <seconds>", "bundle polling max delay (default: 120)", toNumber)
+    .option("--persist", "let OPA persist the bundle to disk")
+    .addOption(new Option("--decision-logs <sink>", "decision logs").choices(["console"]))
+    .addOption(new Option("--status <sink>", "status reports").choices(["console"]))
+    .option("--verification-key <pem>", "public key OPA verifies the bundle signature with")
+    .option("--key-id <id>", "name of the verification key");
+}
