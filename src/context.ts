@@ -1,7 +1,7 @@
 import type { Settings } from "./settings.ts";
 
 export interface Logger {
-  /** Progress for humans, on stderr; silent under --quiet-progress contexts such as tests. */
+  /** Progress for humans, on stderr (silentLogger for library callers who want none). */
   info: (message: string) => void;
   warn: (message: string) => void;
   /** Only with --verbose. */
