@@ -50,6 +50,15 @@ describe("policyship build and test", () => {
     expect(again.exitCode, again.stderr).toBe(0);
   });
 
+  it("runs only the tests --run selects", async () => {
+    const repo = await createRepo({ examplePolicies: true });
+    const tested = await runCli(["test", "--policies", "policies", "--run", "test_writer_.*", "--json"], {
+      cwd: repo.dir,
+    });
+    expect(tested.exitCode, tested.stderr).toBe(0);
+    expect(JSON.parse(tested.stdout)).toMatchObject({ passed: 2, failed: 0 });
+  });
+
   it("reports a failing test with its file:row and exits 1", async () => {
     const repo = await createRepo({ examplePolicies: true });
     await repo.write(

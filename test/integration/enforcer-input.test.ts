@@ -1,7 +1,12 @@
+import { execFileSync } from "node:child_process";
+import { mkdtemp, readFile } from "node:fs/promises";
 import http from "node:http";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
+import os from "node:os";
 import path from "node:path";
 import express from "express";
+import express4 from "express4";
 import Fastify from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -145,6 +150,73 @@ describe("input through the adapters", () => {
       expect(tooLarge.status).toBe(413);
     } finally {
       await app.close();
+    }
+  });
+});
+
+describe("input over HTTPS and with Express 4", () => {
+  it("node:https: scheme https and tls {version, cipher}", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "policyship-tls-"));
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        path.join(dir, "key.pem"),
+        "-out",
+        path.join(dir, "cert.pem"),
+      ],
+      { stdio: "ignore" },
+    );
+    const server = https.createServer(
+      { key: await readFile(path.join(dir, "key.pem")), cert: await readFile(path.join(dir, "cert.pem")) },
+      withAuthorization(enforcer, (req, res) => res.end(JSON.stringify({ input: echoed(req.headers) }))),
+    );
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const body = await new Promise<string>((resolve, reject) => {
+        https
+          .get({ host: "127.0.0.1", port, path: "/orders", rejectUnauthorized: false }, (res) => {
+            let text = "";
+            res.on("data", (chunk) => (text += chunk));
+            res.on("end", () => resolve(text));
+          })
+          .on("error", reject);
+      });
+      const { input } = JSON.parse(body) as Echo;
+      expect(input.request.http.scheme).toBe("https");
+      expect(input.request.http.port).toBe(String(port));
+      expect(input.request.http.tls).toMatchObject({
+        version: expect.stringMatching(/^TLSv1\.[23]$/),
+        cipher: expect.any(String),
+      });
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it("express 4: route parameters become uri_captures", async () => {
+    const app = express4();
+    app.get("/orders/:id", expressAuthorize(enforcer), (req, res) => {
+      res.json({ input: echoed(req.headers) });
+    });
+    const server = await serve(http.createServer(app));
+    try {
+      const response = await fetch(`${server.url}/orders/42?expand`);
+      const { input } = (await response.json()) as Echo;
+      expect(input.request.http.uri_captures).toEqual({ named: { id: "42" }, unnamed: [] });
+      expect(input.request.http.querystring).toEqual({ expand: true });
+    } finally {
+      await server.close();
     }
   });
 });
