@@ -6,7 +6,7 @@ import { FailureError, UserError } from "../errors.ts";
 import { appendStepSummary, errorAnnotation, inGitHubActions, markdownTable } from "../github.ts";
 import { type OpaTestCase, opaCoverage, opaTest, type TestArgs } from "../opa/commands.ts";
 import { locateOpa, type OpaBinary } from "../opa/locate.ts";
-import { resolveBuildRevision } from "../revision.ts";
+import { revisionOrHead } from "../revision.ts";
 import { bundlePath } from "./build.ts";
 
 export interface TestFailure {
@@ -46,7 +46,10 @@ async function resolveTarget(
     }
     return { target: dir, isBundle: false, shown: settings.policies };
   }
-  const { revision } = await resolveBuildRevision(context);
+  // What build wrote for HEAD: <sha>.tar.gz, or <sha>-dirty.tar.gz with --allow-dirty. Only HEAD's SHA is
+  // needed, not a walk of the working tree: the bundle is tested as built, whatever changed since.
+  const head = await revisionOrHead(context, "test");
+  const revision = settings.allowDirty && !head.endsWith("-dirty") ? `${head}-dirty` : head;
   const file = bundlePath(context, revision);
   if (!existsSync(file)) {
     throw new UserError(

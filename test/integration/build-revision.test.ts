@@ -44,3 +44,17 @@ describe("the bundle revision", () => {
     expect(result.stderr).toContain("uncommitted changes in what goes into the bundle: policyship.yaml");
   });
 });
+
+describe("the bundle test picks by default", () => {
+  it("is HEAD's build, even with uncommitted changes since", async () => {
+    const repo = await createRepo({ examplePolicies: true });
+    expect((await runCli(["build"], { cwd: repo.dir })).exitCode).toBe(0);
+    await repo.write("policies/wip.rego", "package wip\n\nx := 1\n");
+    const tested = await runCli(["test"], { cwd: repo.dir });
+    expect(tested.exitCode, tested.stderr).toBe(0);
+    expect(tested.stderr).toContain(`testing dist/${repo.git("rev-parse", "HEAD")}.tar.gz`);
+    const dirty = await runCli(["test", "--allow-dirty"], { cwd: repo.dir });
+    expect(dirty.exitCode).toBe(2);
+    expect(dirty.stderr).toMatch(/no bundle built for revision [0-9a-f]{40}-dirty/);
+  });
+});
