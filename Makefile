@@ -6,7 +6,7 @@ SHELL := bash
 # Tools installed by setup come first: Node >= 22, opa, minio, actionlint.
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: help setup build lint typecheck policy-test test test-unit test-integration demo soak bench clean
+.PHONY: help setup build lint typecheck policy-test test test-unit test-integration demo soak bench overhead clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ soak: setup ## 200,000 enforcer requests per engine; RSS growth < 20 MB, no leak
 
 bench: setup ## P1–P5: policyship vs the baselines, medians of alternating runs; writes test/bench/results.json
 	node --experimental-strip-types --no-warnings test/bench/bench.ts
+
+overhead: setup ## what build+test and release add over the bare opa (and PutObject) calls, in ms
+	node --experimental-strip-types --no-warnings test/bench/overhead.ts
 
 clean: ## remove build output and installed tools in this clone (the cache stays)
 	rm -rf dist .tools node_modules
