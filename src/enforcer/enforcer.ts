@@ -7,7 +7,14 @@ import {
   PolicyResultError,
 } from "./decision.ts";
 import type { Engine } from "./engine.ts";
-import { buildKongInput, type InputExtras, type InputOptions, type KongInput } from "./input.ts";
+import {
+  buildKongInput,
+  INCLUDE_KEYS,
+  type InputExtras,
+  type InputOptions,
+  type KongInput,
+  NO_INCLUDES,
+} from "./input.ts";
 
 export interface DecisionEvent {
   input: unknown;
@@ -57,7 +64,6 @@ export interface Enforcer {
 
 const DEFAULT_TIMEOUT_MS = 500;
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
-const INCLUDE_KEYS = ["body", "parsedJsonBody", "uriCaptures", "service", "route", "consumer"] as const;
 
 function throttledStderr(): (message: string) => void {
   const last = new Map<string, number>();
@@ -168,15 +174,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const failOpen = options.failOpen === true;
   const inputOptions: InputOptions = {
-    include: {
-      body: false,
-      parsedJsonBody: false,
-      uriCaptures: false,
-      service: false,
-      route: false,
-      consumer: false,
-      ...options.include,
-    },
+    include: { ...NO_INCLUDES, ...options.include },
     service: options.service,
     route: options.route,
     consumer: options.consumer,

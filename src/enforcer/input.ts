@@ -34,6 +34,21 @@ export interface InputExtras {
   clientIp?: string;
 }
 
+export const INCLUDE_KEYS = [
+  "body",
+  "parsedJsonBody",
+  "uriCaptures",
+  "service",
+  "route",
+  "consumer",
+] as const;
+
+/** Nothing optional in the input: Kong's defaults. */
+export const NO_INCLUDES = Object.fromEntries(INCLUDE_KEYS.map((key) => [key, false])) as Record<
+  (typeof INCLUDE_KEYS)[number],
+  boolean
+>;
+
 export interface InputOptions {
   include: {
     body: boolean;

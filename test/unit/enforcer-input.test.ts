@@ -2,16 +2,9 @@ import { IncomingMessage } from "node:http";
 import { Socket } from "node:net";
 import { describe, expect, it } from "vitest";
 import { createEnforcer } from "../../src/enforcer/enforcer.ts";
-import { buildKongInput, parseQuerystring } from "../../src/enforcer/input.ts";
+import { buildKongInput, NO_INCLUDES, parseQuerystring } from "../../src/enforcer/input.ts";
 
-const include = {
-  body: false,
-  parsedJsonBody: false,
-  uriCaptures: false,
-  service: false,
-  route: false,
-  consumer: false,
-};
+const include = NO_INCLUDES;
 
 function request(url: string, rawHeaders: string[], method = "GET"): IncomingMessage {
   const socket = new Socket();
