@@ -106,12 +106,16 @@ function describeBuildFailure(output: string, policies: string): string {
  */
 export async function build(
   context: Context,
-  prepared?: { opa?: Promise<OpaBinary>; revision?: Promise<ResolvedRevision> },
+  prepared?: {
+    opa?: Promise<OpaBinary>;
+    revision?: Promise<ResolvedRevision>;
+    policiesDir?: Promise<string>;
+  },
 ): Promise<BuildResult> {
   const { settings, cwd, log } = context;
   assertBuildFlags(context);
   const [policiesDir, opa, resolved, signingKey, claimsFile] = await Promise.all([
-    assertPoliciesDir(context),
+    prepared?.policiesDir ?? assertPoliciesDir(context),
     prepared?.opa ?? locateOpa({ flag: settings.opa, env: context.env, cwd }),
     prepared?.revision ?? resolveBuildRevision(context, { metadata: true }),
     // An HMAC secret is not a file; anything that looks like a path must be readable.

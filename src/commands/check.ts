@@ -35,10 +35,13 @@ function parseCheckErrors(text: string, policies: string): CheckIssue[] {
 }
 
 /** `opa check --strict` and `opa fmt --list --fail`, in parallel. */
-export async function check(context: Context, prepared?: { opa?: Promise<OpaBinary> }): Promise<CheckResult> {
+export async function check(
+  context: Context,
+  prepared?: { opa?: Promise<OpaBinary>; policiesDir?: Promise<string> },
+): Promise<CheckResult> {
   const { settings, cwd } = context;
   const [dir, opa] = await Promise.all([
-    assertPoliciesDir(context),
+    prepared?.policiesDir ?? assertPoliciesDir(context),
     prepared?.opa ?? locateOpa({ flag: settings.opa, env: context.env, cwd }),
   ]);
   context.log.info(`checking ${settings.policies} (opa check --strict, opa fmt)`);

@@ -3,7 +3,7 @@ import type { Context } from "../context.ts";
 import { appendStepSummary, inGitHubActions, writeOutputs } from "../github.ts";
 import { locateOpa } from "../opa/locate.ts";
 import { resolveBuildRevision } from "../revision.ts";
-import { type BuildResult, build } from "./build.ts";
+import { assertPoliciesDir, type BuildResult, build } from "./build.ts";
 import { assertCheckPassed, check } from "./check.ts";
 import { type ConfigResult, config } from "./config.ts";
 import { type PublishResult, publish } from "./publish.ts";
@@ -40,7 +40,13 @@ export async function release(context: Context): Promise<ReleaseResult> {
     : import("../store/open.ts").then(({ openStore }) => openStore(context));
   store?.catch(() => {});
 
-  const [built, checked] = await Promise.all([build(context, { opa, revision }), check(context, { opa })]);
+  // Build and check both need the policies directory; it is walked once for both.
+  const policiesDir = assertPoliciesDir(context);
+  policiesDir.catch(() => {});
+  const [built, checked] = await Promise.all([
+    build(context, { opa, revision, policiesDir }),
+    check(context, { opa, policiesDir }),
+  ]);
   assertCheckPassed(checked);
   const wantCoverage = settings.coverageThreshold !== undefined || inGitHubActions(context.env);
   const tested = await test(context, {
