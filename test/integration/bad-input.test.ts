@@ -62,6 +62,14 @@ interface Case {
   repo?: () => Promise<TempRepo>;
 }
 
+/** The example policies with one more file committed over them. */
+async function repoCommitting(file: string, content: string): Promise<TempRepo> {
+  const repo = await createRepo({ examplePolicies: true });
+  await repo.write(file, content);
+  repo.commit(`add ${file}`);
+  return repo;
+}
+
 const store = (c: { bucket: string; endpoint: string }) => ["--bucket", c.bucket, "--endpoint", c.endpoint];
 
 const CASES: Case[] = [
@@ -303,24 +311,14 @@ const CASES: Case[] = [
     args: () => ["build"],
     code: 1,
     line: /opa build failed: .*data\.json/,
-    repo: async () => {
-      const bad = await createRepo({ examplePolicies: true });
-      await bad.write("policies/data.json", '{"users": {');
-      bad.commit("broken data");
-      return bad;
-    },
+    repo: () => repoCommitting("policies/data.json", '{"users": {'),
   },
   {
     name: "a Rego syntax error",
     args: () => ["build"],
     code: 1,
     line: /policies\/broken\.rego:5: rego_parse_error/,
-    repo: async () => {
-      const bad = await createRepo({ examplePolicies: true });
-      await bad.write("policies/broken.rego", "package broken\n\nallow if {\n\tinput.a ==\n}\n");
-      bad.commit("syntax error");
-      return bad;
-    },
+    repo: () => repoCommitting("policies/broken.rego", "package broken\n\nallow if {\n\tinput.a ==\n}\n"),
   },
   {
     name: "an unreadable signing key",
