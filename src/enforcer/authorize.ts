@@ -2,21 +2,36 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { BodyTooLargeError, readBody } from "./body.ts";
 import type { Decision } from "./decision.ts";
 import type { Enforcer } from "./enforcer.ts";
-import type { InputExtras } from "./input.ts";
+import { type InputExtras, isJson, parseJsonBody } from "./input.ts";
 import { addRequestHeaders, sendDecision, sendTooLarge } from "./respond.ts";
 
 export interface Authorized {
   /** true: the handler may run (headers already added to req). false: the response has been sent. */
   proceed: boolean;
   decision?: Decision;
-  /** The body, when the enforcer read it; adapters hand it on so the handler can still use it. */
+  /** The raw body, when the enforcer read it; adapters hand it on so the handler can still use it. */
   body?: Buffer;
 }
 
+/** Whether something already read the request stream; it is never read a second time. */
+export function streamConsumed(req: IncomingMessage): boolean {
+  return req.readableDidRead || req.readableEnded;
+}
+
 /**
- * The shared adapter step: read the body when the input needs it (413 over the limit), decide, then
- * either add the allow's headers to the request or send the denial. Framework adapters only map their
- * request objects onto this.
+ * What the handler gets when the enforcer read the body itself: the JSON value the policy saw as
+ * parsed_body (same bytes, same parse, same depth rule), else the bytes.
+ */
+export function handlerBody(req: IncomingMessage, body: Buffer): unknown {
+  if (!isJson(req.headers["content-type"])) return body;
+  const parsed = parseJsonBody(body.toString("utf8"));
+  return parsed.ok ? parsed.value : body;
+}
+
+/**
+ * The shared adapter step: read the body when the input needs it and nothing read it before (413 over the
+ * limit), decide, then either add the allow's headers to the request or send the denial. Framework adapters
+ * only map their request objects onto this.
  */
 export async function authorizeRequest(
   enforcer: Enforcer,
@@ -25,7 +40,8 @@ export async function authorizeRequest(
   extras: InputExtras = {},
 ): Promise<Authorized> {
   let body = extras.body;
-  if (enforcer.includeBody && body === undefined) {
+  const consumed = streamConsumed(req);
+  if (enforcer.includeBody && body === undefined && extras.parsedBody === undefined && !consumed) {
     try {
       body = await readBody(req, enforcer.maxBodyBytes);
     } catch (error) {
@@ -35,11 +51,18 @@ export async function authorizeRequest(
       }
       throw error;
     }
-  } else if (body !== undefined && body.length > enforcer.maxBodyBytes) {
+  }
+  const known = body ?? extras.parsedBody?.value;
+  const size = Buffer.isBuffer(known)
+    ? known.length
+    : typeof known === "string"
+      ? Buffer.byteLength(known)
+      : 0;
+  if (enforcer.includeBody && size > enforcer.maxBodyBytes) {
     sendTooLarge(res);
     return { proceed: false };
   }
-  const decision = await enforcer.decide(enforcer.buildInput(req, { ...extras, body }));
+  const decision = await enforcer.authorize(req, { ...extras, body, bodyConsumed: consumed });
   if (!decision.allow) {
     sendDecision(res, decision);
     return { proceed: false, decision, body };

@@ -13,11 +13,21 @@ export interface Decision {
   message: unknown;
   /** The bundle revision that made the decision, when known. */
   revision?: string;
-  /** Why the decision is an error (500 or 503), for logs; never sent to the client. */
+  /** Why the decision is an error (400, 500 or 503), for logs; never sent to the client. */
   error?: string;
+  /** What kind of error; only "unreachable" may ever be let through, and only with failOpen. */
+  errorKind?: ErrorKind;
   /** True when an error was let through because the app opted into fail-open. */
   failOpen?: boolean;
 }
+
+/**
+ * Why a decision is an error. "unreachable": OPA could not be reached (refused, reset, timed out).
+ * "answer": OPA answered, but not with a usable result (any non-200, garbage, too large). "policy": the
+ * result breaks Kong's contract. "revision": another policy revision answered. "overload": too many
+ * decisions in flight. "input": the request could not be turned into an input. "closed": after close().
+ */
+export type ErrorKind = "unreachable" | "answer" | "policy" | "revision" | "overload" | "input" | "closed";
 
 export const UNAUTHORIZED = "unauthorized";
 export const UNEXPECTED = "An unexpected error occurred";
@@ -54,7 +64,8 @@ function validHeaders(value: unknown): Record<string, string> {
   if (typeof value !== "object" || Array.isArray(value)) {
     throw new PolicyResultError(`headers must be an object, got ${describe(value)}`);
   }
-  const headers: Record<string, string> = {};
+  // No prototype: a header named __proto__ or constructor is just a header.
+  const headers: Record<string, string> = Object.create(null);
   for (const [name, raw] of Object.entries(value)) {
     if (!HEADER_NAME.test(name)) throw new PolicyResultError(`invalid header name ${JSON.stringify(name)}`);
     const lower = name.toLowerCase();
@@ -104,8 +115,9 @@ function describe(value: unknown): string {
  */
 export function interpretResult(result: unknown, defined: boolean): Decision {
   if (!defined) throw new PolicyResultError("the policy decision is undefined (no result)");
-  if (result === true) return { allow: true, status: 200, headers: {}, message: undefined };
-  if (result === false) return { allow: false, status: 403, headers: {}, message: UNAUTHORIZED };
+  if (result === true) return { allow: true, status: 200, headers: Object.create(null), message: undefined };
+  if (result === false)
+    return { allow: false, status: 403, headers: Object.create(null), message: UNAUTHORIZED };
   if (typeof result !== "object" || result === null || Array.isArray(result)) {
     throw new PolicyResultError(`the policy returned ${describe(result)}, not a boolean or an object`);
   }
@@ -118,10 +130,23 @@ export function interpretResult(result: unknown, defined: boolean): Decision {
   return { allow: false, status: validStatus(object.status), headers, message: validMessage(object.message) };
 }
 
-export function errorDecision(error: string, revision?: string): Decision {
-  return { allow: false, status: 500, headers: {}, message: UNEXPECTED, error, revision };
+export function errorDecision(error: string, errorKind: ErrorKind, revision?: string): Decision {
+  return { allow: false, status: 500, headers: {}, message: UNEXPECTED, error, errorKind, revision };
 }
 
 export function mismatchDecision(error: string, revision?: string): Decision {
-  return { allow: false, status: 503, headers: {}, message: REVISION_MISMATCH, error, revision };
+  return {
+    allow: false,
+    status: 503,
+    headers: {},
+    message: REVISION_MISMATCH,
+    error,
+    errorKind: "revision",
+    revision,
+  };
+}
+
+/** A request target with no single path (see request-target.ts): 400, neither policy nor handler asked. */
+export function badRequestDecision(error: string): Decision {
+  return { allow: false, status: 400, headers: {}, message: "bad request", error, errorKind: "input" };
 }

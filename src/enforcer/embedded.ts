@@ -1,40 +1,60 @@
-import { readFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import type { LoadedPolicy } from "@open-policy-agent/opa-wasm";
+import type { Piscina } from "piscina";
 import { readBundle } from "../bundle/read.ts";
+import type { WorkerAnswer, WorkerSetup } from "./embedded-worker.ts";
 import { type Engine, EngineError, type Evaluation } from "./engine.ts";
+import { describeEvaluationError, messageOf } from "./wasm-error.ts";
 
 export interface EmbeddedOptions {
   /** A bundle built with `policyship build --target wasm --entrypoint <entrypoint>`. */
   bundle: string;
   entrypoint: string;
+  /** Evaluate on the event loop: no thread hop, but timeoutMs cannot interrupt a slow evaluation. */
+  inThread?: boolean;
+  /** Worker threads (default: between 2 and 4, by available cores). */
+  workers?: number;
+  /** Evaluations queued for a worker at most; more fail at once. */
+  maxQueue?: number;
 }
 
-/** Turns what opa-wasm throws (strings and plain objects too) into a message. */
-function messageOf(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  if (typeof error === "string") return error;
-  if (error && typeof error === "object" && "message" in error)
-    return String((error as { message: unknown }).message);
-  return String(error);
+/** A compiled policy.wasm, as opa-wasm's loadPolicy takes it. */
+type WasmModule = WorkerSetup["module"];
+
+/** The global WebAssembly object; the "es2023" lib does not declare it. */
+const wasmCompiler = (
+  globalThis as unknown as { WebAssembly: { compile(bytes: Uint8Array): Promise<WasmModule> } }
+).WebAssembly;
+
+export function defaultWorkers(): number {
+  return Math.min(4, Math.max(2, availableParallelism()));
 }
 
-/** Decisions in-process from the bundle's policy.wasm, with the bundle's data.json. */
+/** The worker file beside this module: .ts when run from source (tests), .js when built. */
+function workerFile(): string {
+  const here = fileURLToPath(import.meta.url);
+  return path.join(path.dirname(here), `embedded-worker${path.extname(here)}`);
+}
+
+/**
+ * Decisions in-process from the bundle's policy.wasm and data.json. By default they run in a pool of worker
+ * threads, so an expensive evaluation neither blocks the event loop nor outlives timeoutMs: a timed-out
+ * evaluation terminates its worker, and the pool starts a fresh one.
+ */
 export class EmbeddedEngine implements Engine {
   readonly kind = "embedded";
   private policy: LoadedPolicy | undefined;
+  private pool: Piscina | undefined;
   private bundleRevision: string | undefined;
   private loading: Promise<void> | undefined;
   private readonly entrypoint: string;
+  private readonly encoder = new TextEncoder();
+  private readonly options: EmbeddedOptions;
 
-  constructor(private readonly options: EmbeddedOptions) {
-    if (typeof options.bundle !== "string" || options.bundle === "") {
-      throw new TypeError(`bundle must be the path of a wasm bundle, got ${JSON.stringify(options.bundle)}`);
-    }
-    if (typeof options.entrypoint !== "string" || options.entrypoint === "") {
-      throw new TypeError(
-        `entrypoint must be a rule path such as "authz/allow", got ${JSON.stringify(options.entrypoint)}`,
-      );
-    }
+  constructor(options: EmbeddedOptions) {
+    this.options = options;
     this.entrypoint = options.entrypoint.replace(/^\/+|\/+$/g, "");
   }
 
@@ -43,58 +63,120 @@ export class EmbeddedEngine implements Engine {
     return this.loading;
   }
 
-  private async load(): Promise<void> {
-    const bytes = await readFile(this.options.bundle).catch((error: NodeJS.ErrnoException) => {
-      throw new EngineError(`cannot read bundle ${this.options.bundle}: ${error.code ?? error.message}`);
-    });
-    const contents = await readBundle(bytes, ["policy.wasm", "data.json"]);
-    const wasm = contents.kept.get("policy.wasm");
-    if (!wasm) {
-      throw new EngineError(
-        `${this.options.bundle} has no policy.wasm; build it with --target wasm --entrypoint ${this.entrypoint}`,
-      );
-    }
-    const { loadPolicy } = await import("@open-policy-agent/opa-wasm");
-    try {
-      this.policy = await loadPolicy(wasm);
-    } catch (error) {
-      throw new EngineError(`cannot load policy.wasm: ${messageOf(error)}`);
-    }
-    if (!Object.hasOwn(this.policy.entrypoints as object, this.entrypoint)) {
-      const known = Object.keys(this.policy.entrypoints as object).join(", ");
-      throw new EngineError(`entrypoint ${this.entrypoint} is not in the bundle (it has: ${known})`);
-    }
-    const data = contents.kept.get("data.json");
-    this.policy.setData(data && data.length > 0 ? JSON.parse(data.toString("utf8")) : {});
-    this.bundleRevision = contents.manifest.revision;
-  }
-
+  /** The revision in the manifest of the loaded bundle, once ready. */
   revision(): string | undefined {
     return this.bundleRevision;
   }
 
-  async evaluate(input: unknown): Promise<Evaluation> {
-    if (!this.policy) await this.ready();
+  private async load(): Promise<void> {
+    const contents = await readBundle(this.options.bundle, ["policy.wasm", "data.json"]).catch(
+      (error: NodeJS.ErrnoException) => {
+        throw new EngineError(
+          `cannot read bundle ${this.options.bundle}: ${error.code ?? error.message}`,
+          "answer",
+        );
+      },
+    );
+    const wasm = contents.kept.get("policy.wasm");
+    if (!wasm) {
+      throw new EngineError(
+        `${this.options.bundle} has no policy.wasm; build it with --target wasm --entrypoint ${this.entrypoint}`,
+        "answer",
+      );
+    }
+    const { loadPolicy } = await import("@open-policy-agent/opa-wasm");
+    let module: WasmModule;
+    let policy: LoadedPolicy;
+    try {
+      // Compiled once; workers instantiate the same module instead of compiling it again.
+      module = await wasmCompiler.compile(wasm);
+      policy = await loadPolicy(module);
+    } catch (error) {
+      throw new EngineError(`cannot load policy.wasm: ${messageOf(error)}`, "answer");
+    }
+    if (!Object.hasOwn(policy.entrypoints as object, this.entrypoint)) {
+      const known = Object.keys(policy.entrypoints as object).join(", ");
+      throw new EngineError(
+        `entrypoint ${this.entrypoint} is not in the bundle (it has: ${known})`,
+        "answer",
+      );
+    }
+    const dataBytes = contents.kept.get("data.json");
+    const data = dataBytes && dataBytes.length > 0 ? dataBytes : Buffer.from("{}");
+    this.bundleRevision = contents.manifest.revision;
+    if (this.options.inThread) {
+      policy.setData(JSON.parse(data.toString("utf8")));
+      this.policy = policy;
+      return;
+    }
+    const { Piscina } = await import("piscina");
+    const workers = this.options.workers ?? defaultWorkers();
+    const setup: WorkerSetup = {
+      module,
+      data: new Uint8Array(data).buffer,
+      entrypoint: this.entrypoint,
+      revision: this.bundleRevision,
+    };
+    this.pool = new Piscina({
+      filename: workerFile(),
+      workerData: setup,
+      minThreads: workers,
+      maxThreads: workers,
+      maxQueue: this.options.maxQueue ?? 1024,
+      idleTimeout: Number.POSITIVE_INFINITY,
+      // Workers inherit the app's Node flags, except those only a main thread may have.
+      execArgv: process.execArgv.filter((flag) => !flag.startsWith("--input-type")),
+    });
+    // ready() resolves once every worker has instantiated the policy, so no decision pays for a thread start.
+    await Promise.all(Array.from({ length: workers }, () => this.pool?.run(null)));
+  }
+
+  async evaluate(input: unknown, serialized: string, signal: AbortSignal): Promise<Evaluation> {
+    await this.ready();
+    if (this.pool) return this.evaluateInWorker(this.pool, serialized, signal);
     const policy = this.policy as LoadedPolicy;
     let resultSet: unknown;
     try {
-      resultSet = policy.evaluate(input, this.entrypoint);
+      resultSet = policy.evaluate(this.encoder.encode(serialized).buffer, this.entrypoint);
     } catch (error) {
-      const message = messageOf(error);
-      // A built-in the wasm SDK lacks surfaces here, named, instead of crashing the app.
-      if (message.startsWith("not implemented")) {
-        throw new EngineError(
-          `the policy uses a built-in the embedded engine does not implement (${message})`,
-        );
-      }
-      throw new EngineError(`policy evaluation failed: ${message}`);
+      throw new EngineError(describeEvaluationError(messageOf(error)), "answer");
     }
-    if (!Array.isArray(resultSet) || resultSet.length === 0) return { defined: false, result: undefined };
+    void input;
+    if (!Array.isArray(resultSet) || resultSet.length === 0) {
+      return { defined: false, result: undefined, revision: this.bundleRevision };
+    }
     const first = resultSet[0] as { result?: unknown };
-    return { defined: Object.hasOwn(first, "result"), result: first.result };
+    return { defined: Object.hasOwn(first, "result"), result: first.result, revision: this.bundleRevision };
+  }
+
+  private async evaluateInWorker(
+    pool: Piscina,
+    serialized: string,
+    signal: AbortSignal,
+  ): Promise<Evaluation> {
+    if (pool.queueSize >= (pool.options.maxQueue as number)) {
+      throw new EngineError(
+        `${pool.queueSize} evaluations already queued (limit ${pool.options.maxQueue})`,
+        "overload",
+      );
+    }
+    let answer: WorkerAnswer;
+    try {
+      answer = (await pool.run(serialized, { signal })) as WorkerAnswer;
+    } catch (error) {
+      // The evaluation ran out of time: piscina terminated its worker and starts a new one. The engine is
+      // in-process, so this is the policy's cost, not an unreachable OPA: failOpen does not apply.
+      if (signal.aborted)
+        throw new EngineError("policy evaluation timed out; its worker was recycled", "answer");
+      throw new EngineError(`policy evaluation failed: ${messageOf(error)}`, "answer");
+    }
+    if (!answer.ok) throw new EngineError(describeEvaluationError(answer.message), "answer");
+    return { defined: answer.defined, result: answer.result, revision: answer.revision };
   }
 
   async close(): Promise<void> {
     this.policy = undefined;
+    await this.pool?.destroy();
+    this.pool = undefined;
   }
 }

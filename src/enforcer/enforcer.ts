@@ -1,15 +1,17 @@
 import type { IncomingMessage } from "node:http";
 import {
+  badRequestDecision,
   type Decision,
   errorDecision,
   interpretResult,
   mismatchDecision,
   PolicyResultError,
 } from "./decision.ts";
-import type { Engine } from "./engine.ts";
+import { type Engine, EngineError } from "./engine.ts";
 import {
   buildKongInput,
   INCLUDE_KEYS,
+  InputError,
   type InputExtras,
   type InputOptions,
   type KongInput,
@@ -34,7 +36,11 @@ export interface EnforcerOptions {
   expectedRevision?: string;
   /** Per decision; an OPA slower than this is an error. Default 500. */
   timeoutMs?: number;
-  /** Let requests through when the decision is an error (never on a denial). Default false. */
+  /**
+   * Let a request through when OPA cannot be reached (connection refused or reset, or timeoutMs passed).
+   * Never on a denial, an answer of any status, a policy error, a revision mismatch, the in-flight limit,
+   * or a request whose input cannot be built. Default false.
+   */
   failOpen?: boolean;
   include?: Partial<InputOptions["include"]>;
   service?: InputOptions["service"];
@@ -45,10 +51,17 @@ export interface EnforcerOptions {
   onDecision?: (event: DecisionEvent) => void;
   /** Where problems are logged; default: one line on stderr, at most once per second per kind. */
   log?: (message: string) => void;
-  /** How often the remote engine refreshes OPA's revision from GET /v1/status. Default 5000. */
+  /** @deprecated Ignored: the revision now comes with every decision (OPA's provenance). */
   revisionRefreshMs?: number;
-  /** Calls to OPA in flight at once (remote). Default 1024. */
+  /** Decisions in flight at once: calls to OPA (remote) or queued evaluations (embedded). Default 1024. */
   maxInFlight?: number;
+  /**
+   * Embedded only: evaluate on the event loop instead of worker threads. Saves the thread hop, but a slow
+   * evaluation blocks every request and timeoutMs cannot interrupt it. Default false.
+   */
+  inThread?: boolean;
+  /** Embedded only: worker threads (default: 2–4 by available cores). */
+  workers?: number;
 }
 
 export interface Enforcer {
@@ -58,12 +71,19 @@ export interface Enforcer {
   readonly includeUriCaptures: boolean;
   ready(): Promise<void>;
   decide(input: unknown): Promise<Decision>;
+  /** Throws InputError when the request has no single path (400) or its body cannot be known (500). */
   buildInput(req: IncomingMessage, extras?: InputExtras): KongInput;
+  /** buildInput then decide; a request without an input is refused (400 or 500) and never let through. */
+  authorize(req: IncomingMessage, extras?: InputExtras): Promise<Decision>;
   close(): Promise<void>;
 }
 
 const DEFAULT_TIMEOUT_MS = 500;
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/** setTimeout's ceiling: a larger delay becomes 1 ms in Node. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Buffer's ceiling on 64-bit Node. */
+const MAX_BODY_BYTES = 2 ** 32;
 
 function throttledStderr(): (message: string) => void {
   const last = new Map<string, number>();
@@ -89,15 +109,31 @@ function assertOptions(options: EnforcerOptions) {
       "createEnforcer needs exactly one engine: opa: {url, path} (remote) or bundle + entrypoint (embedded)",
     );
   }
-  for (const [name, value] of [
-    ["timeoutMs", options.timeoutMs],
-    ["maxBodyBytes", options.maxBodyBytes],
-    ["revisionRefreshMs", options.revisionRefreshMs],
-    ["maxInFlight", options.maxInFlight],
+  for (const [name, value, max, integer] of [
+    ["timeoutMs", options.timeoutMs, MAX_TIMER_MS, false],
+    ["revisionRefreshMs", options.revisionRefreshMs, MAX_TIMER_MS, false],
+    ["maxBodyBytes", options.maxBodyBytes, MAX_BODY_BYTES, true],
+    ["maxInFlight", options.maxInFlight, 1_000_000, true],
+    ["workers", options.workers, 256, true],
+    ["opa.connections", options.opa?.connections, 10_000, true],
   ] as const) {
-    if (value !== undefined && (typeof value !== "number" || !Number.isFinite(value) || value <= 0)) {
-      throw new TypeError(`${name} must be a positive number, got ${JSON.stringify(value)}`);
+    if (value === undefined) continue;
+    if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || value > max) {
+      throw new TypeError(
+        `${name} must be a number above 0 and at most ${max}, got ${JSON.stringify(value)}`,
+      );
     }
+    if (integer && !Number.isInteger(value)) {
+      throw new TypeError(`${name} must be a whole number, got ${value}`);
+    }
+  }
+  for (const flag of ["failOpen", "inThread"] as const) {
+    if (options[flag] !== undefined && typeof options[flag] !== "boolean") {
+      throw new TypeError(`${flag} must be a boolean, got ${JSON.stringify(options[flag])}`);
+    }
+  }
+  if (options.opa && (options.inThread !== undefined || options.workers !== undefined)) {
+    throw new TypeError("inThread and workers apply to the embedded engine (bundle), not to opa");
   }
   if (
     options.expectedRevision !== undefined &&
@@ -112,10 +148,12 @@ function assertOptions(options: EnforcerOptions) {
       throw new TypeError(`${hook} must be a function, got ${typeof options[hook]}`);
     }
   }
-  for (const key of Object.keys(options.include ?? {})) {
+  for (const [key, value] of Object.entries(options.include ?? {})) {
     if (!(INCLUDE_KEYS as readonly string[]).includes(key)) {
       throw new TypeError(`include.${key} is not an option; use ${INCLUDE_KEYS.join(", ")}`);
     }
+    if (typeof value !== "boolean")
+      throw new TypeError(`include.${key} must be a boolean, got ${typeof value}`);
   }
 }
 
@@ -136,40 +174,47 @@ function assertRemote(opa: NonNullable<EnforcerOptions["opa"]>) {
       `opa.path must be a rule path such as "authz/allow", got ${JSON.stringify(opa.path)}`,
     );
   }
-}
-
-async function createEngine(options: EnforcerOptions, log: (message: string) => void): Promise<Engine> {
-  if (options.opa) {
-    const { RemoteEngine } = await import("./remote.ts");
-    return new RemoteEngine(
-      {
-        ...options.opa,
-        revisionRefreshMs: options.revisionRefreshMs,
-        maxInFlight: options.maxInFlight,
-        onRevisionError: log,
-      },
-      options.expectedRevision !== undefined,
-    );
+  if (opa.bundleName !== undefined && (typeof opa.bundleName !== "string" || opa.bundleName === "")) {
+    throw new TypeError(`opa.bundleName must be a non-empty string, got ${JSON.stringify(opa.bundleName)}`);
   }
-  const { EmbeddedEngine } = await import("./embedded.ts");
-  return new EmbeddedEngine({ bundle: options.bundle as string, entrypoint: options.entrypoint as string });
 }
 
-/**
- * An enforcer applies Kong's OPA plugin contract to Node requests. Errors are decisions too (500, or 503
- * for a revision mismatch): decide() never throws, and nothing but an allow lets a request through,
- * unless failOpen was chosen.
- */
-export function createEnforcer(options: EnforcerOptions): Enforcer {
-  assertOptions(options);
-  if (options.opa) {
-    // Checked now, so a typo fails at start-up rather than on the first request.
-    assertRemote(options.opa);
-  } else if (typeof options.entrypoint !== "string" || options.entrypoint === "") {
+function assertEmbedded(options: EnforcerOptions) {
+  if (typeof options.bundle !== "string" || options.bundle === "") {
+    throw new TypeError(`bundle must be the path of a wasm bundle, got ${JSON.stringify(options.bundle)}`);
+  }
+  if (typeof options.entrypoint !== "string" || !/^\/*[\w-]+(\/[\w-]+)*\/*$/.test(options.entrypoint)) {
     throw new TypeError(
       `entrypoint must be a rule path such as "authz/allow", got ${JSON.stringify(options.entrypoint)}`,
     );
   }
+}
+
+async function createEngine(options: EnforcerOptions): Promise<Engine> {
+  if (options.opa) {
+    const { RemoteEngine } = await import("./remote.ts");
+    return new RemoteEngine({ ...options.opa, maxInFlight: options.maxInFlight });
+  }
+  const { EmbeddedEngine } = await import("./embedded.ts");
+  return new EmbeddedEngine({
+    bundle: options.bundle as string,
+    entrypoint: options.entrypoint as string,
+    inThread: options.inThread,
+    workers: options.workers,
+    maxQueue: options.maxInFlight,
+  });
+}
+
+/**
+ * An enforcer applies Kong's OPA plugin contract to Node requests. Errors are decisions too (500, or 503
+ * for a revision mismatch): decide() never throws, and nothing but an allow lets a request through, except
+ * an unreachable OPA when failOpen was chosen.
+ */
+export function createEnforcer(options: EnforcerOptions): Enforcer {
+  assertOptions(options);
+  // Checked now, so a typo fails at start-up rather than on the first request.
+  if (options.opa) assertRemote(options.opa);
+  else assertEmbedded(options);
   const log = options.log ?? throttledStderr();
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const failOpen = options.failOpen === true;
@@ -180,7 +225,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     consumer: options.consumer,
   };
   const engineKind = options.opa ? "remote" : "embedded";
-  const enginePromise = createEngine(options, log);
+  const enginePromise = createEngine(options);
   // Surfaced by ready() and decide(); this only keeps an early rejection from being reported as unhandled.
   enginePromise.catch(() => {});
   let readyPromise: Promise<void> | undefined;
@@ -189,7 +234,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
   const ready = () => {
     readyPromise ??= enginePromise.then(async (engine) => {
       await engine.ready();
-      const revision = engine.revision();
+      const revision = engine.revision?.();
       if (options.expectedRevision && engine.kind === "embedded" && revision !== options.expectedRevision) {
         throw new Error(
           `bundle revision ${revision ?? "(none)"} is not the expected ${options.expectedRevision}`,
@@ -199,30 +244,89 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     return readyPromise;
   };
 
-  async function evaluate(input: unknown, signal: AbortSignal): Promise<Decision> {
+  async function evaluate(input: unknown, serialized: string, signal: AbortSignal): Promise<Decision> {
     let engine: Engine;
     try {
       engine = await enginePromise;
       await ready();
     } catch (error) {
       const message = (error as Error).message;
-      return message.includes("is not the expected") ? mismatchDecision(message) : errorDecision(message);
+      return message.includes("is not the expected")
+        ? mismatchDecision(message)
+        : errorDecision(message, "answer");
     }
-    const revision = engine.revision();
+    let evaluation: Awaited<ReturnType<Engine["evaluate"]>>;
+    try {
+      evaluation = await engine.evaluate(input, serialized, signal);
+    } catch (error) {
+      const kind = error instanceof EngineError ? error.kind : "answer";
+      return errorDecision((error as Error).message, kind);
+    }
+    // The revision that produced this very answer: a decision from another revision is never served.
+    const { revision } = evaluation;
     if (options.expectedRevision && revision !== options.expectedRevision) {
       return mismatchDecision(
-        `OPA serves revision ${revision ?? "(unknown)"}, the app expects ${options.expectedRevision}`,
+        `the answer came from policy revision ${revision ?? "(unknown)"}, the app expects ${options.expectedRevision}`,
         revision,
       );
     }
     try {
-      const evaluation = await engine.evaluate(input, signal);
       return { ...interpretResult(evaluation.result, evaluation.defined), revision };
     } catch (error) {
       const prefix = error instanceof PolicyResultError ? "invalid policy result: " : "";
-      return errorDecision(`${prefix}${(error as Error).message}`, revision);
+      return errorDecision(`${prefix}${(error as Error).message}`, "policy", revision);
     }
   }
+
+  /** Logs an error decision, opens it only for an unreachable engine with failOpen, and reports it. */
+  function finish(input: unknown, decision: Decision, started: number): Decision {
+    let openedOnError = false;
+    let final = decision;
+    if (decision.error) {
+      log(decision.error);
+      if (failOpen && decision.errorKind === "unreachable") {
+        final = { ...decision, allow: true, status: 200, failOpen: true };
+        openedOnError = true;
+      }
+    }
+    options.onDecision?.({
+      input,
+      decision: final,
+      revision: final.revision,
+      durationMs: performance.now() - started,
+      failOpen: openedOnError,
+    });
+    return final;
+  }
+
+  async function decide(input: unknown): Promise<Decision> {
+    const started = performance.now();
+    if (closed) return finish(input, errorDecision("the enforcer is closed", "closed"), started);
+    let serialized: string;
+    try {
+      // Serialized once, here: an input that cannot be (a cycle, or nesting deeper than V8 can walk) is the
+      // request's fault, refused before any engine sees it.
+      serialized = JSON.stringify(input) ?? "null";
+    } catch (error) {
+      return finish(
+        input,
+        errorDecision(`the input cannot be serialized: ${(error as Error).message}`, "input"),
+        started,
+      );
+    }
+    // The time budget covers the whole decision, readiness included. A timer cleared on completion rather
+    // than AbortSignal.timeout(), whose timer fires after every decision and builds a DOMException each time.
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    try {
+      return finish(input, await evaluate(input, serialized, controller.signal), started);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  const buildInput = (req: IncomingMessage, extras?: InputExtras) =>
+    buildKongInput(req, inputOptions, extras);
 
   return {
     engine: engineKind,
@@ -230,38 +334,23 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     includeBody: inputOptions.include.body || inputOptions.include.parsedJsonBody,
     includeUriCaptures: inputOptions.include.uriCaptures,
     ready,
-    async decide(input: unknown): Promise<Decision> {
+    decide,
+    buildInput,
+    async authorize(req, extras) {
       const started = performance.now();
-      // The time budget covers the whole decision, readiness included. A timer cleared on completion rather
-      // than AbortSignal.timeout(), whose timer fires after every decision and builds a DOMException each time.
-      const controller = new AbortController();
-      const timer = setTimeout(() => controller.abort(), timeoutMs);
-      let decision: Decision;
+      let input: KongInput;
       try {
-        decision = closed
-          ? errorDecision("the enforcer is closed")
-          : await evaluate(input, controller.signal);
-      } finally {
-        clearTimeout(timer);
+        input = buildInput(req, extras);
+      } catch (error) {
+        const message = (error as Error).message;
+        const decision =
+          error instanceof InputError && error.status === 400
+            ? badRequestDecision(message)
+            : errorDecision(`cannot build the input: ${message}`, "input");
+        return finish({ request: { http: { method: req.method, target: req.url } } }, decision, started);
       }
-      let openedOnError = false;
-      if (decision.error) {
-        log(decision.error);
-        if (failOpen && decision.status >= 500) {
-          decision = { ...decision, allow: true, status: 200, failOpen: true };
-          openedOnError = true;
-        }
-      }
-      options.onDecision?.({
-        input,
-        decision,
-        revision: decision.revision,
-        durationMs: performance.now() - started,
-        failOpen: openedOnError,
-      });
-      return decision;
+      return decide(input);
     },
-    buildInput: (req, extras) => buildKongInput(req, inputOptions, extras),
     async close() {
       closed = true;
       const engine = await enginePromise.catch(() => undefined);

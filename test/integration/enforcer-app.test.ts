@@ -16,6 +16,7 @@ describe("importing policyship/enforcer", () => {
       const { createEnforcer } = await import("policyship/enforcer");
       const remote = createEnforcer({ opa: { url: "http://127.0.0.1:9", path: "authz/allow" }, timeoutMs: 200, log: () => {} });
       const embedded = createEnforcer({ bundle: ${JSON.stringify(bundles.wasm)}, entrypoint: "authz/allow" });
+      await embedded.ready();
       const input = { request: { http: { method: "GET", path: "/health", headers: {} } } };
       const decisions = [await remote.decide(input), await embedded.decide(input)];
       console.log(JSON.stringify(decisions.map((d) => d.status)));

@@ -139,7 +139,7 @@ describe("OPA faults fail closed within the timeout, and recover", () => {
     }
   });
 
-  it("failOpen lets an error through and marks the event; a denial still denies", async () => {
+  it("failOpen opens only for an unreachable OPA: reset, refused or timed out", async () => {
     const events: { failOpen: boolean; status: number }[] = [];
     const enforcer = createEnforcer({
       opa: { url: proxy.url, path: CONFORMANCE_ENTRYPOINT },
@@ -148,19 +148,79 @@ describe("OPA faults fail closed within the timeout, and recover", () => {
       log: () => {},
       onDecision: (event) => events.push({ failOpen: event.failOpen, status: event.decision.status }),
     });
+    const refused = createEnforcer({
+      opa: { url: `http://127.0.0.1:${await freePort()}`, path: CONFORMANCE_ENTRYPOINT },
+      timeoutMs: TIMEOUT_MS,
+      failOpen: true,
+      log: () => {},
+    });
     try {
-      proxy.fault = { kind: "status", status: 503 };
-      expect(await enforcer.decide(allowInput)).toMatchObject({ allow: true, failOpen: true });
+      for (const fault of [{ kind: "reset" }, { kind: "delay", ms: TIMEOUT_MS + 300 }] as const) {
+        proxy.fault = fault;
+        expect(await enforcer.decide(allowInput), fault.kind).toMatchObject({ allow: true, failOpen: true });
+      }
+      expect(await refused.decide(allowInput)).toMatchObject({ allow: true, failOpen: true });
+      expect(events.map((event) => event.failOpen)).toEqual([true, true]);
+    } finally {
       proxy.fault = { kind: "pass" };
-      const denied = await enforcer.decide({
-        ...allowInput,
-        request: { http: { ...allowInput.request.http, path: "/bool-deny" } },
-      });
-      expect(denied).toMatchObject({ allow: false, status: 403 });
-      expect(events).toEqual([
-        { failOpen: true, status: 200 },
-        { failOpen: false, status: 403 },
+      await enforcer.close();
+      await refused.close();
+    }
+  });
+
+  it("failOpen never opens an answer OPA gave, a policy error, a mismatch, the in-flight limit or a bad input", async () => {
+    const options = {
+      opa: { url: proxy.url, path: CONFORMANCE_ENTRYPOINT },
+      timeoutMs: 1000,
+      failOpen: true,
+      log: () => {},
+    };
+    const enforcer = createEnforcer(options);
+    const withPath = (path: string) => ({
+      ...allowInput,
+      request: { http: { ...allowInput.request.http, path } },
+    });
+    try {
+      // OPA answered: 500 (an evaluation error the input can provoke), 503, 404, garbage, too large.
+      for (const fault of [
+        { kind: "status", status: 500, body: '{"code":"internal_error","message":"eval_conflict_error"}' },
+        { kind: "status", status: 503 },
+        { kind: "status", status: 404 },
+        { kind: "garbage" },
+        { kind: "huge", bytes: 2 * 1024 * 1024 },
+      ] as const) {
+        proxy.fault = fault;
+        const decision = await enforcer.decide(allowInput);
+        expect(decision, JSON.stringify(fault)).toMatchObject({
+          allow: false,
+          status: 500,
+          errorKind: "answer",
+        });
+        expect(decision.failOpen).toBeUndefined();
+      }
+      proxy.fault = { kind: "pass" };
+      // What the policy returned: undefined, a wrong type, a bad header, a bad status.
+      for (const path of ["/undefined", "/string-result", "/header-injection", "/bad-status"]) {
+        expect(await enforcer.decide(withPath(path)), path).toMatchObject({ allow: false, status: 500 });
+      }
+      expect(await enforcer.decide(withPath("/bool-deny"))).toMatchObject({ allow: false, status: 403 });
+      // An input that cannot be serialized (a cycle from a consumer function, say).
+      const cyclic: Record<string, unknown> = { ...allowInput };
+      cyclic.self = cyclic;
+      expect(await enforcer.decide(cyclic)).toMatchObject({ allow: false, status: 500, errorKind: "input" });
+      // A revision mismatch.
+      const pinnedElsewhere = createEnforcer({ ...options, expectedRevision: "another-revision" });
+      expect(await pinnedElsewhere.decide(allowInput)).toMatchObject({ allow: false, status: 503 });
+      await pinnedElsewhere.close();
+      // The in-flight limit.
+      const narrow = createEnforcer({ ...options, maxInFlight: 1 });
+      proxy.fault = { kind: "delay", ms: 300 };
+      const [first, second] = await Promise.all([narrow.decide(allowInput), narrow.decide(allowInput)]);
+      expect([first.allow, second]).toMatchObject([
+        true,
+        { allow: false, status: 500, errorKind: "overload" },
       ]);
+      await narrow.close();
     } finally {
       proxy.fault = { kind: "pass" };
       await enforcer.close();
@@ -230,16 +290,19 @@ describe("the revision guard", () => {
       expect(response.status).toBe(503);
       expect(await response.json()).toEqual({ message: "policy revision mismatch" });
       expect(server.handled()).toBe(0);
-      expect(logs.join("\n")).toContain("OPA serves revision faults-1, the app expects app-revision-2");
+      expect(logs.join("\n")).toContain(
+        "the answer came from policy revision faults-1, the app expects app-revision-2",
+      );
     } finally {
       await server.close();
       await enforcer.close();
     }
   });
 
-  it("answers 503 when the revision cannot be learned (status plugin off)", async () => {
+  it("answers 503 when the answer names no bundle revision (policies loaded as plain files)", async () => {
+    const plain = await startOpaServer([CONFORMANCE_DIR]);
     const enforcer = createEnforcer({
-      opa: { url: opa.url, path: CONFORMANCE_ENTRYPOINT },
+      opa: { url: plain.url, path: CONFORMANCE_ENTRYPOINT },
       expectedRevision: "faults-1",
       log: () => {},
     });
@@ -247,6 +310,7 @@ describe("the revision guard", () => {
       expect(await enforcer.decide(allowInput)).toMatchObject({ allow: false, status: 503 });
     } finally {
       await enforcer.close();
+      await plain.stop();
     }
   });
 

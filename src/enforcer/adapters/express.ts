@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { authorizeRequest } from "../authorize.ts";
+import { authorizeRequest, handlerBody, streamConsumed } from "../authorize.ts";
 import type { Enforcer } from "../enforcer.ts";
+import { type PathRules, resolveTarget } from "../request-target.ts";
 
 /** The slice of Express's request this adapter reads; no import of express itself. */
 interface ExpressRequest extends IncomingMessage {
@@ -8,9 +9,18 @@ interface ExpressRequest extends IncomingMessage {
   ip?: string;
   body?: unknown;
   _body?: boolean;
+  originalUrl?: string;
 }
 
 type Next = (error?: unknown) => void;
+
+/** How the app's routers match paths; match them to the Router options, Express's defaults otherwise. */
+export interface ExpressRouting {
+  /** Router `caseSensitive` (default false: /ADMIN runs app.get("/admin"), so the policy sees /admin). */
+  caseSensitive?: boolean;
+  /** Router `strict` (default false: /admin/ runs app.get("/admin"), so the policy sees /admin). */
+  strict?: boolean;
+}
 
 /** Route parameters: names become `named`, the numeric keys of regex routes become `unnamed` in order. */
 function capturesOf(params: Record<string, string> | undefined) {
@@ -24,39 +34,46 @@ function capturesOf(params: Record<string, string> | undefined) {
 }
 
 /**
- * Express 4 and 5 middleware. Route parameters reach `uri_captures` when it is mounted on a route
- * (`app.get("/orders/:id", expressAuthorize(enforcer), handler)`); `app.use` sees none.
- * When the body is part of the input and no body parser ran before, the enforcer reads it and sets
- * `req.body` (parsed JSON for JSON content types, else the Buffer) and `req._body`, so body parsers skip it.
+ * Express 4 and 5 middleware. The policy's path is the full path Express routes on (req.originalUrl, so a
+ * mount point such as app.use("/api", router) is part of it), folded the way Express matches it.
+ * Route parameters reach `uri_captures` when it is mounted on a route (`app.get("/orders/:id",
+ * expressAuthorize(enforcer), handler)`); `app.use` sees none.
+ *
+ * The body: mounted before any parser, the enforcer reads it and sets `req.body` (the parsed JSON the policy
+ * saw, else the Buffer) and marks it read, so parsers mounted later skip it. Mounted after a parser, the
+ * policy gets what the parser gave the handler: express.raw/text bytes as `body`, express.json/urlencoded
+ * values as `parsed_body` (the raw `body` is then unknown, and including it answers 500).
  */
-export function expressAuthorize(enforcer: Enforcer) {
-  if (!enforcer || typeof enforcer.decide !== "function") {
+export function expressAuthorize(enforcer: Enforcer, routing: ExpressRouting = {}) {
+  if (!enforcer || typeof enforcer.authorize !== "function") {
     throw new TypeError(`expressAuthorize expects an enforcer from createEnforcer, got ${typeof enforcer}`);
   }
+  if (typeof routing !== "object" || routing === null) {
+    throw new TypeError(
+      `expressAuthorize routing options must be an object, got ${routing === null ? "null" : typeof routing}`,
+    );
+  }
+  const rules: PathRules = {
+    decode: false,
+    caseSensitive: routing.caseSensitive === true,
+    strict: routing.strict === true,
+    mergeSlashes: false,
+  };
   return (req: ExpressRequest, res: ServerResponse, next: Next) => {
-    const parsedBefore = req._body === true && req.body !== undefined;
-    const body = parsedBefore
-      ? Buffer.from(typeof req.body === "string" ? req.body : JSON.stringify(req.body))
-      : undefined;
+    const consumed = streamConsumed(req);
     authorizeRequest(enforcer, req, res, {
+      target: resolveTarget(req.method ?? "GET", req.originalUrl ?? req.url ?? "/", rules),
       uriCaptures: enforcer.includeUriCaptures ? capturesOf(req.params) : undefined,
       clientIp: req.ip,
-      body,
+      parsedBody: consumed && req.body !== undefined ? { value: req.body } : undefined,
     }).then((outcome) => {
       if (!outcome.proceed) return;
-      if (outcome.body && !parsedBefore) {
+      if (outcome.body && outcome.body.length > 0) {
+        // body-parser 1.x skips a request marked _body; 2.x skips a stream that has ended.
         req._body = true;
-        req.body = /json/i.test(req.headers["content-type"] ?? "") ? safeJson(outcome.body) : outcome.body;
+        req.body = handlerBody(req, outcome.body);
       }
       next();
     }, next);
   };
-}
-
-function safeJson(body: Buffer): unknown {
-  try {
-    return JSON.parse(body.toString("utf8"));
-  } catch {
-    return body;
-  }
 }

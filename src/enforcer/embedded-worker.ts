@@ -1,0 +1,45 @@
+/**
+ * A worker thread of the embedded engine: one instance of the bundle's policy.wasm, evaluating one input at
+ * a time. The enforcer terminates the thread when an evaluation outlives its timeout, and piscina starts a
+ * fresh one. Only erasable TypeScript here, so Node can run the source file directly in tests.
+ */
+import { workerData } from "node:worker_threads";
+import { loadPolicy } from "@open-policy-agent/opa-wasm";
+import { messageOf } from "./wasm-error.ts";
+
+export interface WorkerSetup {
+  /** The compiled policy.wasm (a WebAssembly.Module), shared by every worker. */
+  module: Parameters<typeof loadPolicy>[0];
+  data: ArrayBuffer;
+  entrypoint: string;
+  revision: string | undefined;
+}
+
+export type WorkerAnswer =
+  | { ok: true; defined: boolean; result: unknown; revision: string | undefined }
+  | { ok: false; message: string };
+
+const setup = workerData as WorkerSetup;
+const policy = await loadPolicy(setup.module);
+policy.setData(setup.data);
+const encoder = new TextEncoder();
+
+/** `null` is the warm-up call of ready(): the policy above is loaded by then. */
+export default function evaluate(serialized: string | null): WorkerAnswer | null {
+  if (serialized === null) return null;
+  try {
+    const resultSet = policy.evaluate(encoder.encode(serialized).buffer, setup.entrypoint) as unknown;
+    if (!Array.isArray(resultSet) || resultSet.length === 0) {
+      return { ok: true, defined: false, result: undefined, revision: setup.revision };
+    }
+    const first = resultSet[0] as { result?: unknown };
+    return {
+      ok: true,
+      defined: Object.hasOwn(first, "result"),
+      result: first.result,
+      revision: setup.revision,
+    };
+  } catch (error) {
+    return { ok: false, message: messageOf(error) };
+  }
+}
