@@ -220,3 +220,51 @@ describe("input over HTTPS and with Express 4", () => {
     }
   });
 });
+
+describe("headers named like Object.prototype members are plain keys", () => {
+  it("__proto__, constructor and hasOwnProperty reach the policy as headers, on both engines", async () => {
+    const { sendRaw } = await import("../helpers/raw-http.ts");
+    const { buildBundles } = await import("../helpers/enforcer-fixtures.ts");
+    const built = await buildBundles(path.join(repoRoot, "test/fixtures/echo"), "echo-1", "echo/decision");
+    const embedded = createEnforcer({ bundle: built.wasm, entrypoint: "echo/decision" });
+    for (const engine of [enforcer, embedded]) {
+      const app = await serve(
+        http.createServer(
+          withAuthorization(engine, (req, res) => {
+            res.end(Buffer.from(String(req.headers["x-input"]), "base64").toString("utf8"));
+          }),
+        ),
+      );
+      try {
+        const response = await sendRaw(
+          app.url,
+          "GET /orders HTTP/1.1",
+          "__proto__: first\r\n__proto__: second\r\nconstructor: c\r\nhasOwnProperty: h\r\n",
+        );
+        expect(response.status).toBe(200);
+        const input = JSON.parse(response.body) as Echo["input"];
+        const headers = input.request.http.headers as Record<string, unknown>;
+        expect(Object.hasOwn(headers, "__proto__")).toBe(true);
+        expect(headers.__proto__).toEqual(["first", "second"]);
+        expect(headers.constructor).toBe("c");
+        expect(headers.hasownproperty).toBe("h");
+      } finally {
+        await app.close();
+      }
+    }
+    await embedded.close();
+  });
+
+  it("the headers object handed to onDecision has no prototype", () => {
+    const req = Object.assign(new http.IncomingMessage(null as never), {
+      method: "GET",
+      url: "/",
+      rawHeaders: ["__proto__", "x", "constructor", "y"],
+      headers: {},
+      socket: { remoteAddress: "127.0.0.1", localPort: 80 },
+    });
+    const input = enforcer.buildInput(req);
+    expect(Object.getPrototypeOf(input.request.http.headers)).toBeNull();
+    expect(Object.keys(input.request.http.headers)).toEqual(["__proto__", "constructor"]);
+  });
+});
