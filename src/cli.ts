@@ -97,6 +97,7 @@ function createProgram(io: Io): Command {
     .option("--cwd <dir>", "run as if started in <dir>")
     .option("--config <file>", "settings file (default: policyship.yaml or policyship.json)")
     .option("--opa <path>", "opa binary (default: $OPA_BIN, then PATH)")
+    .option("--opa-env <name>", "an environment variable opa children may see (repeatable)", collect)
     .showHelpAfterError(false)
     .addHelpText("after", EXAMPLES);
 

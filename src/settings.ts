@@ -100,6 +100,7 @@ export const settingsSchema = z
     output: z.string().min(1),
     // tools
     opa: z.string().min(1),
+    opaEnv: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be environment variable names")),
     limit: z.number().int().min(1).max(1000),
     // per-command switches
     verify: z.boolean(),
@@ -128,6 +129,7 @@ export const DEFAULTS = {
   pollingMax: 120,
   persist: false,
   format: "yaml",
+  opaEnv: [],
   limit: 20,
   verify: false,
   dryRun: false,

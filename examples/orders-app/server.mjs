@@ -15,7 +15,6 @@ const enforcer = createEnforcer({
     : { opa: { url: process.env.OPA_URL ?? "http://127.0.0.1:8181", path: "authz/allow" } }),
   expectedRevision: process.env.APP_REVISION || undefined,
   timeoutMs: Number(process.env.ENFORCER_TIMEOUT_MS ?? 500),
-  revisionRefreshMs: Number(process.env.ENFORCER_REVISION_REFRESH_MS ?? 5000),
 });
 
 const orders = [{ id: 42, item: "policy handbook" }];

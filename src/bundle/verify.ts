@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { FailureError, UserError } from "../errors.ts";
+import type { Opa } from "../opa/commands.ts";
 import { runOpa } from "../opa/run.ts";
 import { objectKey, revisionOfKey, type Store, type StoredObject } from "../store/store.ts";
 import { readBundle } from "./read.ts";
@@ -51,7 +52,7 @@ export async function verifyPublished(
   options: {
     prefix: string;
     revision: string;
-    opa?: string;
+    opa?: Opa;
     verificationKey?: string;
     keyId?: string;
     v0Compatible?: boolean;
@@ -101,7 +102,7 @@ export async function verifyPublished(
 
 async function verifySignature(
   body: Buffer,
-  opa: string,
+  opa: Opa,
   keyFile: string,
   keyId?: string,
   v0Compatible?: boolean,
@@ -121,7 +122,7 @@ async function verifySignature(
     ];
     if (keyId) args.push("--verification-key-id", keyId);
     if (v0Compatible) args.push("--v0-compatible");
-    const result = await runOpa(opa, args);
+    const result = await runOpa(opa.path, args, { env: opa.env });
     if (result.exitCode !== 0) {
       const reason = `${result.stdout}\n${result.stderr}`.trim().split("\n")[0] ?? "verification failed";
       throw new FailureError(

@@ -6,7 +6,8 @@ import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import type { CommitMetadata } from "../git.ts";
 import { opaBuild } from "../opa/commands.ts";
-import { locateOpa, type OpaBinary } from "../opa/locate.ts";
+import { locateOpaFor, type OpaBinary } from "../opa/locate.ts";
+import { prepareSigningKey, redactKey, type SigningKey } from "../opa/signing-key.ts";
 import { type ResolvedRevision, resolveBuildRevision } from "../revision.ts";
 
 export interface BuildResult {
@@ -100,6 +101,19 @@ function describeBuildFailure(output: string, policies: string): string {
   return lines.slice(0, 5).join("; ") || output.trim().split("\n")[0] || "no output from opa";
 }
 
+/** opa build, with the signing key file removed afterwards whatever happens. */
+async function runBuild(
+  opa: OpaBinary,
+  signingKey: SigningKey | undefined,
+  args: Parameters<typeof opaBuild>[1],
+) {
+  try {
+    return await opaBuild(opa, args);
+  } finally {
+    await signingKey?.cleanup();
+  }
+}
+
 /**
  * Builds `<out>/<rev>.tar.gz` with opa, checks its manifest revision and writes `<out>/<rev>.json`.
  * Both files appear whole or not at all: opa writes to a temp name that is renamed after the check.
@@ -114,17 +128,14 @@ export async function build(
 ): Promise<BuildResult> {
   const { settings, cwd, log } = context;
   assertBuildFlags(context);
-  const [policiesDir, opa, resolved, signingKey, claimsFile] = await Promise.all([
+  const [policiesDir, opa, resolved, claimsFile] = await Promise.all([
     prepared?.policiesDir ?? assertPoliciesDir(context),
-    prepared?.opa ?? locateOpa({ flag: settings.opa, env: context.env, cwd }),
+    prepared?.opa ?? locateOpaFor(context),
     prepared?.revision ?? resolveBuildRevision(context, { metadata: true }),
-    // An HMAC secret is not a file; anything that looks like a path must be readable.
-    settings.signingKey && /^HS/.test(settings.signingAlg)
-      ? Promise.resolve(settings.signingKey)
-      : assertReadable(settings.signingKey, "--signing-key", cwd),
     assertReadable(settings.claimsFile, "--claims-file", cwd),
   ]);
   const { revision } = resolved;
+  const signingKey = await prepareSigningKey(context);
   const outDir = path.resolve(cwd, settings.out);
   const bundle = bundlePath(context, revision);
   const metadataFile = path.join(outDir, `${revision}.json`);
@@ -132,22 +143,22 @@ export async function build(
   const temp = path.join(outDir, `.${revision}.${randomBytes(4).toString("hex")}.partial`);
   log.info(`building ${settings.policies} at revision ${revision} with opa ${opa.version}`);
   try {
-    const result = await opaBuild(opa.path, {
+    const result = await runBuild(opa, signingKey, {
       policiesDir,
       output: `${temp}.tar.gz`,
       revision,
       optimize: settings.optimize,
       target: settings.target,
       entrypoints: settings.entrypoints,
-      signingKey,
+      signingKey: signingKey?.file,
       signingAlg: settings.signingAlg,
       claimsFile,
       v0Compatible: settings.v0Compatible,
       ignore: settings.ignore,
     });
     if (result.exitCode !== 0) {
-      // opa prints load and compile errors on stdout.
-      const output = `${result.stdout}\n${result.stderr}`;
+      // opa prints load and compile errors on stdout; no line of the signing key ever reaches the user.
+      const output = redactKey(`${result.stdout}\n${result.stderr}`, signingKey);
       const v0Hint = /rego_parse_error/.test(output) && !settings.v0Compatible;
       throw new FailureError(
         `opa build failed: ${describeBuildFailure(output, settings.policies)}`,

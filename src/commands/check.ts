@@ -2,7 +2,7 @@ import path from "node:path";
 import type { Context } from "../context.ts";
 import { FailureError } from "../errors.ts";
 import { opaCheck, opaFormatList } from "../opa/commands.ts";
-import { locateOpa, type OpaBinary } from "../opa/locate.ts";
+import { locateOpaFor, type OpaBinary } from "../opa/locate.ts";
 import { assertPoliciesDir } from "./build.ts";
 
 export interface CheckIssue {
@@ -39,16 +39,16 @@ export async function check(
   context: Context,
   prepared?: { opa?: Promise<OpaBinary>; policiesDir?: Promise<string> },
 ): Promise<CheckResult> {
-  const { settings, cwd } = context;
+  const { settings } = context;
   const [dir, opa] = await Promise.all([
     prepared?.policiesDir ?? assertPoliciesDir(context),
-    prepared?.opa ?? locateOpa({ flag: settings.opa, env: context.env, cwd }),
+    prepared?.opa ?? locateOpaFor(context),
   ]);
   context.log.info(`checking ${settings.policies} (opa check --strict, opa fmt)`);
   const options = { v0Compatible: settings.v0Compatible, ignore: settings.ignore };
   const [checked, formatted] = await Promise.all([
-    opaCheck(opa.path, dir, options),
-    opaFormatList(opa.path, dir, options),
+    opaCheck(opa, dir, options),
+    opaFormatList(opa, dir, options),
   ]);
   const errors =
     checked.exitCode === 0 ? [] : parseCheckErrors(checked.stdout || checked.stderr, settings.policies);

@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Context } from "../context.ts";
-import { locateOpa } from "../opa/locate.ts";
+import { locateOpaFor } from "../opa/locate.ts";
 import { readConfigFile } from "../settings.ts";
 
 export interface Check {
@@ -38,7 +38,7 @@ async function attempt(name: string, run: () => Promise<string>): Promise<Check>
 
 /** One check per thing policyship needs; each becomes a ✓ or ✗ line. */
 export async function doctor(context: Context): Promise<DoctorResult> {
-  const { settings, cwd, env } = context;
+  const { settings, cwd } = context;
   const checks = await Promise.all([
     attempt("node", async () => {
       const major = Number(process.versions.node.split(".")[0]);
@@ -50,7 +50,7 @@ export async function doctor(context: Context): Promise<DoctorResult> {
       gitVersion(cwd).catch(() => Promise.reject(new Error("git not found on PATH; install git"))),
     ),
     attempt("opa", async () => {
-      const opa = await locateOpa({ flag: settings.opa, env, cwd });
+      const opa = await locateOpaFor(context);
       return `opa ${opa.version} at ${opa.path}`;
     }),
     attempt("policies", async () => {

@@ -1,7 +1,7 @@
 import path from "node:path";
 import type { Context } from "../context.ts";
 import { appendStepSummary, inGitHubActions, writeOutputs } from "../github.ts";
-import { locateOpa } from "../opa/locate.ts";
+import { locateOpaFor } from "../opa/locate.ts";
 import { resolveBuildRevision } from "../revision.ts";
 import { assertPoliciesDir, type BuildResult, build } from "./build.ts";
 import { assertCheckPassed, check } from "./check.ts";
@@ -30,7 +30,7 @@ export interface ReleaseResult {
 export async function release(context: Context): Promise<ReleaseResult> {
   const started = performance.now();
   const { settings, cwd, log } = context;
-  const opa = locateOpa({ flag: settings.opa, env: context.env, cwd });
+  const opa = locateOpaFor(context);
   const revision = resolveBuildRevision(context, { metadata: true });
   // Both are awaited below; this keeps an early rejection from being reported as unhandled.
   opa.catch(() => {});

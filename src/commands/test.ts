@@ -5,7 +5,7 @@ import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { appendStepSummary, errorAnnotation, inGitHubActions, markdownTable } from "../github.ts";
 import { type OpaTestCase, opaCoverage, opaTest, type TestArgs } from "../opa/commands.ts";
-import { locateOpa, type OpaBinary } from "../opa/locate.ts";
+import { locateOpaFor, type OpaBinary } from "../opa/locate.ts";
 import { revisionOrHead } from "../revision.ts";
 import { bundlePath } from "./build.ts";
 
@@ -87,7 +87,7 @@ export async function test(
 ): Promise<TestResult> {
   const { settings, cwd, log } = context;
   const [opa, target] = await Promise.all([
-    prepared?.opa ?? locateOpa({ flag: settings.opa, env: context.env, cwd }),
+    prepared?.opa ?? locateOpaFor(context),
     prepared?.bundle
       ? { target: prepared.bundle, isBundle: true, shown: path.relative(cwd, prepared.bundle) }
       : resolveTarget(context),
@@ -102,8 +102,8 @@ export async function test(
   const wantCoverage = settings.coverageThreshold !== undefined || prepared?.coverage === true;
   log.info(`testing ${target.shown}${wantCoverage ? " with coverage" : ""}`);
   const [tests, coverage] = await Promise.all([
-    opaTest(opa.path, args, cwd),
-    wantCoverage ? opaCoverage(opa.path, args, cwd) : undefined,
+    opaTest(opa, args, cwd),
+    wantCoverage ? opaCoverage(opa, args, cwd) : undefined,
   ]);
   if (!tests.cases || (tests.exitCode !== 0 && tests.exitCode !== 2)) {
     const detail = (tests.stderr || tests.stdout).trim().split("\n").slice(0, 3).join("; ");

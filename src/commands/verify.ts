@@ -1,7 +1,7 @@
 import type { VerifiedObject } from "../bundle/verify.ts";
 import type { Context } from "../context.ts";
 import { UserError } from "../errors.ts";
-import { locateOpa } from "../opa/locate.ts";
+import { locateOpaFor } from "../opa/locate.ts";
 import { assertRevision } from "../revision.ts";
 import { openStore } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
@@ -32,16 +32,14 @@ export async function checkPublished(
   const [revision, store, opa] = await Promise.all([
     resolveRevisionArgument(context, ref),
     openStore(context),
-    settings.verificationKey
-      ? locateOpa({ flag: settings.opa, env: context.env, cwd: context.cwd })
-      : undefined,
+    settings.verificationKey ? locateOpaFor(context) : undefined,
   ]);
   context.log.info(`checking ${revision} in ${store.location}`);
   const { verifyPublished } = await import("../bundle/verify.ts");
   const verified = await verifyPublished(store, {
     prefix: settings.prefix,
     revision,
-    opa: opa?.path,
+    opa,
     verificationKey: settings.verificationKey,
     keyId: settings.keyId,
     v0Compatible: settings.v0Compatible,

@@ -107,7 +107,7 @@ export function renderOpaConfig(input: RenderInput): OpaConfig {
       [settings.keyId as string]: { key: input.verificationKey, algorithm: settings.signingAlg },
     };
   }
-  // The status plugin must be on for GET /v1/status, which the enforcer's revision guard reads. Prometheus
+  // The status plugin must be on for GET /v1/status, which operators and `policyship status` read. Prometheus
   // enables it without console noise and without reporting to the bundle service.
   config.status = settings.status === "console" ? { console: true } : { prometheus: true };
   if (settings.decisionLogs === "console") config.decision_logs = { console: true };

@@ -1,4 +1,8 @@
+import type { OpaBinary } from "./locate.ts";
 import { runOpa } from "./run.ts";
+
+/** What running opa needs: the binary and the allow-listed environment locateOpa made for it. */
+export type Opa = Pick<OpaBinary, "path" | "env">;
 
 /** One opa invocation per function; each returns what opa said, parsed, and leaves decisions to the caller. */
 
@@ -30,8 +34,8 @@ export function buildArgs(args: BuildArgs): string[] {
   return list;
 }
 
-export async function opaBuild(binary: string, args: BuildArgs) {
-  return runOpa(binary, buildArgs(args), { cwd: args.policiesDir });
+export async function opaBuild(opa: Opa, args: BuildArgs) {
+  return runOpa(opa.path, buildArgs(args), { cwd: args.policiesDir, env: opa.env });
 }
 
 export interface OpaTestCase {
@@ -65,8 +69,8 @@ function testArgs(args: TestArgs, extra: string[]): string[] {
 }
 
 /** `opa test --format json`: exit 0 all passed, 2 some failed, anything else (or no JSON) an error. */
-export async function opaTest(binary: string, args: TestArgs, cwd: string) {
-  const result = await runOpa(binary, testArgs(args, ["--format", "json"]), { cwd });
+export async function opaTest(opa: Opa, args: TestArgs, cwd: string) {
+  const result = await runOpa(opa.path, testArgs(args, ["--format", "json"]), { cwd, env: opa.env });
   let cases: OpaTestCase[] | undefined;
   try {
     const parsed: unknown = JSON.parse(result.stdout);
@@ -78,8 +82,11 @@ export async function opaTest(binary: string, args: TestArgs, cwd: string) {
 }
 
 /** `opa test --coverage --format json` prints only the coverage report; its `coverage` is a percentage. */
-export async function opaCoverage(binary: string, args: TestArgs, cwd: string) {
-  const result = await runOpa(binary, testArgs(args, ["--coverage", "--format", "json"]), { cwd });
+export async function opaCoverage(opa: Opa, args: TestArgs, cwd: string) {
+  const result = await runOpa(opa.path, testArgs(args, ["--coverage", "--format", "json"]), {
+    cwd,
+    env: opa.env,
+  });
   try {
     const report = JSON.parse(result.stdout) as { coverage?: number };
     return { ...result, coverage: typeof report.coverage === "number" ? report.coverage : undefined };
@@ -89,7 +96,7 @@ export async function opaCoverage(binary: string, args: TestArgs, cwd: string) {
 }
 
 export async function opaCheck(
-  binary: string,
+  opa: Opa,
   policiesDir: string,
   options: { v0Compatible: boolean; ignore: string[] },
 ) {
@@ -97,15 +104,15 @@ export async function opaCheck(
   if (options.v0Compatible) list.push("--v0-compatible");
   for (const pattern of options.ignore) list.push("--ignore", pattern);
   list.push(".");
-  return runOpa(binary, list, { cwd: policiesDir });
+  return runOpa(opa.path, list, { cwd: policiesDir, env: opa.env });
 }
 
 /** `opa fmt --list --fail`: the files that are not formatted, one per line. */
-export async function opaFormatList(binary: string, policiesDir: string, options: { v0Compatible: boolean }) {
+export async function opaFormatList(opa: Opa, policiesDir: string, options: { v0Compatible: boolean }) {
   const list = ["fmt", "--list", "--fail"];
   if (options.v0Compatible) list.push("--v0-compatible");
   list.push(".");
-  const result = await runOpa(binary, list, { cwd: policiesDir });
+  const result = await runOpa(opa.path, list, { cwd: policiesDir, env: opa.env });
   const files = result.stdout
     .split("\n")
     .map((line) => line.trim())

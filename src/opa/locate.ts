@@ -2,7 +2,9 @@ import { constants } from "node:fs";
 import { access, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import type { Context } from "../context.ts";
 import { UserError } from "../errors.ts";
+import { opaEnvironment } from "./environment.ts";
 import { runOpa } from "./run.ts";
 
 export const MINIMUM_OPA_MAJOR = 1;
@@ -10,6 +12,8 @@ export const MINIMUM_OPA_MAJOR = 1;
 export interface OpaBinary {
   path: string;
   version: string;
+  /** The allow-listed environment every run of this opa gets. */
+  env: NodeJS.ProcessEnv;
 }
 
 const INSTALL_HINT =
@@ -38,6 +42,8 @@ export async function locateOpa(options: {
   flag?: string;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** Names added to the allow-listed environment of opa children. */
+  allowEnv?: readonly string[];
 }): Promise<OpaBinary> {
   const explicit = options.flag ?? options.env.OPA_BIN;
   const source = options.flag ? "--opa" : "$OPA_BIN";
@@ -51,7 +57,8 @@ export async function locateOpa(options: {
     binary = await searchPath(options.env);
     if (!binary) throw new UserError("opa not found on PATH", INSTALL_HINT);
   }
-  const version = await cachedOpaVersion(binary, options.env);
+  const childEnv = opaEnvironment(options.env, options.allowEnv);
+  const version = await cachedOpaVersion(binary, options.env, childEnv);
   const major = Number(version.split(".")[0]);
   if (!(major >= MINIMUM_OPA_MAJOR)) {
     throw new UserError(
@@ -59,14 +66,24 @@ export async function locateOpa(options: {
       `upgrade it: ${INSTALL_HINT}`,
     );
   }
-  return { path: binary, version };
+  return { path: binary, version, env: childEnv };
+}
+
+/** The opa a command runs: --opa, $OPA_BIN or PATH, with the allow-listed environment of its settings. */
+export function locateOpaFor(context: Context): Promise<OpaBinary> {
+  const { settings, env, cwd } = context;
+  return locateOpa({ flag: settings.opa, env, cwd, allowEnv: settings.opaEnv });
 }
 
 /**
  * `opa version` costs a process start on every command; the answer only changes when the binary does,
  * so it is cached per path, size and mtime in $POLICYSHIP_CACHE (default ~/.cache/policyship).
  */
-async function cachedOpaVersion(binary: string, env: NodeJS.ProcessEnv): Promise<string> {
+async function cachedOpaVersion(
+  binary: string,
+  env: NodeJS.ProcessEnv,
+  childEnv: NodeJS.ProcessEnv,
+): Promise<string> {
   const info = await stat(binary);
   const key = `${binary}:${info.size}:${info.mtimeMs}`;
   const dir =
@@ -80,7 +97,7 @@ async function cachedOpaVersion(binary: string, env: NodeJS.ProcessEnv): Promise
   } catch {
     cache = {};
   }
-  const version = await readOpaVersion(binary);
+  const version = await readOpaVersion(binary, childEnv);
   try {
     await mkdir(dir, { recursive: true });
     const temp = `${file}.${process.pid}`;
@@ -92,8 +109,8 @@ async function cachedOpaVersion(binary: string, env: NodeJS.ProcessEnv): Promise
   return version;
 }
 
-export async function readOpaVersion(binary: string): Promise<string> {
-  const result = await runOpa(binary, ["version"], { timeoutMs: 15_000 });
+export async function readOpaVersion(binary: string, env: NodeJS.ProcessEnv): Promise<string> {
+  const result = await runOpa(binary, ["version"], { timeoutMs: 15_000, env });
   const match = /^Version:\s*v?(\S+)/m.exec(result.stdout);
   if (result.exitCode !== 0 || !match?.[1]) {
     throw new UserError(`${binary} does not behave like opa (\`opa version\` failed)`, INSTALL_HINT);

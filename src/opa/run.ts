@@ -17,7 +17,7 @@ const MAX_OUTPUT_BYTES = 256 * 1024 * 1024;
 export function runOpa(
   binary: string,
   args: string[],
-  options: { cwd?: string; timeoutMs?: number } = {},
+  options: { cwd?: string; timeoutMs?: number; env: NodeJS.ProcessEnv },
 ): Promise<OpaResult> {
   return new Promise((resolve, reject) => {
     execFile(
@@ -25,6 +25,8 @@ export function runOpa(
       args,
       {
         cwd: options.cwd,
+        // Never the caller's whole environment: see opa/environment.ts.
+        env: options.env,
         timeout: options.timeoutMs ?? OPA_TIMEOUT_MS,
         maxBuffer: MAX_OUTPUT_BYTES,
         encoding: "utf8",

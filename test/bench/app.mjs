@@ -1,7 +1,8 @@
 // The app the enforcer benchmarks load: a node:http handler behind one of
 //   hand      — the baseline: OPA called by hand with an undici Pool, result read as Kong would;
 //   remote    — withAuthorization with the remote engine;
-//   embedded  — withAuthorization with the embedded engine.
+//   embedded  — withAuthorization with the embedded engine (worker threads);
+//   embedded-thread — the same, evaluating on the event loop (inThread).
 // Env: BENCH_MODE, OPA_URL, BUNDLE (wasm), PORT. Prints "ready <port>" when listening.
 import http from "node:http";
 import { createEnforcer, withAuthorization } from "policyship/enforcer";
@@ -45,8 +46,8 @@ if (mode === "hand") {
   };
 } else {
   const enforcer = createEnforcer(
-    mode === "embedded"
-      ? { bundle: process.env.BUNDLE, entrypoint: "authz/allow" }
+    mode.startsWith("embedded")
+      ? { bundle: process.env.BUNDLE, entrypoint: "authz/allow", inThread: mode === "embedded-thread" }
       : { opa: { url: process.env.OPA_URL, path: "authz/allow" } },
   );
   await enforcer.ready();

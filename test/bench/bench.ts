@@ -41,6 +41,16 @@ async function timed(run: () => unknown): Promise<number> {
   return performance.now() - started;
 }
 
+/** One warm-up each, then every contender in turn, RUNS times; returns the medians in order. */
+async function rotate(contenders: (() => Promise<number>)[]) {
+  for (const run of contenders) await run();
+  const samples = contenders.map(() => [] as number[]);
+  for (let i = 0; i < RUNS; i++) {
+    for (const [index, run] of contenders.entries()) samples[index]?.push(await run());
+  }
+  return samples.map(median);
+}
+
 /** One warm-up each, then A and B alternated RUNS times; returns the medians. */
 async function alternate(a: () => Promise<number>, b: () => Promise<number>) {
   await a();
@@ -233,7 +243,7 @@ const opa = await startOpaServer(["--bundle", bundles.rego]);
 cleanups.push(opa.stop);
 
 async function startApp(
-  mode: "hand" | "remote" | "embedded",
+  mode: "hand" | "remote" | "embedded" | "embedded-thread",
 ): Promise<{ url: string; process: ChildProcess }> {
   const child = spawn(node, [path.join(repoRoot, "test/bench/app.mjs")], {
     cwd: repoRoot,
@@ -305,10 +315,13 @@ if (ONLY.has("P3")) {
 }
 
 if (ONLY.has("P4")) {
-  say("P4: 1,000-input corpus on both engines, then decisions per second, embedded vs remote");
+  say(
+    "P4: 1,000-input corpus on every engine, then decisions per second: remote, embedded worker, in-thread",
+  );
   const remote = createEnforcer({ opa: { url: opa.url, path: "authz/allow" }, timeoutMs: 2000 });
-  const embedded = createEnforcer({ bundle: bundles.wasm, entrypoint: "authz/allow" });
-  await Promise.all([remote.ready(), embedded.ready()]);
+  const embedded = createEnforcer({ bundle: bundles.wasm, entrypoint: "authz/allow", timeoutMs: 2000 });
+  const inThread = createEnforcer({ bundle: bundles.wasm, entrypoint: "authz/allow", inThread: true });
+  await Promise.all([remote.ready(), embedded.ready(), inThread.ready()]);
   let seed = 42;
   const random = () => {
     seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
@@ -341,61 +354,104 @@ if (ONLY.has("P4")) {
     JSON.stringify([d.allow, d.status, Object.entries(d.headers).sort(), d.message, Boolean(d.error)]);
   let mismatches = 0;
   for (const input of corpus) {
-    const [r, e] = await Promise.all([remote.decide(input), embedded.decide(input)]);
-    if (comparable(r) !== comparable(e)) mismatches++;
+    const [r, e, t] = await Promise.all([
+      remote.decide(input),
+      embedded.decide(input),
+      inThread.decide(input),
+    ]);
+    if (comparable(r) !== comparable(e) || comparable(r) !== comparable(t)) mismatches++;
   }
   if (mismatches > 0)
     throw new Error(`${mismatches} of 1000 corpus inputs decided differently by the engines`);
-  const rate = async (decide: (input: unknown) => Promise<Decision>) => {
+  const p99s = new Map<string, number[]>();
+  const rate = async (name: string, decide: (input: unknown) => Promise<Decision>) => {
     const total = 20_000;
+    const latencies: number[] = [];
     let next = 0;
     const started = performance.now();
     await Promise.all(
       Array.from({ length: 16 }, async () => {
-        while (next < total) await decide(corpus[next++ % corpus.length]);
+        while (next < total) {
+          const begun = performance.now();
+          await decide(corpus[next++ % corpus.length]);
+          latencies.push(performance.now() - begun);
+        }
       }),
     );
+    latencies.sort((x, y) => x - y);
+    p99s.set(name, [...(p99s.get(name) ?? []), latencies[Math.floor(latencies.length * 0.99)] as number]);
     return total / ((performance.now() - started) / 1000);
   };
-  const { a, b } = await alternate(
-    () => rate((input) => remote.decide(input)),
-    () => rate((input) => embedded.decide(input)),
+  const [a, b, c] = (await rotate([
+    () => rate("remote", (input) => remote.decide(input)),
+    () => rate("worker", (input) => embedded.decide(input)),
+    () => rate("thread", (input) => inThread.decide(input)),
+  ])) as [number, number, number];
+  const p99Of = (name: string) => round(median(p99s.get(name) ?? [0]));
+  await Promise.all([remote.close(), embedded.close(), inThread.close()]);
+  say("P4: the same app under load: remote, embedded worker, embedded in-thread");
+  const appModes = ["remote", "embedded", "embedded-thread"] as const;
+  const running = await Promise.all(appModes.map((mode) => startApp(mode)));
+  const appP99 = new Map<string, number[]>();
+  const appRps = await rotate(
+    running.map((app, index) => async () => {
+      const measured = await load(app.url, 3);
+      const mode = appModes[index] as string;
+      appP99.set(mode, [...(appP99.get(mode) ?? []), measured.p99]);
+      return measured.rps;
+    }),
   );
-  await Promise.all([remote.close(), embedded.close()]);
-  say("P4: the same app, embedded vs remote, under load");
-  const remoteApp = await startApp("remote");
-  const embeddedApp = await startApp("embedded");
-  const apps = await alternate(
-    async () => (await load(remoteApp.url, 3)).rps,
-    async () => (await load(embeddedApp.url, 3)).rps,
-  );
-  remoteApp.process.kill();
-  embeddedApp.process.kill();
+  for (const app of running) app.process.kill();
+  const [appRemote, appWorker, appThread] = appRps as [number, number, number];
+  const appP99Of = (mode: string) => median(appP99.get(mode) ?? [0]);
   results.P4 = {
     corpus: 1000,
     corpus_mismatches: mismatches,
     remote_decisions_per_s: Math.round(a),
-    embedded_decisions_per_s: Math.round(b),
-    ratio: round(b / a),
-    app_remote_rps: Math.round(apps.a),
-    app_embedded_rps: Math.round(apps.b),
-    app_ratio: round(apps.b / apps.a),
+    embedded_worker_decisions_per_s: Math.round(b),
+    embedded_thread_decisions_per_s: Math.round(c),
+    remote_p99_ms: p99Of("remote"),
+    embedded_worker_p99_ms: p99Of("worker"),
+    embedded_thread_p99_ms: p99Of("thread"),
+    ratio_worker: round(b / a),
+    ratio_thread: round(c / a),
+    app_remote_rps: Math.round(appRemote),
+    app_embedded_worker_rps: Math.round(appWorker),
+    app_embedded_thread_rps: Math.round(appThread),
+    app_remote_p99_ms: appP99Of("remote"),
+    app_embedded_worker_p99_ms: appP99Of("embedded"),
+    app_embedded_thread_p99_ms: appP99Of("embedded-thread"),
   };
+  const rowOf = (label: string, base: number, value: number, goal: number | undefined) => [
+    label.split(":")[0] as string,
+    label.split(":")[1] as string,
+    fmt(base),
+    fmt(value),
+    (value / base).toFixed(2),
+    goal === undefined ? "—" : `≥ ${goal}`,
+    goal === undefined ? "—" : value / base >= goal ? "yes" : "no",
+  ];
+  rows.push(rowOf("P4:embedded in-thread vs remote (decisions/s)", a, c, 5));
+  rows.push(rowOf("P4 worker:embedded worker vs remote (decisions/s)", a, b, undefined));
   rows.push([
-    "P4",
-    "embedded vs remote (decisions/s)",
-    fmt(a),
-    fmt(b),
-    (b / a).toFixed(2),
-    "≥ 5",
-    b / a >= 5 ? "yes" : "no",
+    "P4 p99",
+    "decide() p99 (ms): remote / worker / in-thread",
+    "—",
+    `${p99Of("remote")} / ${p99Of("worker")} / ${p99Of("thread")}`,
+    "—",
+    "—",
+    "—",
   ]);
+  rows.push(rowOf("P4 app:embedded worker vs remote, same app (req/s)", appRemote, appWorker, undefined));
+  rows.push(
+    rowOf("P4 app thread:embedded in-thread vs remote, same app (req/s)", appRemote, appThread, undefined),
+  );
   rows.push([
-    "P4 app",
-    "embedded vs remote, same app (req/s)",
-    fmt(apps.a),
-    fmt(apps.b),
-    (apps.b / apps.a).toFixed(2),
+    "P4 app p99",
+    "app p99 (ms): remote / worker / in-thread",
+    "—",
+    `${appP99Of("remote")} / ${appP99Of("embedded")} / ${appP99Of("embedded-thread")}`,
+    "—",
     "—",
     "—",
   ]);

@@ -102,8 +102,11 @@ function enforcerFor(
   });
 }
 
-const seenOf = (events: DecisionEvent[]) =>
-  (events.at(-1)?.input as { request: { http: Seen } }).request.http as Seen;
+function seenOf(events: DecisionEvent[]): Seen {
+  const last = events.at(-1);
+  if (!last) throw new Error("the enforcer made no decision");
+  return (last.input as { request: { http: Seen } }).request.http;
+}
 
 /** What the policy's body/parsed_body must be, given what the handler received for a sample. */
 function expectSameBody(seen: Seen, received: Received, sample: { type: string; body: string }) {

@@ -131,7 +131,7 @@ describe("createEnforcer fails fast on bad options", () => {
     [
       "a negative timeout",
       { opa: { url: "http://h", path: "a" }, timeoutMs: -1 },
-      /timeoutMs must be a positive number, got -1/,
+      /timeoutMs must be a number above 0 and at most 2147483647, got -1/,
     ],
     [
       "a non-function hook",
