@@ -40,6 +40,10 @@ export function addStoreOptions(command: Command): Command {
 }
 
 export function addConfigOptions(command: Command): Command {
+  // release also has build's flags; --signing-alg is one flag for both.
+  if (!command.options.some((option) => option.long === "--signing-alg")) {
+    command.option("--signing-alg <alg>", "algorithm of the bundle signature (default: RS256)");
+  }
   return command
     .addOption(new Option("--format <format>", "config format (default: yaml)").choices(CONFIG_FORMATS))
     .option("-o, --output <file>", "write the config to a file instead of stdout")
@@ -58,5 +62,9 @@ export function addConfigOptions(command: Command): Command {
     .addOption(new Option("--decision-logs <sink>", "decision logs").choices(["console"]))
     .addOption(new Option("--status <sink>", "status reports").choices(["console"]))
     .option("--verification-key <pem>", "public key OPA verifies the bundle signature with")
+    .option(
+      "--verification-key-env <name>",
+      "with an HS* algorithm: the variable OPA reads the shared secret from (default: OPA_VERIFICATION_KEY)",
+    )
     .option("--key-id <id>", "name of the verification key");
 }

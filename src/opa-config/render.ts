@@ -1,5 +1,5 @@
 import { UserError } from "../errors.ts";
-import type { Settings } from "../settings.ts";
+import { flagName, type Settings } from "../settings.ts";
 import { objectKey } from "../store/store.ts";
 
 /**
@@ -20,6 +20,45 @@ export interface RenderInput {
 }
 
 const SESSION_NAME = "policyship-opa";
+
+/**
+ * Every setting whose value is written into the config. OPA replaces each `${VAR}` in its config file with
+ * its own environment variable VAR (https://www.openpolicyagent.org/docs/configuration#environment-variable-substitution),
+ * so a value holding `${` could pull any variable of OPA's environment into a URL or a header.
+ */
+const RENDERED_SETTINGS = [
+  "bucket",
+  "prefix",
+  "region",
+  "endpoint",
+  "serviceUrl",
+  "serviceName",
+  "bundleName",
+  "roleArn",
+  "iamRole",
+  "profile",
+  "keyId",
+  "revision",
+] as const;
+
+/** Refuses `${` in any value that reaches the rendered config; exit 2 with one line. */
+export function assertNoEnvironmentReferences(
+  settings: Settings,
+  extra: Record<string, string | undefined> = {},
+) {
+  const values: [string, string | undefined][] = [
+    ...RENDERED_SETTINGS.map((key) => [flagName(key), settings[key]] as [string, string | undefined]),
+    ...Object.entries(extra),
+  ];
+  for (const [name, value] of values) {
+    if (typeof value === "string" && value.includes("${")) {
+      throw new UserError(
+        `${name} contains "\${", which OPA would replace with one of its environment variables`,
+        `remove "\${" from ${name}`,
+      );
+    }
+  }
+}
 
 /** The bucket's URL. AWS always gets the regional endpoint: the global one redirects, which breaks signing. */
 export function serviceUrl(settings: Settings, region?: string): string {
@@ -86,6 +125,12 @@ export function renderOpaConfig(input: RenderInput): OpaConfig {
   if (input.verificationKey && !settings.keyId) {
     throw new UserError("--verification-key needs --key-id", "name the key, e.g. --key-id release");
   }
+  const hmac = settings.signingAlg.startsWith("HS");
+  assertNoEnvironmentReferences(
+    { ...settings, revision },
+    // A public key is rendered as is, so it is checked too; an HMAC secret never is (see keys below).
+    { "--verification-key": hmac ? undefined : input.verificationKey, region },
+  );
   const signing = s3Signing(settings, region);
   const service: Record<string, unknown> = { url: serviceUrl(settings, region) };
   if (signing) service.credentials = { s3_signing: signing };
@@ -103,9 +148,9 @@ export function renderOpaConfig(input: RenderInput): OpaConfig {
     bundles: { [settings.bundleName]: bundle },
   };
   if (input.verificationKey) {
-    config.keys = {
-      [settings.keyId as string]: { key: input.verificationKey, algorithm: settings.signingAlg },
-    };
+    // An HMAC key is a shared secret: the config names the variable OPA reads it from, never the secret.
+    const key = hmac ? `\${${settings.verificationKeyEnv}}` : input.verificationKey;
+    config.keys = { [settings.keyId as string]: { key, algorithm: settings.signingAlg } };
   }
   // The status plugin must be on for GET /v1/status, which operators and `policyship status` read. Prometheus
   // enables it without console noise and without reporting to the bundle service.
