@@ -94,3 +94,29 @@ export async function commitSubjects(cwd: string, shas: string[]): Promise<Map<s
   }
   return subjects;
 }
+
+export interface TreeBlob {
+  mode: string;
+  sha: string;
+}
+
+/** HEAD's blobs under `dirFromRoot` (a path from the top level), by path from the top level. */
+export async function headBlobs(root: string, dirFromRoot: string): Promise<Map<string, TreeBlob>> {
+  const output = await git(root, ["ls-tree", "-r", "-z", "--full-name", "HEAD", "--", dirFromRoot || "."]);
+  const blobs = new Map<string, TreeBlob>();
+  for (const entry of output.split("\0")) {
+    // <mode> SP <type> SP <object> TAB <path>
+    const match = /^(\d{6}) (\w+) ([0-9a-f]{40,64})\t(.+)$/s.exec(entry);
+    if (match?.[2] === "blob")
+      blobs.set(match[4] as string, { mode: match[1] as string, sha: match[3] as string });
+  }
+  return blobs;
+}
+
+/** The first line git printed on stderr, for one-line errors. */
+export function gitErrorLine(error: unknown): string {
+  const stderr = String((error as { stderr?: string }).stderr ?? "").trim();
+  const line =
+    stderr.split("\n").find((text) => text.trim() !== "") ?? (error as Error).message ?? String(error);
+  return line.replace(/^(fatal|error):\s*/i, "").trim();
+}

@@ -1,8 +1,9 @@
 import path from "node:path";
 import type { Context } from "./context.ts";
 import { UserError } from "./errors.ts";
-import { type CommitMetadata, commitMetadata, describeHead, dirtyPaths } from "./git.ts";
+import { type CommitMetadata, commitMetadata, describeHead, dirtyPaths, gitErrorLine } from "./git.ts";
 import { REVISION_PATTERN } from "./settings.ts";
+import { treeDifferences } from "./tree-check.ts";
 
 export interface ResolvedRevision {
   revision: string;
@@ -30,12 +31,30 @@ export async function resolveBuildRevision(
   options: { metadata?: boolean } = {},
 ): Promise<ResolvedRevision> {
   const { settings, cwd } = context;
-  const watched = [relativeSpec(cwd, path.resolve(cwd, settings.policies))];
+  const policiesDir = path.resolve(cwd, settings.policies);
+  const outDir = path.resolve(cwd, settings.out);
+  const watched = [relativeSpec(cwd, policiesDir)];
   if (context.configFile) watched.push(relativeSpec(cwd, context.configFile));
-  const excluded = [relativeSpec(cwd, path.resolve(cwd, settings.out))];
-  const [head, dirty, git] = await Promise.all([
-    describeHead(cwd),
-    dirtyPaths(cwd, watched, excluded).catch(() => undefined),
+  // An --out outside the working directory cannot hold watched files, and git refuses a pathspec outside
+  // the repository: it is only excluded when inside.
+  const outSpec = relativeSpec(cwd, outDir);
+  const excluded = outSpec.startsWith("..") || path.isAbsolute(outSpec) ? [] : [outSpec];
+  const headPromise = describeHead(cwd);
+  const [head, dirty, tree, git] = await Promise.all([
+    headPromise,
+    dirtyPaths(cwd, watched, excluded).then(
+      (paths) => ({ paths }),
+      (error: unknown) => ({ error }),
+    ),
+    headPromise.then((found) =>
+      found?.sha
+        ? treeDifferences({ root: found.root, policiesDir, ignore: settings.ignore, exclude: outDir }).then(
+            (paths) => ({ paths }),
+            (error: unknown) =>
+              (error as NodeJS.ErrnoException).code === "ENOENT" ? { paths: [] as string[] } : { error },
+          )
+        : { paths: [] as string[] },
+    ),
     options.metadata ? commitMetadata(cwd, context.env).catch(() => undefined) : undefined,
   ]);
   if (!head) {
@@ -53,13 +72,13 @@ export async function resolveBuildRevision(
       "the repository has no commits yet",
       "commit your policies first, or pass --revision",
     );
-  const changed = dirty ?? [];
+  const changed = [...new Set([...pathsOrThrow(dirty), ...pathsOrThrow(tree)])];
   if (changed.length > 0 && !settings.allowDirty) {
     const shown =
       changed.slice(0, 3).join(", ") + (changed.length > 3 ? ` and ${changed.length - 3} more` : "");
     throw new UserError(
       `uncommitted changes in what goes into the bundle: ${shown}`,
-      "commit them, or pass --allow-dirty to build a <sha>-dirty revision that publish refuses",
+      "commit them, add them to --ignore, or pass --allow-dirty to build a <sha>-dirty revision that publish refuses",
     );
   }
   const revision = changed.length > 0 ? `${sha}-dirty` : sha;
@@ -76,6 +95,15 @@ export async function revisionOrHead(context: Context, purpose: string): Promise
   if (!head?.sha)
     throw new UserError(`no revision to ${purpose}`, "run inside your git repository, or pass --revision");
   return head.sha;
+}
+
+/** A git command that fails says nothing about cleanliness: it is never taken for "clean". */
+function pathsOrThrow(outcome: { paths: string[] } | { error: unknown }): string[] {
+  if ("paths" in outcome) return outcome.paths;
+  throw new UserError(
+    `git could not tell whether the policies are committed: ${gitErrorLine(outcome.error)}`,
+    "fix the repository (git status must succeed), then build again",
+  );
 }
 
 function relativeSpec(cwd: string, absolute: string): string {
