@@ -3,8 +3,8 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
-import { digestVerifier, READ_CHUNK_BYTES, sha256File } from "../bundle/read.ts";
-import { UserError } from "../errors.ts";
+import { digestVerifier, READ_CHUNK_BYTES } from "../bundle/read.ts";
+import { FailureError, UserError } from "../errors.ts";
 import type { CreateOutcome, ObjectToCreate, Store, StoredObject } from "./store.ts";
 
 /**
@@ -59,10 +59,39 @@ export class DirectoryStore implements Store {
     const file = this.pathOf(key);
     const info = await stat(file).catch(() => undefined);
     if (!info?.isFile()) return undefined;
-    const metadata = await readFile(`${file}.meta.json`, "utf8")
-      .then((text) => JSON.parse(text) as Record<string, string>)
-      .catch(async () => ({ sha256: (await sha256File(file)).sha256 }));
-    return { key, size: info.size, lastModified: info.mtime, metadata };
+    return { key, size: info.size, lastModified: info.mtime, metadata: await this.readMetadata(key, file) };
+  }
+
+  /**
+   * What publish recorded beside the object. Missing metadata is reported as none (so verify fails on it),
+   * never made up from the object itself; a file that is not a flat object of strings is a failure.
+   */
+  private async readMetadata(key: string, file: string): Promise<Record<string, string>> {
+    let text: string;
+    try {
+      text = await readFile(`${file}.meta.json`, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return {};
+      throw new FailureError(`cannot read the metadata of ${key}: ${(error as NodeJS.ErrnoException).code}`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    const valid =
+      typeof parsed === "object" &&
+      parsed !== null &&
+      !Array.isArray(parsed) &&
+      Object.values(parsed).every((value) => typeof value === "string");
+    if (!valid) {
+      throw new FailureError(
+        `the metadata of ${key} (${path.basename(file)}.meta.json) is not an object of strings`,
+        "do not deploy it; publish the revision again from its commit",
+      );
+    }
+    return Object.assign(Object.create(null), parsed) as Record<string, string>;
   }
 
   async get(key: string): Promise<Buffer> {
