@@ -1,11 +1,24 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createRepo } from "../helpers/git-repo.ts";
 import { awsEnv, createBucket, minio } from "../helpers/s3.ts";
 import { repoRoot } from "../helpers/tools.ts";
+
+interface Workflow {
+  jobs: Record<string, { steps: { name?: string; run?: string; env?: Record<string, string> }[] }>;
+}
+
+async function installStep(file: string) {
+  const YAML = await import("yaml");
+  const workflow = YAML.parse(await readFile(path.join(repoRoot, file), "utf8")) as Workflow;
+  const steps = Object.values(workflow.jobs).flatMap((job) => job.steps);
+  const install = steps.find((step) => step.name === "install the pinned policyship");
+  if (!install?.run) throw new Error(`${file} has no install step`);
+  return { install, steps };
+}
 
 function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
   const toolsBin = path.join(repoRoot, ".tools/bin");
@@ -56,6 +69,41 @@ describe("the npm package, as a user gets it", () => {
     expect(files).toContain("dist/cli-bundle/cli.js");
     expect(files).toContain("dist/enforcer/index.js");
     expect(files).toContain("dist/templates/policy-release.yml");
+  });
+
+  it("the workflows install policyship from the repository's lockfile, before any credentials", async () => {
+    const version = JSON.parse(await readFile(path.join(repoRoot, "package.json"), "utf8")).version as string;
+    for (const file of [
+      ".github/workflows/policy-release.yml",
+      ".github/workflows/policy-rollback.yml",
+      "dist/templates/policy-release.yml",
+    ]) {
+      const { install, steps } = await installStep(file);
+      const text = await readFile(path.join(repoRoot, file), "utf8");
+      expect(text).not.toMatch(/npx\s+(--yes|-y)\b/);
+      // The fallback pins this package's exact version; credentials come only after the install.
+      expect(install.env?.POLICYSHIP_VERSION).toContain(`'${version}'`);
+      const credentials = steps.findIndex((step) =>
+        JSON.stringify(step).includes("configure-aws-credentials"),
+      );
+      expect(steps.indexOf(install)).toBeLessThan(credentials);
+      // Run the step itself in a repository whose lockfile pins the packed policyship.
+      const repo = await mkdtemp(path.join(os.tmpdir(), "policyship-ci-"));
+      await cp(path.join(installDir, "package.json"), path.join(repo, "package.json"));
+      await cp(path.join(installDir, "package-lock.json"), path.join(repo, "package-lock.json"));
+      const githubPath = path.join(repo, "github-path");
+      await writeFile(githubPath, "");
+      const ran = await run("bash", ["-euo", "pipefail", "-c", install.run as string], repo, {
+        GITHUB_PATH: githubPath,
+        RUNNER_TEMP: repo,
+        POLICYSHIP_VERSION: version,
+      });
+      expect(ran.code, ran.stderr).toBe(0);
+      const bin = (await readFile(githubPath, "utf8")).trim();
+      expect(bin).toBe(path.join(repo, "node_modules/.bin"));
+      const versionRun = await run(path.join(bin, "policyship"), ["--version"], repo);
+      expect(versionRun.stdout.trim()).toBe(version);
+    }
   });
 
   it("npx policyship --version prints the package version", async () => {
