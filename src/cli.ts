@@ -98,6 +98,10 @@ function createProgram(io: Io): Command {
     .option("--config <file>", "settings file (default: policyship.yaml or policyship.json)")
     .option("--opa <path>", "opa binary (default: $OPA_BIN, then PATH)")
     .option("--opa-env <name>", "an environment variable opa children may see (repeatable)", collect)
+    .option("--bundle-max-entries <n>", "refuse bundles with more entries (default: 10000)", toNumber)
+    .option("--bundle-max-bytes <n>", "refuse bundles whose files hold more bytes (default: 1 GiB)", toNumber)
+    .option("--bundle-max-file-bytes <n>", "refuse bundles with a larger file (default: 1 GiB)", toNumber)
+    .option("--bundle-max-path-length <n>", "refuse bundles with a longer path (default: 1024)", toNumber)
     .showHelpAfterError(false)
     .addHelpText("after", EXAMPLES);
 

@@ -99,6 +99,11 @@ export const settingsSchema = z
     keyId: z.string().min(1),
     format: z.enum(CONFIG_FORMATS),
     output: z.string().min(1),
+    // reading bundles (see bundle/read.ts)
+    bundleMaxEntries: z.number().int().min(1),
+    bundleMaxBytes: z.number().int().min(1),
+    bundleMaxFileBytes: z.number().int().min(1),
+    bundleMaxPathLength: z.number().int().min(1),
     // tools
     opa: z.string().min(1),
     opaEnv: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be environment variable names")),
@@ -132,6 +137,10 @@ export const DEFAULTS = {
   verificationKeyEnv: "OPA_VERIFICATION_KEY",
   format: "yaml",
   opaEnv: [],
+  bundleMaxEntries: 10_000,
+  bundleMaxBytes: 1024 * 1024 * 1024,
+  bundleMaxFileBytes: 1024 * 1024 * 1024,
+  bundleMaxPathLength: 1024,
   limit: 20,
   verify: false,
   dryRun: false,
@@ -282,4 +291,14 @@ export async function resolveSettings(options: {
     );
   }
   return { settings, configFile: file.file };
+}
+
+/** The caps on reading a bundle, from settings (defaults in bundle/read.ts's DEFAULT_BUNDLE_LIMITS). */
+export function bundleLimits(settings: Settings) {
+  return {
+    maxEntries: settings.bundleMaxEntries,
+    maxBytes: settings.bundleMaxBytes,
+    maxFileBytes: settings.bundleMaxFileBytes,
+    maxPathLength: settings.bundleMaxPathLength,
+  };
 }

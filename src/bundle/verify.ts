@@ -5,7 +5,7 @@ import { FailureError, UserError } from "../errors.ts";
 import type { Opa } from "../opa/commands.ts";
 import { runOpa } from "../opa/run.ts";
 import { objectKey, revisionOfKey, type Store, type StoredObject } from "../store/store.ts";
-import { readBundle } from "./read.ts";
+import { type BundleLimits, readBundle } from "./read.ts";
 
 export interface VerifiedObject {
   revision: string;
@@ -44,17 +44,21 @@ export async function unknownRevision(store: Store, prefix: string, revision: st
 }
 
 /**
- * Downloads a published bundle and checks it: sha256 against the metadata written at publish, the
- * manifest's revision against the key, and (with a key) its signature through `opa build --verification-key`.
+ * Downloads a published bundle and checks it: sha256 against the metadata written at publish, its entries
+ * (bounded, no links, no climbing or duplicate paths), the manifest's revision against the key, and that
+ * the real opa loads it (`opa build --bundle`, with the signature checked when a key is given): whatever
+ * verify accepts, OPA accepts.
  */
 export async function verifyPublished(
   store: Store,
   options: {
     prefix: string;
     revision: string;
-    opa?: Opa;
+    opa: Opa;
+    limits: BundleLimits;
     verificationKey?: string;
     keyId?: string;
+    signingAlg?: string;
     v0Compatible?: boolean;
   },
 ): Promise<VerifiedObject> {
@@ -63,7 +67,7 @@ export async function verifyPublished(
   const head = await store.head(key);
   if (!head) return unknownRevision(store, options.prefix, options.revision);
   const body = await store.get(key);
-  const contents = await readBundle(body);
+  const contents = await readBundle(body, [], options.limits);
   const recorded = head.metadata.sha256;
   if (!recorded) {
     throw new FailureError(
@@ -83,12 +87,8 @@ export async function verifyPublished(
       "do not deploy it; the object does not match its key",
     );
   }
-  let signatureVerified = false;
-  if (options.verificationKey) {
-    if (!options.opa) throw new UserError("signature verification needs opa", "install opa or pass --opa");
-    await verifySignature(body, options.opa, options.verificationKey, options.keyId, options.v0Compatible);
-    signatureVerified = true;
-  }
+  await loadWithOpa(body, options);
+  const signatureVerified = options.verificationKey !== undefined;
   return {
     revision: options.revision,
     key,
@@ -100,35 +100,36 @@ export async function verifyPublished(
   };
 }
 
-async function verifySignature(
+/** `opa build --bundle` on the downloaded bytes: OPA's own reader and compiler, and the signature with a key. */
+async function loadWithOpa(
   body: Buffer,
-  opa: Opa,
-  keyFile: string,
-  keyId?: string,
-  v0Compatible?: boolean,
+  options: {
+    opa: Opa;
+    verificationKey?: string;
+    keyId?: string;
+    signingAlg?: string;
+    v0Compatible?: boolean;
+  },
 ) {
   const dir = await mkdtemp(path.join(os.tmpdir(), "policyship-verify-"));
   try {
     const bundle = path.join(dir, "bundle.tar.gz");
     await writeFile(bundle, body);
-    const args = [
-      "build",
-      "--bundle",
-      bundle,
-      "--verification-key",
-      keyFile,
-      "--output",
-      path.join(dir, "out.tar.gz"),
-    ];
-    if (keyId) args.push("--verification-key-id", keyId);
-    if (v0Compatible) args.push("--v0-compatible");
-    const result = await runOpa(opa.path, args, { env: opa.env });
+    const args = ["build", "--bundle", bundle, "--output", path.join(dir, "out.tar.gz")];
+    if (options.verificationKey) {
+      args.push("--verification-key", options.verificationKey);
+      if (options.keyId) args.push("--verification-key-id", options.keyId);
+      if (options.signingAlg) args.push("--signing-alg", options.signingAlg);
+    }
+    if (options.v0Compatible) args.push("--v0-compatible");
+    const result = await runOpa(options.opa.path, args, { env: options.opa.env });
     if (result.exitCode !== 0) {
-      const reason = `${result.stdout}\n${result.stderr}`.trim().split("\n")[0] ?? "verification failed";
-      throw new FailureError(
-        `the bundle's signature does not verify: ${reason.replace(/^error:\s*/i, "")}`,
-        "do not deploy it",
-      );
+      const reason = `${result.stdout}\n${result.stderr}`.trim().split("\n")[0] ?? "opa refused it";
+      const cleaned = reason.replace(/^error:\s*/i, "").replaceAll(bundle, "the bundle");
+      if (options.verificationKey && /verif|signature|token/i.test(cleaned)) {
+        throw new FailureError(`the bundle's signature does not verify: ${cleaned}`, "do not deploy it");
+      }
+      throw new FailureError(`OPA refuses to load the bundle: ${cleaned}`, "do not deploy it");
     }
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -9,6 +9,7 @@ import { opaBuild } from "../opa/commands.ts";
 import { locateOpaFor, type OpaBinary } from "../opa/locate.ts";
 import { prepareSigningKey, redactKey, type SigningKey } from "../opa/signing-key.ts";
 import { type ResolvedRevision, resolveBuildRevision } from "../revision.ts";
+import { bundleLimits } from "../settings.ts";
 
 export interface BuildResult {
   revision: string;
@@ -167,7 +168,7 @@ export async function build(
           : "fix the policy and build again",
       );
     }
-    const contents = await readBundle(`${temp}.tar.gz`);
+    const contents = await readBundle(`${temp}.tar.gz`, [], bundleLimits(settings));
     if (contents.manifest.revision !== revision) {
       throw new FailureError(
         `the built bundle's .manifest names revision ${JSON.stringify(contents.manifest.revision)}, not ${revision}`,

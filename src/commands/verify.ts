@@ -3,6 +3,7 @@ import type { Context } from "../context.ts";
 import { UserError } from "../errors.ts";
 import { locateOpaFor } from "../opa/locate.ts";
 import { assertRevision } from "../revision.ts";
+import { bundleLimits } from "../settings.ts";
 import { openStore } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
 
@@ -32,7 +33,7 @@ export async function checkPublished(
   const [revision, store, opa] = await Promise.all([
     resolveRevisionArgument(context, ref),
     openStore(context),
-    settings.verificationKey ? locateOpaFor(context) : undefined,
+    locateOpaFor(context),
   ]);
   context.log.info(`checking ${revision} in ${store.location}`);
   const { verifyPublished } = await import("../bundle/verify.ts");
@@ -40,8 +41,10 @@ export async function checkPublished(
     prefix: settings.prefix,
     revision,
     opa,
+    limits: bundleLimits(settings),
     verificationKey: settings.verificationKey,
     keyId: settings.keyId,
+    signingAlg: settings.signingAlg,
     v0Compatible: settings.v0Compatible,
   });
   return { store, verified };

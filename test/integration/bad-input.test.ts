@@ -406,6 +406,70 @@ const CASES: Case[] = [
       return dirty;
     },
   },
+  // secrets and what reaches the rendered config
+  ...(
+    [
+      ["--prefix", "authz/${AWS_SECRET_ACCESS_KEY}"],
+      ["--key-id", "${HOME}"],
+      ["--profile", "p${GITHUB_TOKEN}"],
+      ["--iam-role", "${AWS_SESSION_TOKEN}"],
+    ] as const
+  ).map(
+    ([flag, value]): Case => ({
+      name: `${flag} holding \${…} in config`,
+      args: () => ["config", "--bucket", "acme-policies", "--region", "eu-west-1", flag, value],
+      code: 2,
+      line: new RegExp(`${flag} contains "\\$\\{", which OPA would replace`),
+    }),
+  ),
+  {
+    name: "a signing key given as PEM text that is no key",
+    args: () => ["build"],
+    env: { POLICYSHIP_SIGNING_KEY: "-----BEGIN PRIVATE KEY-----\nnot-a-key\n-----END PRIVATE KEY-----\n" },
+    code: 2,
+    line: /--signing-key \(PEM text\) is not a PEM private key for RS256/,
+  },
+  {
+    name: "a signing key path that does not exist",
+    args: () => ["build", "--signing-key", "keys/missing.pem"],
+    code: 2,
+    line: /--signing-key keys\/missing\.pem cannot be read/,
+  },
+  {
+    name: "an --opa-env that is not a variable name",
+    args: () => ["build", "--opa-env", "A B"],
+    code: 2,
+    line: /--opa-env: must be environment variable names/,
+  },
+  {
+    name: "a bundle limit of zero",
+    args: () => ["build", "--bundle-max-entries", "0"],
+    code: 2,
+    line: /--bundle-max-entries: Number must be greater than or equal to 1/,
+  },
+  {
+    name: "a git index that git cannot read",
+    args: () => ["build"],
+    code: 2,
+    line: /git could not tell whether the policies are committed/,
+    repo: async () => {
+      const broken = await createRepo({ examplePolicies: true });
+      await writeFile(path.join(broken.dir, ".git/index"), "not an index");
+      return broken;
+    },
+  },
+  {
+    name: "an edit git status does not show (assume-unchanged)",
+    args: () => ["build"],
+    code: 2,
+    line: /policies\/data\.json \(differs from HEAD\)/,
+    repo: async () => {
+      const hidden = await createRepo({ examplePolicies: true });
+      hidden.git("update-index", "--assume-unchanged", "policies/data.json");
+      await hidden.write("policies/data.json", "{}\n");
+      return hidden;
+    },
+  },
   // test
   {
     name: "test of a bundle that does not exist",
