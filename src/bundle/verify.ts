@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { FailureError, UserError } from "../errors.ts";
+import { FailureError } from "../errors.ts";
 import type { Opa } from "../opa/commands.ts";
 import { runOpa } from "../opa/run.ts";
 import { objectKey, revisionOfKey, type Store, type StoredObject } from "../store/store.ts";

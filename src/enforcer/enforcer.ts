@@ -10,13 +10,13 @@ import {
 import { type Engine, EngineError } from "./engine.ts";
 import {
   buildKongInput,
-  INCLUDE_KEYS,
   InputError,
   type InputExtras,
   type InputOptions,
   type KongInput,
   NO_INCLUDES,
 } from "./input.ts";
+import { assertEmbedded, assertOptions, assertRemote, throttledStderr } from "./options.ts";
 
 export interface DecisionEvent {
   input: unknown;
@@ -80,115 +80,6 @@ export interface Enforcer {
 
 const DEFAULT_TIMEOUT_MS = 500;
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
-/** setTimeout's ceiling: a larger delay becomes 1 ms in Node. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-/** Buffer's ceiling on 64-bit Node. */
-const MAX_BODY_BYTES = 2 ** 32;
-
-function throttledStderr(): (message: string) => void {
-  const last = new Map<string, number>();
-  return (message) => {
-    const kind = message.slice(0, 60);
-    const now = Date.now();
-    if (now - (last.get(kind) ?? 0) < 1000) return;
-    last.set(kind, now);
-    process.stderr.write(`policyship/enforcer: ${message}\n`);
-  };
-}
-
-function assertOptions(options: EnforcerOptions) {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(
-      `createEnforcer expects an options object, got ${options === null ? "null" : typeof options}`,
-    );
-  }
-  const remote = options.opa !== undefined;
-  const embedded = options.bundle !== undefined;
-  if (remote === embedded) {
-    throw new TypeError(
-      "createEnforcer needs exactly one engine: opa: {url, path} (remote) or bundle + entrypoint (embedded)",
-    );
-  }
-  for (const [name, value, max, integer] of [
-    ["timeoutMs", options.timeoutMs, MAX_TIMER_MS, false],
-    ["revisionRefreshMs", options.revisionRefreshMs, MAX_TIMER_MS, false],
-    ["maxBodyBytes", options.maxBodyBytes, MAX_BODY_BYTES, true],
-    ["maxInFlight", options.maxInFlight, 1_000_000, true],
-    ["workers", options.workers, 256, true],
-    ["opa.connections", options.opa?.connections, 10_000, true],
-  ] as const) {
-    if (value === undefined) continue;
-    if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || value > max) {
-      throw new TypeError(
-        `${name} must be a number above 0 and at most ${max}, got ${JSON.stringify(value)}`,
-      );
-    }
-    if (integer && !Number.isInteger(value)) {
-      throw new TypeError(`${name} must be a whole number, got ${value}`);
-    }
-  }
-  for (const flag of ["failOpen", "inThread"] as const) {
-    if (options[flag] !== undefined && typeof options[flag] !== "boolean") {
-      throw new TypeError(`${flag} must be a boolean, got ${JSON.stringify(options[flag])}`);
-    }
-  }
-  if (options.opa && (options.inThread !== undefined || options.workers !== undefined)) {
-    throw new TypeError("inThread and workers apply to the embedded engine (bundle), not to opa");
-  }
-  if (
-    options.expectedRevision !== undefined &&
-    (typeof options.expectedRevision !== "string" || !options.expectedRevision)
-  ) {
-    throw new TypeError(
-      `expectedRevision must be a non-empty string, got ${JSON.stringify(options.expectedRevision)}`,
-    );
-  }
-  for (const hook of ["onDecision", "log", "service", "route", "consumer"] as const) {
-    if (options[hook] !== undefined && typeof options[hook] !== "function") {
-      throw new TypeError(`${hook} must be a function, got ${typeof options[hook]}`);
-    }
-  }
-  for (const [key, value] of Object.entries(options.include ?? {})) {
-    if (!(INCLUDE_KEYS as readonly string[]).includes(key)) {
-      throw new TypeError(`include.${key} is not an option; use ${INCLUDE_KEYS.join(", ")}`);
-    }
-    if (typeof value !== "boolean")
-      throw new TypeError(`include.${key} must be a boolean, got ${typeof value}`);
-  }
-}
-
-function assertRemote(opa: NonNullable<EnforcerOptions["opa"]>) {
-  if (typeof opa !== "object" || opa === null)
-    throw new TypeError(`opa must be {url, path}, got ${typeof opa}`);
-  let url: URL | undefined;
-  try {
-    url = new URL(opa.url);
-  } catch {
-    url = undefined;
-  }
-  if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
-    throw new TypeError(`opa.url must be an http(s) URL, got ${JSON.stringify(opa.url)}`);
-  }
-  if (typeof opa.path !== "string" || !/^\/*[\w-]+(\/[\w-]+)*\/*$/.test(opa.path)) {
-    throw new TypeError(
-      `opa.path must be a rule path such as "authz/allow", got ${JSON.stringify(opa.path)}`,
-    );
-  }
-  if (opa.bundleName !== undefined && (typeof opa.bundleName !== "string" || opa.bundleName === "")) {
-    throw new TypeError(`opa.bundleName must be a non-empty string, got ${JSON.stringify(opa.bundleName)}`);
-  }
-}
-
-function assertEmbedded(options: EnforcerOptions) {
-  if (typeof options.bundle !== "string" || options.bundle === "") {
-    throw new TypeError(`bundle must be the path of a wasm bundle, got ${JSON.stringify(options.bundle)}`);
-  }
-  if (typeof options.entrypoint !== "string" || !/^\/*[\w-]+(\/[\w-]+)*\/*$/.test(options.entrypoint)) {
-    throw new TypeError(
-      `entrypoint must be a rule path such as "authz/allow", got ${JSON.stringify(options.entrypoint)}`,
-    );
-  }
-}
 
 async function createEngine(options: EnforcerOptions): Promise<Engine> {
   if (options.opa) {

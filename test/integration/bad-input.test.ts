@@ -407,6 +407,7 @@ const CASES: Case[] = [
     },
   },
   // secrets and what reaches the rendered config
+  // biome-ignore-start lint/suspicious/noTemplateCurlyInString: OPA's ${VAR} syntax, refused on purpose
   ...(
     [
       ["--prefix", "authz/${AWS_SECRET_ACCESS_KEY}"],
@@ -422,6 +423,7 @@ const CASES: Case[] = [
       line: new RegExp(`${flag} contains "\\$\\{", which OPA would replace`),
     }),
   ),
+  // biome-ignore-end lint/suspicious/noTemplateCurlyInString: OPA's ${VAR} syntax, refused on purpose
   {
     name: "a signing key given as PEM text that is no key",
     args: () => ["build"],

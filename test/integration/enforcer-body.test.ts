@@ -91,6 +91,7 @@ function enforcerFor(
   engine: "remote" | "embedded",
   include: EnforcerOptions["include"],
   events: DecisionEvent[],
+  extra: Partial<EnforcerOptions> = {},
 ) {
   return createEnforcer({
     ...(engine === "remote"
@@ -99,6 +100,7 @@ function enforcerFor(
     include,
     log: () => {},
     onDecision: (event) => events.push(event),
+    ...extra,
   });
 }
 
@@ -196,15 +198,9 @@ for (const engine of ["remote", "embedded"] as const) {
 
     it("a JSON body nested deeper than Kong decodes leaves parsed_body out; failOpen never opens it", async () => {
       const events: DecisionEvent[] = [];
-      const enforcer = createEnforcer({
-        ...(engine === "remote"
-          ? { opa: { url: opa.url, path: "bodies/decision" } }
-          : { bundle: wasm, entrypoint: "bodies/decision" }),
-        include: { parsedJsonBody: true },
+      const enforcer = enforcerFor(engine, { parsedJsonBody: true }, events, {
         maxBodyBytes: 4 * 1024 * 1024,
         failOpen: true,
-        log: () => {},
-        onDecision: (event) => events.push(event),
       });
       const app = await expressApp(express, "none", enforcer);
       try {

@@ -1,5 +1,4 @@
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import path from "node:path";
 import express from "express";
 import express4 from "express4";
@@ -15,6 +14,7 @@ import {
 import { buildBundles } from "../helpers/enforcer-fixtures.ts";
 import { type RunningOpa, startOpaServer } from "../helpers/opa-server.ts";
 import { sendRaw } from "../helpers/raw-http.ts";
+import { listen } from "../helpers/serve.ts";
 import { repoRoot } from "../helpers/tools.ts";
 
 /** Each app has a route for /admin and a catch-all, and answers with the name of the route that ran. */
@@ -28,16 +28,17 @@ function routeFor(policyPath: string): string {
   return policyPath === "/admin" ? "admin" : "catch-all";
 }
 
-async function listen(server: http.Server): Promise<App> {
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+/** Express 4 or 5 with the enforcer on app.use, a route for /admin and a catch-all. */
+function expressApp(framework: typeof express, enforcer: Enforcer): Promise<App> {
+  const app = framework();
+  app.use(expressAuthorize(enforcer));
+  app.get("/admin", (_req, res) => {
+    res.send("admin");
+  });
+  app.use((_req, res) => {
+    res.send("catch-all");
+  });
+  return listen(http.createServer(app));
 }
 
 const apps: Record<string, (enforcer: Enforcer) => Promise<App>> = {
@@ -50,28 +51,8 @@ const apps: Record<string, (enforcer: Enforcer) => Promise<App>> = {
         }),
       ),
     ),
-  "express 5": (enforcer) => {
-    const app = express();
-    app.use(expressAuthorize(enforcer));
-    app.get("/admin", (_req, res) => {
-      res.send("admin");
-    });
-    app.use((_req, res) => {
-      res.send("catch-all");
-    });
-    return listen(http.createServer(app));
-  },
-  "express 4": (enforcer) => {
-    const app = express4();
-    app.use(expressAuthorize(enforcer));
-    app.get("/admin", (_req, res) => {
-      res.send("admin");
-    });
-    app.use((_req, res) => {
-      res.send("catch-all");
-    });
-    return listen(http.createServer(app));
-  },
+  "express 5": (enforcer) => expressApp(express, enforcer),
+  "express 4": (enforcer) => expressApp(express4 as unknown as typeof express, enforcer),
   "fastify 5": async (enforcer) => {
     const app = Fastify();
     await app.register(fastifyAuthorize, { enforcer });

@@ -1,9 +1,9 @@
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEnforcer, type DecisionEvent } from "../../src/enforcer/index.ts";
 import { buildBundles, CONFORMANCE_DIR, CONFORMANCE_ENTRYPOINT } from "../helpers/enforcer-fixtures.ts";
 import { type RunningOpa, startOpaServer } from "../helpers/opa-server.ts";
+import { listen } from "../helpers/serve.ts";
 
 const allowInput = {
   request: { http: { method: "GET", path: "/bool-allow", headers: {}, querystring: {} } },
@@ -30,15 +30,7 @@ async function roundRobin(upstreams: string[]) {
       upstream.end(Buffer.concat(chunks));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return listen(server);
 }
 
 let oldOpa: RunningOpa;

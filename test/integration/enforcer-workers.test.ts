@@ -1,9 +1,9 @@
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEnforcer, type Enforcer, withAuthorization } from "../../src/enforcer/index.ts";
 import { buildBundles } from "../helpers/enforcer-fixtures.ts";
+import { listen } from "../helpers/serve.ts";
 import { repoRoot } from "../helpers/tools.ts";
 
 /** ?n=1300 makes the spin policy evaluate for about 2 s on this machine's wasm runtime. */
@@ -21,15 +21,7 @@ async function app(enforcer: Enforcer) {
     if (req.url === "/health") return res.end("ok");
     return authorized(req, res);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return listen(server);
 }
 
 describe("the embedded engine evaluates off the event loop", () => {
