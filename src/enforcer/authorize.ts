@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { rememberDecision } from "./authz.ts";
 import { BodyTooLargeError, readBody } from "./body.ts";
 import type { Decision } from "./decision.ts";
 import type { Enforcer } from "./enforcer.ts";
@@ -63,6 +64,7 @@ export async function authorizeRequest(
     return { proceed: false };
   }
   const decision = await enforcer.authorize(req, { ...extras, body, bodyConsumed: consumed });
+  if (decision.authz) rememberDecision(req, decision.authz);
   if (!decision.allow) {
     sendDecision(res, decision);
     return { proceed: false, decision, body };

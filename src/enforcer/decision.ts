@@ -19,6 +19,33 @@ export interface Decision {
   errorKind?: ErrorKind;
   /** True when an error was let through because the app opted into fail-open. */
   failOpen?: boolean;
+  /** One per request, the same in onDecision, the span and the decision log. Set by the enforcer. */
+  decisionId?: string;
+  /** True when the decision came from the cache (or from a concurrent evaluation of the same key). */
+  cached?: boolean;
+  /** True in audit mode: the request proceeds whatever the policy said. */
+  audited?: boolean;
+  /** What the policy decided, for the handler (in audit mode too); set by the enforcer. */
+  authz?: Authz;
+}
+
+/** What the policy decided, as the handler may read it: req.authz, request.authz, decisionOf(req). */
+export interface Authz {
+  allow: boolean;
+  status: number;
+  headers: Record<string, string>;
+  revision?: string;
+  decisionId: string;
+  cached: boolean;
+  engine: "remote" | "embedded";
+  /** Audit mode: the request proceeded, whatever `allow` says. */
+  audited: boolean;
+}
+
+/** "allow", "deny" or "error": what the decision would do in enforce mode. */
+export function outcomeOf(decision: Decision): "allow" | "deny" | "error" {
+  if (decision.error) return "error";
+  return decision.allow ? "allow" : "deny";
 }
 
 /**

@@ -1,10 +1,14 @@
+import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
+import { type CacheOptions, DecisionCache } from "./cache.ts";
 import {
+  type Authz,
   badRequestDecision,
   type Decision,
   errorDecision,
   interpretResult,
   mismatchDecision,
+  outcomeOf,
   PolicyResultError,
 } from "./decision.ts";
 import { type Engine, EngineError } from "./engine.ts";
@@ -17,13 +21,23 @@ import {
   NO_INCLUDES,
 } from "./input.ts";
 import { assertEmbedded, assertOptions, assertRemote, throttledStderr } from "./options.ts";
+import { Telemetry } from "./telemetry.ts";
 
 export interface DecisionEvent {
   input: unknown;
+  /** What the policy decided (in audit mode too: the request proceeded anyway). */
   decision: Decision;
   revision?: string;
   durationMs: number;
   failOpen: boolean;
+  /** The same id as on req.authz, the span and the decision log. */
+  decisionId: string;
+  cached: boolean;
+  engine: "remote" | "embedded";
+  /** True in audit mode. */
+  audited: boolean;
+  /** What enforce mode would do with this decision. */
+  would: "allow" | "deny" | "error";
 }
 
 export interface EnforcerOptions {
@@ -62,6 +76,15 @@ export interface EnforcerOptions {
   inThread?: boolean;
   /** Embedded only: worker threads (default: 2–4 by available cores). */
   workers?: number;
+  /**
+   * "audit": every request is evaluated and proceeds whatever the outcome (deny, error, mismatch); events
+   * say what enforce mode would have done. Default "enforce".
+   */
+  mode?: "enforce" | "audit";
+  /** A decision cache bound to the answering revision; off by default. */
+  cache?: CacheOptions;
+  /** OpenTelemetry spans and metrics when @opentelemetry/api is installed. Default true. */
+  telemetry?: boolean;
 }
 
 export interface Enforcer {
@@ -116,6 +139,9 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     consumer: options.consumer,
   };
   const engineKind = options.opa ? "remote" : "embedded";
+  const audit = options.mode === "audit";
+  const cache = options.cache ? new DecisionCache(options.cache) : undefined;
+  const telemetry = new Telemetry(options.telemetry !== false);
   const enginePromise = createEngine(options);
   // Surfaced by ready() and decide(); this only keeps an early rejection from being reported as unhandled.
   enginePromise.catch(() => {});
@@ -124,7 +150,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
 
   const ready = () => {
     readyPromise ??= enginePromise.then(async (engine) => {
-      await engine.ready();
+      await Promise.all([engine.ready(), telemetry.loaded]);
       const revision = engine.revision?.();
       if (options.expectedRevision && engine.kind === "embedded" && revision !== options.expectedRevision) {
         throw new Error(
@@ -169,51 +195,98 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     }
   }
 
-  /** Logs an error decision, opens it only for an unreachable engine with failOpen, and reports it. */
-  function finish(input: unknown, decision: Decision, started: number): Decision {
+  /**
+   * Logs an error decision, opens it only for an unreachable engine with failOpen (or for anything in audit
+   * mode), gives it an id, and reports it to onDecision, diagnostics_channel and OpenTelemetry.
+   */
+  function finish(input: unknown, decision: Decision, started: number, cached = false): Decision {
+    const decisionId = randomUUID();
+    const would = outcomeOf(decision);
+    const authz: Authz = {
+      allow: decision.allow,
+      status: decision.status,
+      headers: decision.headers,
+      revision: decision.revision,
+      decisionId,
+      cached,
+      engine: engineKind,
+      audited: audit,
+    };
+    let final: Decision = { ...decision, decisionId, cached, authz };
     let openedOnError = false;
-    let final = decision;
-    if (decision.error) {
-      log(decision.error);
-      if (failOpen && decision.errorKind === "unreachable") {
-        final = { ...decision, allow: true, status: 200, failOpen: true };
-        openedOnError = true;
-      }
+    if (decision.error) log(decision.error);
+    if (audit) {
+      // Proceeds whatever the policy said; a denial's status and headers never reach the response.
+      final = {
+        ...final,
+        allow: true,
+        status: 200,
+        headers: decision.allow ? decision.headers : {},
+        audited: true,
+      };
+    } else if (decision.error && failOpen && decision.errorKind === "unreachable") {
+      final = { ...final, allow: true, status: 200, failOpen: true };
+      openedOnError = true;
     }
-    options.onDecision?.({
+    const event: DecisionEvent = {
       input,
-      decision: final,
+      decision: audit ? { ...decision, decisionId, cached } : final,
       revision: final.revision,
       durationMs: performance.now() - started,
       failOpen: openedOnError,
-    });
+      decisionId,
+      cached,
+      engine: engineKind,
+      audited: audit,
+      would,
+    };
+    options.onDecision?.(event);
+    telemetry.record(event, performance.timeOrigin + started);
     return final;
   }
 
-  async function decide(input: unknown): Promise<Decision> {
-    const started = performance.now();
-    if (closed) return finish(input, errorDecision("the enforcer is closed", "closed"), started);
-    let serialized: string;
-    try {
-      // Serialized once, here: an input that cannot be (a cycle, or nesting deeper than V8 can walk) is the
-      // request's fault, refused before any engine sees it.
-      serialized = JSON.stringify(input) ?? "null";
-    } catch (error) {
-      return finish(
-        input,
-        errorDecision(`the input cannot be serialized: ${(error as Error).message}`, "input"),
-        started,
-      );
-    }
+  async function evaluateWithin(input: unknown, serialized: string): Promise<Decision> {
     // The time budget covers the whole decision, readiness included. A timer cleared on completion rather
     // than AbortSignal.timeout(), whose timer fires after every decision and builds a DOMException each time.
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), timeoutMs);
     try {
-      return finish(input, await evaluate(input, serialized, controller.signal), started);
+      return await evaluate(input, serialized, controller.signal);
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  function serialize(input: unknown): string | Decision {
+    try {
+      // Serialized once, here: an input that cannot be (a cycle, or nesting deeper than V8 can walk) is the
+      // request's fault, refused before any engine sees it.
+      return JSON.stringify(input) ?? "null";
+    } catch (error) {
+      return errorDecision(`the input cannot be serialized: ${(error as Error).message}`, "input");
+    }
+  }
+
+  async function decide(input: unknown): Promise<Decision> {
+    const started = performance.now();
+    if (closed) return finish(input, errorDecision("the enforcer is closed", "closed"), started);
+    if (cache) {
+      const { key, serialized } = cache.keyOf(input);
+      if (key !== undefined) {
+        const hit = cache.get(key, options.expectedRevision);
+        if (hit) return finish(input, hit, started, true);
+        const { decision, shared } = await cache.once(key, async () => {
+          const text = serialized ?? serialize(input);
+          const made = typeof text === "string" ? await evaluateWithin(input, text) : text;
+          cache.store(key, made, options.expectedRevision);
+          return made;
+        });
+        return finish(input, decision, started, shared && !decision.error);
+      }
+    }
+    const serialized = serialize(input);
+    if (typeof serialized !== "string") return finish(input, serialized, started);
+    return finish(input, await evaluateWithin(input, serialized), started);
   }
 
   const buildInput = (req: IncomingMessage, extras?: InputExtras) =>
@@ -244,6 +317,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     },
     async close() {
       closed = true;
+      cache?.clear();
       const engine = await enginePromise.catch(() => undefined);
       await engine?.close();
     },

@@ -6,7 +6,10 @@
 export { expressAuthorize } from "./adapters/express.ts";
 export { fastifyAuthorize } from "./adapters/fastify.ts";
 export { withAuthorization } from "./adapters/node-http.ts";
+export { decisionOf } from "./authz.ts";
+export type { CacheOptions } from "./cache.ts";
 export {
+  type Authz,
   type Decision,
   interpretResult,
   MAX_MESSAGE_BYTES,
@@ -17,3 +20,4 @@ export {
 } from "./decision.ts";
 export { createEnforcer, type DecisionEvent, type Enforcer, type EnforcerOptions } from "./enforcer.ts";
 export { type InputExtras, type KongInput, parseQuerystring } from "./input.ts";
+export { decisionChannel } from "./telemetry.ts";

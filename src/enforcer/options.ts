@@ -49,7 +49,11 @@ export function assertOptions(options: EnforcerOptions) {
       throw new TypeError(`${name} must be a whole number, got ${value}`);
     }
   }
-  for (const flag of ["failOpen", "inThread"] as const) {
+  if (options.mode !== undefined && options.mode !== "enforce" && options.mode !== "audit") {
+    throw new TypeError(`mode must be "enforce" or "audit", got ${JSON.stringify(options.mode)}`);
+  }
+  if (options.cache !== undefined) assertCache(options.cache);
+  for (const flag of ["failOpen", "inThread", "telemetry"] as const) {
     if (options[flag] !== undefined && typeof options[flag] !== "boolean") {
       throw new TypeError(`${flag} must be a boolean, got ${JSON.stringify(options[flag])}`);
     }
@@ -109,5 +113,29 @@ export function assertEmbedded(options: EnforcerOptions) {
     throw new TypeError(
       `entrypoint must be a rule path such as "authz/allow", got ${JSON.stringify(options.entrypoint)}`,
     );
+  }
+}
+
+function assertCache(cache: NonNullable<EnforcerOptions["cache"]>) {
+  if (typeof cache !== "object" || cache === null) {
+    throw new TypeError(`cache must be {max, ttlMs, key?}, got ${cache === null ? "null" : typeof cache}`);
+  }
+  if (!Number.isInteger(cache.max) || cache.max < 1 || cache.max > 10_000_000) {
+    throw new TypeError(
+      `cache.max must be a whole number from 1 to 10000000, got ${JSON.stringify(cache.max)}`,
+    );
+  }
+  if (
+    typeof cache.ttlMs !== "number" ||
+    !Number.isFinite(cache.ttlMs) ||
+    cache.ttlMs <= 0 ||
+    cache.ttlMs > MAX_TIMER_MS
+  ) {
+    throw new TypeError(
+      `cache.ttlMs must be a number above 0 and at most ${MAX_TIMER_MS}, got ${JSON.stringify(cache.ttlMs)}`,
+    );
+  }
+  if (cache.key !== undefined && typeof cache.key !== "function") {
+    throw new TypeError(`cache.key must be a function, got ${typeof cache.key}`);
   }
 }

@@ -1,10 +1,22 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { authorizeRequest, handlerBody, streamConsumed } from "../authorize.ts";
+import type { Authz } from "../decision.ts";
 import type { Enforcer } from "../enforcer.ts";
 import { type PathRules, resolveTarget } from "../request-target.ts";
 
+declare global {
+  // Express's documented way to type what middleware adds to req.
+  namespace Express {
+    interface Request {
+      /** What the policy decided, set by expressAuthorize. */
+      authz?: Authz;
+    }
+  }
+}
+
 /** The slice of Express's request this adapter reads; no import of express itself. */
 interface ExpressRequest extends IncomingMessage {
+  authz?: Authz;
   params?: Record<string, string>;
   ip?: string;
   body?: unknown;
@@ -68,6 +80,7 @@ export function expressAuthorize(enforcer: Enforcer, routing: ExpressRouting = {
       parsedBody: consumed && req.body !== undefined ? { value: req.body } : undefined,
     }).then((outcome) => {
       if (!outcome.proceed) return;
+      req.authz = outcome.decision?.authz;
       if (outcome.body && outcome.body.length > 0) {
         // body-parser 1.x skips a request marked _body; 2.x skips a stream that has ended.
         req._body = true;

@@ -1,12 +1,24 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Transform } from "node:stream";
+import type { Authz } from "../decision.ts";
 import type { Enforcer } from "../enforcer.ts";
 import { type PathRules, resolveTarget } from "../request-target.ts";
 import { addRequestHeaders } from "../respond.ts";
 
+/** Fastify's own request type, with `authz` added below. (Type-only: fastify is never imported at run time.) */
+export type AuthorizedFastifyRequest = import("fastify").FastifyRequest;
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** What the policy decided, set by fastifyAuthorize (null before it ran). */
+    authz: Authz | null;
+  }
+}
+
 /** The slices of Fastify's request and reply this plugin uses; no import of fastify itself. */
 interface FastifyRequest {
   raw: IncomingMessage;
+  authz?: Authz | null;
   params?: unknown;
   body?: unknown;
   ip?: string;
@@ -29,6 +41,7 @@ interface RouterOptions {
 
 interface FastifyInstance {
   initialConfig?: RouterOptions & { routerOptions?: RouterOptions };
+  decorateRequest(name: "authz", value: null): unknown;
   addHook(
     name: "preHandler",
     hook: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>,
@@ -103,6 +116,7 @@ export async function fastifyAuthorize(fastify: FastifyInstance, options: { enfo
     throw new TypeError(`fastifyAuthorize expects { enforcer } from createEnforcer, got ${typeof enforcer}`);
   }
   const rules = routerRules(fastify);
+  fastify.decorateRequest("authz", null);
   if (enforcer.includeBody) {
     fastify.addHook("preParsing", async (request, _reply, payload) =>
       payload.pipe(captureBody(request.raw, enforcer.maxBodyBytes)),
@@ -121,6 +135,7 @@ export async function fastifyAuthorize(fastify: FastifyInstance, options: { enfo
     if (!decision.allow) {
       return reply.code(decision.status).headers(decision.headers).send({ message: decision.message });
     }
+    request.authz = decision.authz ?? null;
     addRequestHeaders(request.raw, decision.headers);
     // Fastify's request.headers is the raw headers object, so handlers see the added headers.
     return undefined;

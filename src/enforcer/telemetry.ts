@@ -1,0 +1,95 @@
+import diagnosticsChannel from "node:diagnostics_channel";
+import type { DecisionEvent } from "./enforcer.ts";
+
+/** Subscribers (e.g. `diagnostics_channel.subscribe("policyship:decision", …)`) get every DecisionEvent. */
+export const decisionChannel = diagnosticsChannel.channel("policyship:decision");
+
+type OtelApi = typeof import("@opentelemetry/api");
+
+type Meter = ReturnType<OtelApi["metrics"]["getMeter"]>;
+
+interface Instruments {
+  /** The global meter provider these were made from: the metrics API has no proxy, so they follow it. */
+  provider: ReturnType<OtelApi["metrics"]["getMeterProvider"]>;
+  duration: ReturnType<Meter["createHistogram"]>;
+  decisions: ReturnType<Meter["createCounter"]>;
+}
+
+const SCOPE = "policyship/enforcer";
+
+/**
+ * OpenTelemetry when `@opentelemetry/api` is installed (an optional peer dependency): a span per decision,
+ * a histogram of decision latency and a counter by outcome. The API's no-op implementations stand in until an
+ * SDK is registered, and the global proxies pick the SDK up whenever it is.
+ */
+export class Telemetry {
+  private api: OtelApi | undefined;
+  private tracer: ReturnType<OtelApi["trace"]["getTracer"]> | undefined;
+  private instruments: Instruments | undefined;
+  readonly loaded: Promise<void>;
+
+  constructor(enabled: boolean) {
+    this.loaded = enabled ? this.load() : Promise.resolve();
+  }
+
+  private async load() {
+    try {
+      this.api = await import("@opentelemetry/api");
+    } catch {
+      return; // not installed: diagnostics_channel only
+    }
+    // A ProxyTracer: it delegates to whichever SDK registers, before or after this.
+    this.tracer = this.api.trace.getTracer(SCOPE);
+  }
+
+  private metricInstruments(api: OtelApi): Instruments {
+    const provider = api.metrics.getMeterProvider();
+    if (this.instruments?.provider !== provider) {
+      const meter = provider.getMeter(SCOPE);
+      this.instruments = {
+        provider,
+        duration: meter.createHistogram("policyship.decision.duration", {
+          description: "Time to reach an authorization decision",
+          unit: "ms",
+        }),
+        decisions: meter.createCounter("policyship.decisions", {
+          description: "Authorization decisions by outcome",
+        }),
+      };
+    }
+    return this.instruments;
+  }
+
+  record(event: DecisionEvent, startedAt: number) {
+    if (decisionChannel.hasSubscribers) decisionChannel.publish(event);
+    const { api, tracer } = this;
+    if (!api || !tracer) return;
+    const instruments = this.metricInstruments(api);
+    const outcome = event.would;
+    const attributes = {
+      "policyship.outcome": outcome,
+      "policyship.engine": event.engine,
+      "policyship.cache_hit": event.cached,
+      "policyship.audited": event.audited,
+      "policyship.fail_open": event.failOpen,
+    };
+    const span = tracer.startSpan("policyship.decision", {
+      startTime: startedAt,
+      attributes: {
+        ...attributes,
+        "policyship.revision": event.revision ?? "",
+        "policyship.decision_id": event.decisionId,
+        "policyship.status": event.decision.status,
+      },
+    });
+    if (outcome === "error") {
+      span.setStatus({ code: api.SpanStatusCode.ERROR, message: event.decision.error });
+    }
+    span.end(startedAt + event.durationMs);
+    instruments.duration.record(event.durationMs, {
+      "policyship.outcome": outcome,
+      "policyship.engine": event.engine,
+    });
+    instruments.decisions.add(1, attributes);
+  }
+}

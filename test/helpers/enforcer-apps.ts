@@ -1,0 +1,62 @@
+import http from "node:http";
+import express from "express";
+import Fastify from "fastify";
+import type { Authz } from "../../src/enforcer/index.ts";
+import {
+  decisionOf,
+  type Enforcer,
+  expressAuthorize,
+  fastifyAuthorize,
+  withAuthorization,
+} from "../../src/enforcer/index.ts";
+import { listen } from "./serve.ts";
+
+export const ADAPTERS = ["node:http", "express", "fastify"] as const;
+export type AdapterName = (typeof ADAPTERS)[number];
+
+/** What every handler answers: the decision it was handed and the request headers it saw. */
+export interface Handled {
+  handled: true;
+  authz: Authz | null | undefined;
+  headers: Record<string, unknown>;
+}
+
+export interface AdapterApp {
+  url: string;
+  handled: () => number;
+  close: () => Promise<void>;
+}
+
+/** The same app behind each adapter: a catch-all handler that answers with what it was handed. */
+export async function startAdapterApp(adapter: AdapterName, enforcer: Enforcer): Promise<AdapterApp> {
+  let handled = 0;
+  const answer = (authz: Authz | null | undefined, headers: Record<string, unknown>): Handled => {
+    handled++;
+    return { handled: true, authz, headers };
+  };
+  if (adapter === "node:http") {
+    const app = await listen(
+      http.createServer(
+        withAuthorization(enforcer, (req, res) => {
+          res.setHeader("content-type", "application/json");
+          res.end(JSON.stringify(answer(decisionOf(req), req.headers)));
+        }),
+      ),
+    );
+    return { ...app, handled: () => handled };
+  }
+  if (adapter === "express") {
+    const app = express();
+    app.use(expressAuthorize(enforcer));
+    app.use((req, res) => {
+      res.json(answer(req.authz, req.headers));
+    });
+    return { ...(await listen(http.createServer(app))), handled: () => handled };
+  }
+  const app = Fastify();
+  await app.register(fastifyAuthorize, { enforcer });
+  // request.authz is typed by the plugin's module augmentation: no cast.
+  app.all("/*", async (request) => answer(request.authz, request.headers));
+  const url = await app.listen({ port: 0, host: "127.0.0.1" });
+  return { url, handled: () => handled, close: () => app.close() };
+}
