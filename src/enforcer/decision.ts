@@ -27,6 +27,8 @@ export interface Decision {
   audited?: boolean;
   /** What the policy decided, for the handler (in audit mode too); set by the enforcer. */
   authz?: Authz;
+  /** The policy's raw `result`, as OPA returned it (absent when there was none). */
+  result?: unknown;
 }
 
 /** What the policy decided, as the handler may read it: req.authz, request.authz, decisionOf(req). */

@@ -11,6 +11,7 @@ import {
   outcomeOf,
   PolicyResultError,
 } from "./decision.ts";
+import { DecisionLog, type DecisionLogOptions, type DecisionLogSink } from "./decision-log.ts";
 import { type Engine, EngineError } from "./engine.ts";
 import {
   buildKongInput,
@@ -38,6 +39,10 @@ export interface DecisionEvent {
   audited: boolean;
   /** What enforce mode would do with this decision. */
   would: "allow" | "deny" | "error";
+  /** When the decision was asked for, in ms since the epoch. */
+  decidedAt: number;
+  /** The bundle whose revision answered (opa.bundleName, else "authz"). */
+  bundle: string;
 }
 
 export interface EnforcerOptions {
@@ -85,6 +90,11 @@ export interface EnforcerOptions {
   cache?: CacheOptions;
   /** OpenTelemetry spans and metrics when @opentelemetry/api is installed. Default true. */
   telemetry?: boolean;
+  /**
+   * One NDJSON line per decision in OPA's decision-log event shape: a file path, an object with
+   * write(line), or {sink, mask, sampleRate, maxPending, labels}. Never blocks or throws into a request.
+   */
+  decisionLog?: DecisionLogSink | DecisionLogOptions;
 }
 
 export interface Enforcer {
@@ -98,11 +108,20 @@ export interface Enforcer {
   buildInput(req: IncomingMessage, extras?: InputExtras): KongInput;
   /** buildInput then decide; a request without an input is refused (400 or 500) and never let through. */
   authorize(req: IncomingMessage, extras?: InputExtras): Promise<Decision>;
+  /** Decision log lines written and dropped so far (undefined without decisionLog). */
+  logStats(): { written: number; dropped: number } | undefined;
   close(): Promise<void>;
 }
 
 const DEFAULT_TIMEOUT_MS = 500;
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+function logOptions(value: DecisionLogSink | DecisionLogOptions): DecisionLogOptions {
+  if (typeof value === "string" || typeof (value as { write?: unknown }).write === "function") {
+    return { sink: value as DecisionLogSink };
+  }
+  return value as DecisionLogOptions;
+}
 
 async function createEngine(options: EnforcerOptions): Promise<Engine> {
   if (options.opa) {
@@ -142,6 +161,11 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
   const audit = options.mode === "audit";
   const cache = options.cache ? new DecisionCache(options.cache) : undefined;
   const telemetry = new Telemetry(options.telemetry !== false);
+  const rulePath = (options.opa?.path ?? options.entrypoint ?? "").replace(/^\/+|\/+$/g, "");
+  const bundleName = options.opa?.bundleName ?? "authz";
+  const decisionLog = options.decisionLog
+    ? new DecisionLog(logOptions(options.decisionLog), rulePath)
+    : undefined;
   const enginePromise = createEngine(options);
   // Surfaced by ready() and decide(); this only keeps an early rejection from being reported as unhandled.
   enginePromise.catch(() => {});
@@ -187,11 +211,12 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
         revision,
       );
     }
+    const result = evaluation.defined ? { result: evaluation.result } : {};
     try {
-      return { ...interpretResult(evaluation.result, evaluation.defined), revision };
+      return { ...interpretResult(evaluation.result, evaluation.defined), revision, ...result };
     } catch (error) {
       const prefix = error instanceof PolicyResultError ? "invalid policy result: " : "";
-      return errorDecision(`${prefix}${(error as Error).message}`, "policy", revision);
+      return { ...errorDecision(`${prefix}${(error as Error).message}`, "policy", revision), ...result };
     }
   }
 
@@ -239,8 +264,11 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
       engine: engineKind,
       audited: audit,
       would,
+      decidedAt: performance.timeOrigin + started,
+      bundle: bundleName,
     };
     options.onDecision?.(event);
+    decisionLog?.record(event);
     telemetry.record(event, performance.timeOrigin + started);
     return final;
   }
@@ -315,9 +343,12 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
       }
       return decide(input);
     },
+    logStats: () =>
+      decisionLog ? { written: decisionLog.written, dropped: decisionLog.dropped } : undefined,
     async close() {
       closed = true;
       cache?.clear();
+      await decisionLog?.close();
       const engine = await enginePromise.catch(() => undefined);
       await engine?.close();
     },

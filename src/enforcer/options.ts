@@ -53,6 +53,7 @@ export function assertOptions(options: EnforcerOptions) {
     throw new TypeError(`mode must be "enforce" or "audit", got ${JSON.stringify(options.mode)}`);
   }
   if (options.cache !== undefined) assertCache(options.cache);
+  if (options.decisionLog !== undefined) assertDecisionLog(options.decisionLog);
   for (const flag of ["failOpen", "inThread", "telemetry"] as const) {
     if (options[flag] !== undefined && typeof options[flag] !== "boolean") {
       throw new TypeError(`${flag} must be a boolean, got ${JSON.stringify(options[flag])}`);
@@ -137,5 +138,46 @@ function assertCache(cache: NonNullable<EnforcerOptions["cache"]>) {
   }
   if (cache.key !== undefined && typeof cache.key !== "function") {
     throw new TypeError(`cache.key must be a function, got ${typeof cache.key}`);
+  }
+}
+
+function assertDecisionLog(value: NonNullable<EnforcerOptions["decisionLog"]>) {
+  if (typeof value === "string") {
+    if (value === "")
+      throw new TypeError('decisionLog must be a file path, a {write} sink or {sink, …}, got ""');
+    return;
+  }
+  if (typeof value !== "object" || value === null) {
+    throw new TypeError(`decisionLog must be a file path, a {write} sink or {sink, …}, got ${typeof value}`);
+  }
+  if (typeof (value as { write?: unknown }).write === "function") return;
+  const options = value as { sink?: unknown; sampleRate?: unknown; mask?: unknown; maxPending?: unknown };
+  if (
+    typeof options.sink !== "string" &&
+    typeof (options.sink as { write?: unknown })?.write !== "function"
+  ) {
+    throw new TypeError("decisionLog.sink must be a file path or an object with write(line)");
+  }
+  if (
+    options.sampleRate !== undefined &&
+    (typeof options.sampleRate !== "number" || !(options.sampleRate >= 0 && options.sampleRate <= 1))
+  ) {
+    throw new TypeError(
+      `decisionLog.sampleRate must be a number from 0 to 1, got ${JSON.stringify(options.sampleRate)}`,
+    );
+  }
+  if (
+    options.mask !== undefined &&
+    !(Array.isArray(options.mask) && options.mask.every((m) => typeof m === "string"))
+  ) {
+    throw new TypeError("decisionLog.mask must be an array of JSON Pointers");
+  }
+  if (
+    options.maxPending !== undefined &&
+    !(Number.isInteger(options.maxPending) && (options.maxPending as number) >= 1)
+  ) {
+    throw new TypeError(
+      `decisionLog.maxPending must be a whole number above 0, got ${JSON.stringify(options.maxPending)}`,
+    );
   }
 }

@@ -2,7 +2,9 @@
 //   hand      — the baseline: OPA called by hand with an undici Pool, result read as Kong would;
 //   remote    — withAuthorization with the remote engine;
 //   embedded  — withAuthorization with the embedded engine (worker threads);
-//   embedded-thread — the same, evaluating on the event loop (inThread).
+//   embedded-thread — the same, evaluating on the event loop (inThread);
+//   none      — the P7 baseline: the same handler with no authorization at all;
+//   remote-cached, embedded-cached — the enforcer with a decision cache keyed by method, path and key.
 // Env: BENCH_MODE, OPA_URL, BUNDLE (wasm), PORT. Prints "ready <port>" when listening.
 import http from "node:http";
 import { createEnforcer, withAuthorization } from "policyship/enforcer";
@@ -44,11 +46,21 @@ if (mode === "hand") {
       res.end('{"message":"An unexpected error occurred"}');
     }
   };
+} else if (mode === "none") {
+  handler = ok;
 } else {
+  const cache = mode.endsWith("-cached")
+    ? {
+        max: 10_000,
+        ttlMs: 60_000,
+        key: (input) =>
+          `${input.request.http.method} ${input.request.http.path} ${input.request.http.headers["x-api-key"]}`,
+      }
+    : undefined;
   const enforcer = createEnforcer(
     mode.startsWith("embedded")
-      ? { bundle: process.env.BUNDLE, entrypoint: "authz/allow", inThread: mode === "embedded-thread" }
-      : { opa: { url: process.env.OPA_URL, path: "authz/allow" } },
+      ? { bundle: process.env.BUNDLE, entrypoint: "authz/allow", inThread: mode === "embedded-thread", cache }
+      : { opa: { url: process.env.OPA_URL, path: "authz/allow" }, cache },
   );
   await enforcer.ready();
   handler = withAuthorization(enforcer, ok);

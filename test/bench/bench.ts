@@ -18,7 +18,7 @@ const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 5);
 const CONNECTIONS = 32;
 const UPLOAD_BYTES = 200 * 1024 * 1024;
 /** BENCH_ONLY=P3,P5 runs a subset while iterating; make bench runs all. */
-const ONLY = new Set((process.env.BENCH_ONLY ?? "P1,P2,P3,P4,P5").split(",").map((name) => name.trim()));
+const ONLY = new Set((process.env.BENCH_ONLY ?? "P1,P2,P3,P4,P5,P7").split(",").map((name) => name.trim()));
 const cleanups: (() => Promise<unknown>)[] = [];
 const say = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -243,7 +243,7 @@ const opa = await startOpaServer(["--bundle", bundles.rego]);
 cleanups.push(opa.stop);
 
 async function startApp(
-  mode: "hand" | "remote" | "embedded" | "embedded-thread",
+  mode: "hand" | "remote" | "embedded" | "embedded-thread" | "none" | "remote-cached" | "embedded-cached",
 ): Promise<{ url: string; process: ChildProcess }> {
   const child = spawn(node, [path.join(repoRoot, "test/bench/app.mjs")], {
     cwd: repoRoot,
@@ -454,6 +454,87 @@ if (ONLY.has("P4")) {
     "—",
     "—",
     "—",
+  ]);
+}
+
+// ---------------------------------------------------------------- P7: the cache, and telemetry's cost
+
+if (ONLY.has("P7")) {
+  say("P7: the same app with no authorization, with cache hits, and with the cache off (each engine)");
+  const modes = ["none", "remote-cached", "embedded-cached", "remote", "embedded"] as const;
+  const running = await Promise.all(modes.map((mode) => startApp(mode)));
+  const rps = (await rotate(running.map((app) => async () => (await load(app.url, 3)).rps))) as number[];
+  for (const app of running) app.process.kill();
+  const [none, remoteCached, embeddedCached, remote, embedded] = rps as [
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+
+  say("P7: decide() with @opentelemetry/api loaded and no SDK registered, against telemetry: false");
+  const input = {
+    request: {
+      http: { method: "GET", path: "/orders", headers: { "x-api-key": "bob-key" }, querystring: {} },
+    },
+    client_ip: "127.0.0.1",
+  };
+  const withApi = createEnforcer({ bundle: bundles.wasm, entrypoint: "authz/allow", inThread: true });
+  const without = createEnforcer({
+    bundle: bundles.wasm,
+    entrypoint: "authz/allow",
+    inThread: true,
+    telemetry: false,
+  });
+  await Promise.all([withApi.ready(), without.ready()]);
+  const rate = async (decide: (value: unknown) => Promise<Decision>) => {
+    const total = 50_000;
+    const started = performance.now();
+    for (let i = 0; i < total; i++) await decide(input);
+    return total / ((performance.now() - started) / 1000);
+  };
+  const telemetry = await alternate(
+    () => rate((value) => without.decide(value)),
+    () => rate((value) => withApi.decide(value)),
+  );
+  await Promise.all([withApi.close(), without.close()]);
+
+  results.P7 = {
+    none_rps: Math.round(none),
+    remote_cached_rps: Math.round(remoteCached),
+    embedded_cached_rps: Math.round(embeddedCached),
+    remote_uncached_rps: Math.round(remote),
+    embedded_uncached_rps: Math.round(embedded),
+    ratio_remote_cached: round(remoteCached / none),
+    ratio_embedded_cached: round(embeddedCached / none),
+    ratio_remote_uncached: round(remote / none),
+    ratio_embedded_uncached: round(embedded / none),
+    telemetry_off_decisions_per_s: Math.round(telemetry.a),
+    telemetry_noop_decisions_per_s: Math.round(telemetry.b),
+    telemetry_ratio: round(telemetry.b / telemetry.a),
+  };
+  const row = (label: string, value: number, goal?: number) => [
+    label.split(":")[0] as string,
+    label.split(":")[1] as string,
+    fmt(none),
+    fmt(value),
+    (value / none).toFixed(2),
+    goal === undefined ? "—" : `≥ ${goal}`,
+    goal === undefined ? "—" : value / none >= goal ? "yes" : "no",
+  ];
+  rows.push(row("P7:remote, cache hits vs no authorization (req/s)", remoteCached, 0.95));
+  rows.push(row("P7 embedded:embedded, cache hits vs no authorization (req/s)", embeddedCached, 0.95));
+  rows.push(row("P7 off:remote, cache off vs no authorization (req/s)", remote));
+  rows.push(row("P7 off embedded:embedded, cache off vs no authorization (req/s)", embedded));
+  rows.push([
+    "P7 otel",
+    "decide() with the OTel API and no SDK vs telemetry off (decisions/s)",
+    fmt(telemetry.a),
+    fmt(telemetry.b),
+    (telemetry.b / telemetry.a).toFixed(2),
+    "≥ 0.95",
+    telemetry.b / telemetry.a >= 0.95 ? "yes" : "no",
   ]);
 }
 

@@ -1,0 +1,204 @@
+import { createWriteStream, type WriteStream } from "node:fs";
+import type { DecisionEvent } from "./enforcer.ts";
+
+/** Where decision log lines go: an object with write(line) (a stream, a logger), or a file path. */
+export type DecisionLogSink = { write: (line: string) => unknown } | string;
+
+export interface DecisionLogOptions {
+  sink: DecisionLogSink;
+  /** JSON Pointers under /input or /result to erase, added to the defaults (credential headers). */
+  mask?: string[];
+  /** The share of decisions logged, from 0 to 1. Default 1. */
+  sampleRate?: number;
+  /** Lines held while the sink is busy; past this they are dropped and counted. Default 10,000. */
+  maxPending?: number;
+  /** labels of every event (OPA's decision-log `labels`). */
+  labels?: Record<string, string>;
+}
+
+/** Headers that carry credentials, erased from every logged input as OPA's mask policy would. */
+export const DEFAULT_MASK = [
+  "/input/request/http/headers/authorization",
+  "/input/request/http/headers/cookie",
+  "/input/request/http/headers/proxy-authorization",
+];
+
+/** One line per decision in OPA's decision-log event shape (EventV1), so OPA's tooling and `impact` read it. */
+interface LogEvent {
+  labels: Record<string, string>;
+  decision_id: string;
+  bundles?: Record<string, { revision: string }>;
+  path: string;
+  input?: unknown;
+  result?: unknown;
+  erased?: string[];
+  timestamp: string;
+  metrics: { timer_server_handler_ns: number };
+  custom: { policyship: Record<string, unknown> };
+}
+
+function parsePointer(pointer: string): string[] {
+  if (!/^\/(input|result)(\/|$)/.test(pointer)) {
+    throw new TypeError(
+      `decisionLog.mask entries must be JSON Pointers under /input or /result, got ${JSON.stringify(pointer)}`,
+    );
+  }
+  return pointer
+    .slice(1)
+    .split("/")
+    .map((segment) => segment.replaceAll("~1", "/").replaceAll("~0", "~"));
+}
+
+/**
+ * Removes the value at `segments` from `root`, copying each object on the way so the original (the input
+ * the app still holds) is never changed. Returns the new root, or undefined when nothing was there.
+ */
+function erase(root: Record<string, unknown>, segments: string[]): Record<string, unknown> | undefined {
+  const [head, ...rest] = segments as [string, ...string[]];
+  const value = root[head];
+  if (value === undefined || !Object.hasOwn(root, head)) return undefined;
+  const copy: Record<string, unknown> = Array.isArray(root) ? ([...root] as never) : { ...root };
+  if (rest.length === 0) {
+    delete copy[head];
+    return copy;
+  }
+  if (typeof value !== "object" || value === null) return undefined;
+  const inner = erase(value as Record<string, unknown>, rest);
+  if (inner === undefined) return undefined;
+  copy[head] = inner;
+  return copy;
+}
+
+/**
+ * Decision logs that never hold up a request: record() only queues the event; masking, serializing and
+ * writing happen after the response's turn of the event loop. A sink that falls behind (a stream that
+ * answers write() with false) leaves lines queued up to maxPending; past it they are dropped and counted.
+ */
+export class DecisionLog {
+  private pending: DecisionEvent[] = [];
+  private scheduled = false;
+  private blocked = false;
+  private droppedCount = 0;
+  private writtenCount = 0;
+  private readonly masks: { pointer: string; segments: string[] }[];
+  private readonly sampleRate: number;
+  private readonly maxPending: number;
+  private readonly stream: WriteStream | undefined;
+  private readonly sink: { write: (line: string) => unknown };
+
+  constructor(
+    private readonly options: DecisionLogOptions,
+    private readonly path: string,
+  ) {
+    this.masks = [...DEFAULT_MASK, ...(options.mask ?? [])].map((pointer) => ({
+      pointer,
+      segments: parsePointer(pointer),
+    }));
+    this.sampleRate = options.sampleRate ?? 1;
+    this.maxPending = options.maxPending ?? 10_000;
+    if (typeof options.sink === "string") {
+      this.stream = createWriteStream(options.sink, { flags: "a" });
+      // A failing file must not crash the app: lines from then on are counted as dropped.
+      this.stream.on("error", () => {
+        this.blocked = true;
+      });
+      this.sink = this.stream;
+    } else {
+      this.sink = options.sink;
+    }
+  }
+
+  /** Lines dropped because the sink fell behind or failed. */
+  get dropped(): number {
+    return this.droppedCount;
+  }
+
+  get written(): number {
+    return this.writtenCount;
+  }
+
+  record(event: DecisionEvent) {
+    if (this.sampleRate < 1 && Math.random() >= this.sampleRate) return;
+    if (this.pending.length >= this.maxPending) {
+      this.droppedCount++;
+      return;
+    }
+    this.pending.push(event);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush() {
+    this.scheduled = false;
+    if (this.blocked) return;
+    const events = this.pending;
+    this.pending = [];
+    for (const [index, event] of events.entries()) {
+      let accepted: unknown;
+      try {
+        accepted = this.sink.write(`${JSON.stringify(this.toLogEvent(event))}\n`);
+      } catch {
+        accepted = true; // a sink that throws loses that line, never the request
+      }
+      this.writtenCount++;
+      if (accepted === false) {
+        // Backpressure: keep the rest (bounded) until the sink drains.
+        this.blocked = true;
+        this.pending = [...events.slice(index + 1), ...this.pending].slice(0, this.maxPending);
+        const onDrain = () => {
+          this.blocked = false;
+          if (this.pending.length > 0 && !this.scheduled) {
+            this.scheduled = true;
+            setImmediate(() => this.flush());
+          }
+        };
+        const emitter = this.sink as { once?: (name: string, listener: () => void) => unknown };
+        if (typeof emitter.once === "function") emitter.once("drain", onDrain);
+        else setTimeout(onDrain, 10);
+        return;
+      }
+    }
+  }
+
+  private toLogEvent(event: DecisionEvent): LogEvent {
+    let masked: Record<string, unknown> = { input: event.input, result: event.decision.result };
+    const erased: string[] = [];
+    for (const mask of this.masks) {
+      const next = erase(masked, mask.segments);
+      if (next) {
+        masked = next;
+        erased.push(mask.pointer);
+      }
+    }
+    const { decision } = event;
+    return {
+      labels: { engine: event.engine, ...this.options.labels },
+      decision_id: event.decisionId,
+      ...(event.revision ? { bundles: { [event.bundle ?? "authz"]: { revision: event.revision } } } : {}),
+      path: this.path,
+      ...(masked.input !== undefined ? { input: masked.input } : {}),
+      ...(masked.result !== undefined ? { result: masked.result } : {}),
+      ...(erased.length > 0 ? { erased } : {}),
+      timestamp: new Date(event.decidedAt).toISOString(),
+      metrics: { timer_server_handler_ns: Math.round(event.durationMs * 1e6) },
+      custom: {
+        policyship: {
+          outcome: event.would,
+          status: decision.status,
+          audited: event.audited,
+          would: event.would,
+          cached: event.cached,
+          fail_open: event.failOpen,
+          ...(decision.error ? { error: decision.error } : {}),
+        },
+      },
+    };
+  }
+
+  async close() {
+    this.flush();
+    if (this.stream) await new Promise<void>((resolve) => this.stream?.end(resolve));
+  }
+}
