@@ -498,7 +498,19 @@ if (ONLY.has("P7")) {
     () => rate((value) => without.decide(value)),
     () => rate((value) => withApi.decide(value)),
   );
-  await Promise.all([withApi.close(), without.close()]);
+  say("P7: what one decide() costs in-process: a cache hit against an in-thread evaluation");
+  const cachedEnforcer = createEnforcer({
+    bundle: bundles.wasm,
+    entrypoint: "authz/allow",
+    inThread: true,
+    cache: { max: 100, ttlMs: 60_000, key: () => "same" },
+  });
+  await cachedEnforcer.ready();
+  const hits = await alternate(
+    () => rate((value) => without.decide(value)),
+    () => rate((value) => cachedEnforcer.decide(value)),
+  );
+  await Promise.all([withApi.close(), without.close(), cachedEnforcer.close()]);
 
   results.P7 = {
     none_rps: Math.round(none),
@@ -513,6 +525,8 @@ if (ONLY.has("P7")) {
     telemetry_off_decisions_per_s: Math.round(telemetry.a),
     telemetry_noop_decisions_per_s: Math.round(telemetry.b),
     telemetry_ratio: round(telemetry.b / telemetry.a),
+    decide_uncached_us: round(1e6 / hits.a),
+    decide_cache_hit_us: round(1e6 / hits.b),
   };
   const row = (label: string, value: number, goal?: number) => [
     label.split(":")[0] as string,
@@ -527,6 +541,15 @@ if (ONLY.has("P7")) {
   rows.push(row("P7 embedded:embedded, cache hits vs no authorization (req/s)", embeddedCached, 0.95));
   rows.push(row("P7 off:remote, cache off vs no authorization (req/s)", remote));
   rows.push(row("P7 off embedded:embedded, cache off vs no authorization (req/s)", embedded));
+  rows.push([
+    "P7 decide",
+    "decide() µs: in-thread evaluation / cache hit",
+    "—",
+    `${(1e6 / hits.a).toFixed(1)} / ${(1e6 / hits.b).toFixed(1)}`,
+    "—",
+    "—",
+    "—",
+  ]);
   rows.push([
     "P7 otel",
     "decide() with the OTel API and no SDK vs telemetry off (decisions/s)",
