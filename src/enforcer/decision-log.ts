@@ -37,6 +37,23 @@ interface LogEvent {
   custom: { policyship: Record<string, unknown> };
 }
 
+/** Erases each JSON Pointer (under /input or /result) from {input, result}; returns what remains and what went. */
+export function erasePointers(
+  value: { input?: unknown; result?: unknown },
+  pointers: readonly string[],
+): { value: { input?: unknown; result?: unknown }; erased: string[] } {
+  let current = value as Record<string, unknown>;
+  const erased: string[] = [];
+  for (const pointer of pointers) {
+    const next = erase(current, parsePointer(pointer));
+    if (next) {
+      current = next;
+      erased.push(pointer);
+    }
+  }
+  return { value: current, erased };
+}
+
 function parsePointer(pointer: string): string[] {
   if (!/^\/(input|result)(\/|$)/.test(pointer)) {
     throw new TypeError(

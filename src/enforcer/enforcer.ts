@@ -253,6 +253,8 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
       final = { ...final, allow: true, status: 200, failOpen: true };
       openedOnError = true;
     }
+    // Nobody listening (no onDecision, log, channel subscriber or OpenTelemetry API): no event to build.
+    if (!options.onDecision && !decisionLog && !telemetry.listening()) return final;
     const event: DecisionEvent = {
       input,
       decision: audit ? { ...decision, decisionId, cached } : final,

@@ -60,6 +60,11 @@ export class Telemetry {
     return this.instruments;
   }
 
+  /** Whether anything would receive an event: a channel subscriber, or the OpenTelemetry API. */
+  listening(): boolean {
+    return decisionChannel.hasSubscribers || this.tracer !== undefined;
+  }
+
   record(event: DecisionEvent, startedAt: number) {
     if (decisionChannel.hasSubscribers) decisionChannel.publish(event);
     const { api, tracer } = this;

@@ -1,0 +1,223 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import type { Context } from "../context.ts";
+import { FailureError, UserError } from "../errors.ts";
+import { appendStepSummary, inGitHubActions, markdownTable } from "../github.ts";
+import type { RecordedDecision } from "../impact/decisions.ts";
+import type { ImpactResult } from "../impact/report.ts";
+import { locateOpaFor } from "../opa/locate.ts";
+import type { Store } from "../store/store.ts";
+import { writeOutput } from "./config.ts";
+
+/** Inputs per opa process: large enough that process start-up is noise, small enough to stay in memory. */
+const BATCH_SIZE = 5_000;
+export const FAIL_ON = ["deny-to-allow", "allow-to-deny", "changed", "to-error"] as const;
+
+interface Pending {
+  revision: string;
+  rulePath: string;
+  records: RecordedDecision[];
+}
+
+/** The revision a recorded decision was made by: --base, else its bundle's revision. */
+function baseRevisionOf(context: Context, record: RecordedDecision): string {
+  if (context.settings.base) return context.settings.base;
+  const revisions = Object.entries(record.revisions);
+  const named = revisions.find(([name]) => name === context.settings.bundleName);
+  const revision = named?.[1] ?? (revisions.length === 1 ? revisions[0]?.[1] : undefined);
+  if (!revision) {
+    throw new UserError(
+      `decision ${record.decisionId ?? "(no id)"} names ${revisions.length === 0 ? "no bundle revision" : `several bundles (${revisions.map(([name]) => name).join(", ")})`}`,
+      "pass --base <revision>, or --bundle-name to pick the bundle",
+    );
+  }
+  return revision;
+}
+
+/**
+ * Replays recorded decisions against the revision that made each of them (the base) and a candidate, with
+ * the real opa, and reports which decisions the candidate changes, and how, under Kong's contract.
+ */
+export async function impact(context: Context): Promise<ImpactResult> {
+  const { settings, cwd, log } = context;
+  if (!settings.decisions) {
+    throw new UserError("no recorded decisions given", "pass --decisions <file|dir|s3://bucket/prefix>");
+  }
+  const [{ readDecisions }, { replay }, { ImpactReport }, { BundleResolver }, opa] = await Promise.all([
+    import("../impact/decisions.ts"),
+    import("../impact/evaluate.ts"),
+    import("../impact/report.ts"),
+    import("../impact/bundles.ts"),
+    locateOpaFor(context),
+  ]);
+  let store: Promise<Store | undefined> | undefined;
+  const openConfiguredStore = () => {
+    store ??=
+      settings.bucket || settings.to
+        ? import("../store/open.ts").then(({ openStore }) => openStore(context))
+        : Promise.resolve(undefined);
+    return store;
+  };
+  const resolver = new BundleResolver(context, opa, openConfiguredStore);
+  const scratch = await mkdtemp(path.join(os.tmpdir(), "policyship-candidate-"));
+  try {
+    const candidate = settings.candidate
+      ? await resolver.bundleOf(settings.candidate)
+      : await buildCandidate(context, scratch);
+    const report = new ImpactReport(settings.examples, settings.mask);
+    const progress = progressLine(context);
+    const pending = new Map<string, Pending>();
+    const run = async (batch: Pending) => {
+      const base = await resolver.bundleOf(batch.revision);
+      const inputs = batch.records.map((record) => record.input);
+      const [before, after] = await Promise.all([
+        replay(opa, base, batch.rulePath, inputs),
+        replay(opa, candidate, batch.rulePath, inputs),
+      ]);
+      batch.records.forEach((record, i) =>
+        report.add(record, batch.revision, before[i] as never, after[i] as never),
+      );
+      progress?.(report.replayed);
+    };
+    const source = settings.decisions;
+    log.info(`replaying decisions from ${source}`);
+    for await (const record of readDecisions(source, {
+      cwd,
+      store: async () => {
+        const opened = await openConfiguredStore();
+        if (!opened)
+          throw new UserError(`${source} needs a store`, "pass --bucket (and --endpoint) for s3:// sources");
+        return opened;
+      },
+    })) {
+      const rulePath = (settings.decisionPath ?? record.path ?? "")
+        .replace(/^\/+|\/+$/g, "")
+        .replace(/^data\//, "");
+      if (!rulePath) throw new UserError("a recorded decision names no path", "pass --path <package/rule>");
+      const revision = baseRevisionOf(context, record);
+      const key = `${revision}\u0000${rulePath}`;
+      let batch = pending.get(key);
+      if (!batch) {
+        batch = { revision, rulePath, records: [] };
+        pending.set(key, batch);
+      }
+      batch.records.push(record);
+      if (batch.records.length >= BATCH_SIZE) {
+        pending.delete(key);
+        await run(batch);
+      }
+    }
+    for (const batch of pending.values()) await run(batch);
+    progress?.(-1);
+    const result = report.finish();
+    await reportOutputs(context, result);
+    return result;
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** The working tree's bundle, built as `build` builds it (uncommitted changes allowed: it is a candidate). */
+async function buildCandidate(context: Context, out: string): Promise<string> {
+  const { build } = await import("./build.ts");
+  const built = await build({
+    ...context,
+    log: { ...context.log, info: context.log.debug },
+    settings: { ...context.settings, out, allowDirty: true, target: "rego", signingKey: undefined },
+  });
+  return path.resolve(context.cwd, built.bundle);
+}
+
+function progressLine(context: Context) {
+  if (!process.stderr.isTTY || context.json) return undefined;
+  let last = 0;
+  return (replayed: number) => {
+    if (replayed < 0) return void process.stderr.write("\n");
+    if (Date.now() - last < 250) return;
+    last = Date.now();
+    process.stderr.write(`\rreplayed ${replayed} decisions`);
+  };
+}
+
+async function reportOutputs(context: Context, result: ImpactResult) {
+  const markdown = renderImpactMarkdown(result);
+  if (context.settings.markdown)
+    await writeOutput(path.resolve(context.cwd, context.settings.markdown), markdown);
+  if (inGitHubActions(context.env)) await appendStepSummary(context.env, markdown);
+}
+
+/** --fail-on: exit 1 when any decision flipped in one of the named ways. */
+export function assertImpactAccepted(context: Context, result: ImpactResult) {
+  const counts: Record<(typeof FAIL_ON)[number], number> = {
+    "deny-to-allow": result.flips.deny_to_allow,
+    "allow-to-deny": result.flips.allow_to_deny,
+    "to-error": result.flips.to_error,
+    changed: result.changed,
+  };
+  const hit = context.settings.failOn.filter((name) => counts[name] > 0);
+  if (hit.length > 0) {
+    throw new FailureError(
+      `the candidate changes recorded decisions: ${hit.map((name) => `${name} ${counts[name]}`).join(", ")}`,
+      "review the flipped requests above; this is the gate --fail-on asked for",
+      result,
+    );
+  }
+}
+
+export function renderImpact(result: ImpactResult): string {
+  const { flips } = result;
+  const lines = [
+    `replayed ${result.replayed} decisions: ${result.unchanged} unchanged, ${result.changed} changed, ${result.drift} drift`,
+    `  allow → deny  ${flips.allow_to_deny}`,
+    `  deny → allow  ${flips.deny_to_allow}`,
+    `  → error       ${flips.to_error}`,
+    `  error →       ${flips.from_error}`,
+    `  other         ${flips.other}  (status, headers or message)`,
+  ];
+  if (result.groups.length > 0) {
+    lines.push("", "most changed requests:");
+    for (const group of result.groups)
+      lines.push(`  ${String(group.changed).padStart(6)}  ${group.method} ${group.path}`);
+  }
+  return lines.join("\n");
+}
+
+export function renderImpactMarkdown(result: ImpactResult): string {
+  const { flips } = result;
+  const sections = [
+    "## policyship impact",
+    "",
+    `Replayed **${result.replayed}** recorded decisions: **${result.changed}** would change, ${result.unchanged} unchanged${result.drift ? `, ${result.drift} drift (recorded ≠ replayed base)` : ""}.`,
+    "",
+    markdownTable(
+      ["flip", "decisions"],
+      [
+        ["allow → deny", String(flips.allow_to_deny)],
+        ["deny → allow", String(flips.deny_to_allow)],
+        ["→ error", String(flips.to_error)],
+        ["error →", String(flips.from_error)],
+        ["other (status, headers, message)", String(flips.other)],
+      ],
+    ),
+  ];
+  if (result.groups.length > 0) {
+    sections.push(
+      "",
+      markdownTable(
+        ["method", "path", "changed"],
+        result.groups.map((g) => [g.method, g.path, String(g.changed)]),
+      ),
+    );
+  }
+  if (result.examples.length > 0) {
+    sections.push("", "<details><summary>Examples (inputs masked)</summary>", "");
+    for (const example of result.examples) {
+      sections.push(
+        `- \`${example.method} ${example.path}\` ${example.flip.replaceAll("_", " ")}: \`${JSON.stringify(example.base)}\` → \`${JSON.stringify(example.candidate)}\``,
+      );
+    }
+    sections.push("", "</details>");
+  }
+  return `${sections.join("\n")}\n`;
+}
