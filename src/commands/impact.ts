@@ -5,6 +5,7 @@ import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { appendStepSummary, inGitHubActions, markdownTable } from "../github.ts";
 import type { RecordedDecision } from "../impact/decisions.ts";
+import type { Replayed } from "../impact/evaluate.ts";
 import type { ImpactResult } from "../impact/report.ts";
 import { locateOpaFor } from "../opa/locate.ts";
 import type { Store } from "../store/store.ts";
@@ -75,9 +76,9 @@ export async function impact(context: Context): Promise<ImpactResult> {
         replay(opa, base, batch.rulePath, inputs),
         replay(opa, candidate, batch.rulePath, inputs),
       ]);
-      batch.records.forEach((record, i) =>
-        report.add(record, batch.revision, before[i] as never, after[i] as never),
-      );
+      for (const [i, record] of batch.records.entries()) {
+        report.add(record, batch.revision, before[i] as Replayed, after[i] as Replayed);
+      }
       progress?.(report.replayed);
     };
     const source = settings.decisions;

@@ -1,10 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  createEnforcer,
-  type DecisionEvent,
-  type Enforcer,
-  type EnforcerOptions,
-} from "../../src/enforcer/index.ts";
+import { createEnforcer, type DecisionEvent, type EnforcerOptions } from "../../src/enforcer/index.ts";
 import { ADAPTERS, type Handled, startAdapterApp } from "../helpers/enforcer-apps.ts";
 import {
   buildBundles,
