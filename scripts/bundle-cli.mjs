@@ -27,5 +27,6 @@ await build({
 await rm("dist/templates", { recursive: true, force: true });
 await mkdir("dist/templates/policies", { recursive: true });
 await cp(".github/workflows/policy-release.yml", "dist/templates/policy-release.yml");
+await cp(".github/workflows/policy-impact.yml", "dist/templates/policy-impact.yml");
 for (const file of ["authz.rego", "authz_test.rego", "data.json"])
   await cp(`policies/${file}`, `dist/templates/policies/${file}`);

@@ -108,6 +108,7 @@ async function main() {
       PORT: String(port),
       OPA_URL: opa.url,
       APP_REVISION: appRevision,
+      DECISION_LOG: path.join(repo, "decisions.ndjson"),
     });
     // /health is behind the enforcer too: under a revision mismatch it answers 503, which still means "up".
     await waitForAnswer(`${appUrl}/health`, app);
@@ -163,6 +164,9 @@ async function main() {
   git("commit", "--quiet", "--all", "-m", "readers may create orders");
   const revisionB = git("rev-parse", "HEAD");
   say(`commit B = ${revisionB.slice(0, 12)}`);
+  say("— before merging B: which of the requests A served would B decide differently? —");
+  await app?.stop(); // the decision log is complete once the app has stopped
+  policyship(["impact", "--decisions", "decisions.ndjson", ...store.slice(0, 6), "--markdown", "impact.md"]);
   policyship(["release", ...store, "-o", "opa-B.yaml"]);
   await startStack(path.join(repo, "opa-B.yaml"), revisionB);
   const flipped = await request("POST", "/orders", "bob");

@@ -5,6 +5,7 @@
 //   ENFORCER_BUNDLE=dist/<sha>.tar.gz node examples/orders-app/server.mjs          # embedded (--target wasm)
 //
 // APP_REVISION, when set, makes the enforcer refuse decisions from any other policy revision (503).
+// DECISION_LOG, when set, is a file that gets one decision-log line per request (policyship impact reads it).
 import http from "node:http";
 import { createEnforcer, withAuthorization } from "policyship/enforcer";
 
@@ -15,6 +16,7 @@ const enforcer = createEnforcer({
     : { opa: { url: process.env.OPA_URL ?? "http://127.0.0.1:8181", path: "authz/allow" } }),
   expectedRevision: process.env.APP_REVISION || undefined,
   timeoutMs: Number(process.env.ENFORCER_TIMEOUT_MS ?? 500),
+  ...(process.env.DECISION_LOG ? { decisionLog: process.env.DECISION_LOG } : {}),
 });
 
 const orders = [{ id: 42, item: "policy handbook" }];

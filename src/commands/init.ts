@@ -44,6 +44,7 @@ export async function init(context: Context): Promise<InitResult> {
     },
     { target: path.join(policies, "data.json"), from: path.join(templates, "policies/data.json") },
     { target: ".github/workflows/policy-release.yml", from: path.join(templates, "policy-release.yml") },
+    { target: ".github/workflows/policy-impact.yml", from: path.join(templates, "policy-impact.yml") },
   ];
   const result: InitResult = { created: [], skipped: [] };
   for (const item of plan) {

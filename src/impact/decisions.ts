@@ -1,7 +1,6 @@
 import { createReadStream } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { Readable } from "node:stream";
 import { gunzipSync } from "node:zlib";
 import { UserError } from "../errors.ts";
@@ -61,9 +60,30 @@ async function* eventsOf(name: string, open: () => Promise<Buffer> | Readable): 
   }
   const opened = open();
   const stream = opened instanceof Readable ? opened : Readable.from([await opened]);
-  for await (const line of createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY })) {
+  for await (const line of linesOf(stream)) {
     if (line.trim()) yield parseLine(line, name);
   }
+}
+
+/**
+ * Lines of a stream, read only as fast as they are consumed. (readline's async iterator keeps reading while
+ * the consumer awaits, so a file replayed in batches would end up whole in memory.)
+ */
+async function* linesOf(stream: Readable): AsyncGenerator<string> {
+  stream.setEncoding("utf8");
+  let rest = "";
+  for await (const chunk of stream) {
+    rest += chunk as string;
+    let start = 0;
+    let end = rest.indexOf("\n", start);
+    while (end !== -1) {
+      yield rest.slice(start, end);
+      start = end + 1;
+      end = rest.indexOf("\n", start);
+    }
+    rest = rest.slice(start);
+  }
+  if (rest) yield rest;
 }
 
 async function bufferOf(opened: Promise<Buffer> | Readable): Promise<Buffer> {

@@ -18,7 +18,9 @@ const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 5);
 const CONNECTIONS = 32;
 const UPLOAD_BYTES = 200 * 1024 * 1024;
 /** BENCH_ONLY=P3,P5 runs a subset while iterating; make bench runs all. */
-const ONLY = new Set((process.env.BENCH_ONLY ?? "P1,P2,P3,P4,P5,P7").split(",").map((name) => name.trim()));
+const ONLY = new Set(
+  (process.env.BENCH_ONLY ?? "P1,P2,P3,P4,P5,P6,P7").split(",").map((name) => name.trim()),
+);
 const cleanups: (() => Promise<unknown>)[] = [];
 const say = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -454,6 +456,41 @@ if (ONLY.has("P4")) {
     "—",
     "—",
     "—",
+  ]);
+}
+
+// ---------------------------------------------------------------- P6: replaying recorded decisions
+
+if (ONLY.has("P6")) {
+  const { benchReplay } = await import("./replay.ts");
+  const p6 = await benchReplay({ work, env, cli, node, say, alternate });
+  results.P6 = p6;
+  rows.push([
+    "P6",
+    "impact vs naive replay loop (decisions/s)",
+    fmt(p6.naive_decisions_per_s),
+    fmt(p6.impact_decisions_per_s),
+    p6.ratio.toFixed(2),
+    "≥ 3",
+    p6.ratio >= 3 ? "yes" : "no",
+  ]);
+  rows.push([
+    "P6 100k",
+    "impact: 100,000 decisions, 200,000 evaluations (s)",
+    "—",
+    String(p6.impact_100k_seconds),
+    "—",
+    "≤ 20",
+    p6.impact_100k_seconds <= 20 ? "yes" : "no",
+  ]);
+  rows.push([
+    "P6 1M",
+    "impact: peak RSS over 1,000,000 decisions (MB)",
+    "—",
+    String(p6.impact_1m_peak_rss_mb),
+    "—",
+    "< 300",
+    p6.impact_1m_peak_rss_mb < 300 ? "yes" : "no",
   ]);
 }
 

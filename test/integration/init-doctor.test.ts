@@ -18,11 +18,13 @@ describe("policyship init", () => {
         "policies/authz_test.rego",
         "policies/data.json",
         ".github/workflows/policy-release.yml",
+        ".github/workflows/policy-impact.yml",
       ],
       skipped: [],
     });
     for (const [created, source] of [
       [".github/workflows/policy-release.yml", ".github/workflows/policy-release.yml"],
+      [".github/workflows/policy-impact.yml", ".github/workflows/policy-impact.yml"],
       ["policies/authz.rego", "policies/authz.rego"],
     ] as const) {
       expect(await readFile(path.join(repo.dir, created), "utf8")).toBe(

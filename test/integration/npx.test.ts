@@ -76,7 +76,9 @@ describe("the npm package, as a user gets it", () => {
     for (const file of [
       ".github/workflows/policy-release.yml",
       ".github/workflows/policy-rollback.yml",
+      ".github/workflows/policy-impact.yml",
       "dist/templates/policy-release.yml",
+      "dist/templates/policy-impact.yml",
     ]) {
       const { install, steps } = await installStep(file);
       const text = await readFile(path.join(repoRoot, file), "utf8");
