@@ -291,6 +291,31 @@ Examples:
       print(io, context, result, renderVerify(result));
     });
 
+  addStoreOptions(program.command("diff"))
+    .argument("<from>", "a published revision, a bundle file, or a git ref (built on the fly)")
+    .argument("<to>", "the same kinds")
+    .description("compare two bundles: manifest, files, rules per package, data paths, signing keys")
+    .option("--patch", "add a unified diff of the Rego files")
+    .option("--exit-code", "exit 1 when the bundles differ, like git diff --exit-code")
+    .option("--out <dir>", "where build wrote bundles, searched first (default: dist)")
+    .option("--policies <dir>", "policy directory, for refs built from git (default: policies)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ policyship diff 3f2a9c1 HEAD
+  $ policyship diff main my-branch --patch
+  $ policyship diff dist/old.tar.gz dist/new.tar.gz --json
+  $ policyship diff v1.4.2 v1.5.0 --bucket acme-policies --region eu-west-1 --exit-code`,
+    )
+    .action(async (fromRef: string, toRef: string, _options, command: Command) => {
+      const context = await createContext(io, command);
+      const { diff, renderDiff, assertSame } = await import("./commands/diff.ts");
+      const { result, patch } = await diff(context, fromRef, toRef);
+      print(io, context, result, renderDiff(result, patch));
+      assertSame(context, result);
+    });
+
   addStoreOptions(program.command("impact"))
     .description("replay recorded decisions against their revision and a candidate; report what flips")
     .option("--decisions <source>", "recorded decisions: a file, a directory or s3://bucket/prefix")

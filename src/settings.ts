@@ -117,6 +117,9 @@ export const settingsSchema = z
     examples: z.number().int().min(0).max(1000),
     mask: z.array(z.string().regex(/^\/input(\/|$)/, "must be JSON Pointers under /input")),
     markdown: z.string().min(1),
+    // diff
+    patch: z.boolean(),
+    exitCode: z.boolean(),
     // per-command switches
     verify: z.boolean(),
     dryRun: z.boolean(),
@@ -149,6 +152,8 @@ export const DEFAULTS = {
   failOn: [],
   examples: 20,
   mask: [],
+  patch: false,
+  exitCode: false,
   bundleMaxEntries: 10_000,
   bundleMaxBytes: 1024 * 1024 * 1024,
   bundleMaxFileBytes: 1024 * 1024 * 1024,

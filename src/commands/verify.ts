@@ -15,7 +15,7 @@ export async function resolveRevisionArgument(context: Context, ref: string): Pr
   if (/^[0-9a-f]{40}$/.test(ref)) return ref;
   const { resolveCommit } = await import("../git.ts");
   const sha =
-    /^[\w./-]+$/.test(ref) && !ref.startsWith("-") ? await resolveCommit(context.cwd, ref) : undefined;
+    /^[\w./~^@{}-]+$/.test(ref) && !ref.startsWith("-") ? await resolveCommit(context.cwd, ref) : undefined;
   if (sha) return sha;
   if (!ref) throw new UserError("no revision given", "name a full SHA, a short SHA, a tag or a branch");
   return assertRevision(ref);

@@ -1,0 +1,157 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { stringify } from "safe-stable-stringify";
+import type { Context } from "../context.ts";
+import { FailureError } from "../errors.ts";
+import { locateOpaFor } from "../opa/locate.ts";
+import { bundleLimits } from "../settings.ts";
+import type { Store } from "../store/store.ts";
+import { resolveRevisionArgument } from "./verify.ts";
+
+interface Changes {
+  added: string[];
+  removed: string[];
+  changed: string[];
+}
+
+export interface DiffResult {
+  from: { revision: string };
+  to: { revision: string };
+  /** Changed manifest fields (revision, roots, rego_version, wasm entrypoints, signing key ids): {from, to}. */
+  manifest: Record<string, { from: unknown; to: unknown }>;
+  files: Changes;
+  rules: Changes;
+  data: Changes;
+}
+
+const MANIFEST_FIELDS = ["revision", "roots", "rego_version", "wasm"] as const;
+
+/**
+ * Compares two bundles: published revisions, local bundle files, or git refs built on the fly. Rules are
+ * compared as opa parses them (`package.rule`, every definition), data as JSON Pointers to leaves.
+ */
+export async function diff(
+  context: Context,
+  fromRef: string,
+  toRef: string,
+): Promise<{ result: DiffResult; patch?: string }> {
+  const { settings, cwd } = context;
+  const [{ BundleResolver }, { viewOf, compareKeys, compareData }, opa] = await Promise.all([
+    import("../impact/bundles.ts"),
+    import("../diff/compare.ts"),
+    locateOpaFor(context),
+  ]);
+  let store: Promise<Store | undefined> | undefined;
+  const resolver = new BundleResolver(context, opa, () => {
+    store ??=
+      settings.bucket || settings.to
+        ? import("../store/open.ts").then(({ openStore }) => openStore(context))
+        : Promise.resolve(undefined);
+    return store;
+  });
+  const bundleOf = async (ref: string) => {
+    const file = path.resolve(cwd, ref);
+    if (/\.tar\.gz$/.test(ref) && (await stat(file).catch(() => undefined))?.isFile()) return file;
+    return resolver.bundleOf(await resolveRevisionArgument(context, ref));
+  };
+  const limits = bundleLimits(settings);
+  const [from, to] = await Promise.all([
+    bundleOf(fromRef).then((bundle) => viewOf(opa, bundle, limits)),
+    bundleOf(toRef).then((bundle) => viewOf(opa, bundle, limits)),
+  ]);
+  const manifest: DiffResult["manifest"] = {};
+  for (const field of MANIFEST_FIELDS) {
+    if (stringify(from.manifest[field]) !== stringify(to.manifest[field])) {
+      manifest[field] = { from: from.manifest[field] ?? null, to: to.manifest[field] ?? null };
+    }
+  }
+  if (stringify(from.keyIds) !== stringify(to.keyIds)) manifest.keyids = { from: from.keyIds, to: to.keyIds };
+  const result: DiffResult = {
+    from: { revision: from.revision },
+    to: { revision: to.revision },
+    manifest,
+    files: compareKeys(
+      new Map([...from.files].filter(([name]) => name !== ".manifest")),
+      new Map([...to.files].filter(([name]) => name !== ".manifest")),
+      (a, b) => a.equals(b),
+    ),
+    rules: compareKeys(from.rules, to.rules, (a, b) => stringify(a) === stringify(b)),
+    data: compareData(from.data, to.data),
+  };
+  for (const list of Object.values(result.data)) list.sort();
+  if (!settings.patch) return { result };
+  return { result, patch: await regoPatch(result.files, from.files, to.files) };
+}
+
+/** A unified diff of the Rego files that differ, through `git diff --no-index`. */
+async function regoPatch(
+  files: Changes,
+  from: Map<string, Buffer>,
+  to: Map<string, Buffer>,
+): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "policyship-patch-"));
+  try {
+    const parts: string[] = [];
+    for (const name of [...files.changed, ...files.added, ...files.removed]
+      .filter((file) => file.endsWith(".rego"))
+      .sort()) {
+      const a = path.join(dir, "a.rego");
+      const b = path.join(dir, "b.rego");
+      await writeFile(a, from.get(name) ?? "");
+      await writeFile(b, to.get(name) ?? "");
+      const text = await new Promise<string>((resolve) => {
+        execFile("git", ["diff", "--no-index", "--no-color", "--", a, b], (_error, stdout) =>
+          resolve(stdout),
+        );
+      });
+      parts.push(
+        text
+          .replaceAll(`a${a}`, `a/${name}`)
+          .replaceAll(`b${b}`, `b/${name}`)
+          .replace(/^diff --git .*\n(index .*\n)?/, `diff ${name}\n`),
+      );
+    }
+    return parts.join("");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export function differs(result: DiffResult): boolean {
+  const changed = (changes: Changes) =>
+    changes.added.length + changes.removed.length + changes.changed.length > 0;
+  return (
+    changed(result.files) ||
+    changed(result.rules) ||
+    changed(result.data) ||
+    Object.keys(result.manifest).some((field) => field !== "revision")
+  );
+}
+
+/** --exit-code: 1 when the bundles differ, like git diff --exit-code. */
+export function assertSame(context: Context, result: DiffResult) {
+  if (context.settings.exitCode && differs(result)) {
+    throw new FailureError(`${result.from.revision} and ${result.to.revision} differ`, undefined, result);
+  }
+}
+
+export function renderDiff(result: DiffResult, patch?: string): string {
+  const lines = [`diff ${result.from.revision} → ${result.to.revision}`];
+  for (const [field, change] of Object.entries(result.manifest)) {
+    lines.push(`  manifest ${field}: ${JSON.stringify(change.from)} → ${JSON.stringify(change.to)}`);
+  }
+  for (const [label, changes] of [
+    ["file", result.files],
+    ["rule", result.rules],
+    ["data", result.data],
+  ] as const) {
+    for (const name of changes.added) lines.push(`  + ${label} ${name}`);
+    for (const name of changes.removed) lines.push(`  - ${label} ${name}`);
+    for (const name of changes.changed) lines.push(`  ~ ${label} ${name}`);
+  }
+  if (!differs(result)) lines.push("  no difference in files, rules or data");
+  if (patch) lines.push("", patch.trimEnd());
+  return lines.join("\n");
+}

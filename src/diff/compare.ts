@@ -1,0 +1,180 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { stringify } from "safe-stable-stringify";
+import { type BundleContents, type BundleLimits, readBundle } from "../bundle/read.ts";
+import { FailureError } from "../errors.ts";
+import type { Opa } from "../opa/commands.ts";
+
+export interface Changes {
+  added: string[];
+  removed: string[];
+  changed: string[];
+}
+
+export interface BundleView {
+  revision: string;
+  manifest: Record<string, unknown>;
+  /** Bundle path → sha256-free content for comparison. */
+  files: Map<string, Buffer>;
+  /** "package.rule" → its definitions, normalized (no locations), sorted. */
+  rules: Map<string, string[]>;
+  /** The merged data tree, as OPA loads it. */
+  data: unknown;
+  keyIds: string[];
+}
+
+function runOpaStdout(opa: Opa, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(opa.path, args, { env: opa.env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+interface Term {
+  type: string;
+  value: unknown;
+}
+
+function withoutLocations(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutLocations);
+  if (value === null || typeof value !== "object") return value;
+  const copy: Record<string, unknown> = {};
+  for (const [key, inner] of Object.entries(value))
+    if (key !== "location") copy[key] = withoutLocations(inner);
+  return copy;
+}
+
+const refName = (terms: Term[]) => terms.map((term) => String(term.value)).join(".");
+
+/** Every rule of every module, by "package.rule", with opa's own parser (`opa parse --format json`). */
+async function rulesOf(
+  opa: Opa,
+  contents: BundleContents,
+  regoVersion: number,
+): Promise<Map<string, string[]>> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "policyship-diff-"));
+  const rules = new Map<string, string[]>();
+  try {
+    for (const file of contents.files.filter((name) => name.endsWith(".rego"))) {
+      const target = path.join(dir, "module.rego");
+      await writeFile(target, contents.kept.get(file) ?? "");
+      const args = ["parse", "--format", "json"];
+      if (regoVersion === 0) args.push("--v0-compatible");
+      const parsed = await runOpaStdout(opa, [...args, target]);
+      if (parsed.code !== 0) {
+        throw new FailureError(
+          `opa cannot parse ${file}: ${parsed.stderr.trim().split("\n")[0]}`,
+          "rebuild the bundle",
+        );
+      }
+      const module = JSON.parse(parsed.stdout) as {
+        package: { path: Term[] };
+        rules?: { head: { ref: Term[] } }[];
+      };
+      const pkg = refName(module.package.path.slice(1));
+      for (const rule of module.rules ?? []) {
+        const name = `${pkg}.${refName(rule.head.ref)}`;
+        rules.set(name, [...(rules.get(name) ?? []), stringify(withoutLocations(rule)) ?? ""]);
+      }
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  for (const definitions of rules.values()) definitions.sort();
+  return rules;
+}
+
+/** data.json files merged by their directory, as OPA loads a bundle. */
+function dataOf(contents: BundleContents): unknown {
+  const root: Record<string, unknown> = {};
+  for (const file of contents.files
+    .filter((name) => name === "data.json" || name.endsWith("/data.json"))
+    .sort()) {
+    const value = JSON.parse((contents.kept.get(file) ?? Buffer.from("{}")).toString("utf8"));
+    const segments = file.split("/").slice(0, -1);
+    let node = root;
+    for (const segment of segments) {
+      node[segment] ??= {};
+      node = node[segment] as Record<string, unknown>;
+    }
+    Object.assign(node, value);
+  }
+  return root;
+}
+
+/** The key ids in .signatures.json (the JWT payload's keyid, or the header's kid). */
+function keyIdsOf(contents: BundleContents): string[] {
+  const text = contents.kept.get(".signatures.json");
+  if (!text) return [];
+  const ids = new Set<string>();
+  const { signatures = [] } = JSON.parse(text.toString("utf8")) as { signatures?: string[] };
+  for (const token of signatures) {
+    const [header = "", payload = ""] = token.split(".");
+    const decode = (part: string) =>
+      JSON.parse(Buffer.from(part, "base64url").toString("utf8")) as Record<string, unknown>;
+    const id = decode(payload).keyid ?? decode(header).kid;
+    if (typeof id === "string") ids.add(id);
+  }
+  return [...ids].sort();
+}
+
+export async function viewOf(opa: Opa, bundle: string, limits: BundleLimits): Promise<BundleView> {
+  const listed = await readBundle(bundle, [], limits);
+  const contents = await readBundle(bundle, listed.files, limits);
+  const manifest = contents.manifest as Record<string, unknown>;
+  return {
+    revision: typeof manifest.revision === "string" ? manifest.revision : "",
+    manifest,
+    files: new Map(contents.files.map((name) => [name, contents.kept.get(name) ?? Buffer.alloc(0)])),
+    rules: await rulesOf(opa, contents, contents.manifest.rego_version ?? 1),
+    data: dataOf(contents),
+    keyIds: keyIdsOf(contents),
+  };
+}
+
+export function compareKeys<T>(
+  from: Map<string, T>,
+  to: Map<string, T>,
+  same: (a: T, b: T) => boolean,
+): Changes {
+  const changes: Changes = { added: [], removed: [], changed: [] };
+  for (const [key, value] of to) {
+    if (!from.has(key)) changes.added.push(key);
+    else if (!same(from.get(key) as T, value)) changes.changed.push(key);
+  }
+  for (const key of from.keys()) if (!to.has(key)) changes.removed.push(key);
+  for (const list of Object.values(changes)) list.sort();
+  return changes;
+}
+
+const escape = (key: string) => key.replaceAll("~", "~0").replaceAll("/", "~1");
+
+/** JSON Pointers of the leaves added, removed and changed between two data trees. */
+export function compareData(
+  from: unknown,
+  to: unknown,
+  pointer = "",
+  changes: Changes = { added: [], removed: [], changed: [] },
+): Changes {
+  const isTree = (value: unknown) => value !== null && typeof value === "object";
+  if (isTree(from) && isTree(to) && Array.isArray(from) === Array.isArray(to)) {
+    const a = from as Record<string, unknown>;
+    const b = to as Record<string, unknown>;
+    for (const key of Object.keys(b)) {
+      if (!Object.hasOwn(a, key)) changes.added.push(`${pointer}/${escape(key)}`);
+      else compareData(a[key], b[key], `${pointer}/${escape(key)}`, changes);
+    }
+    for (const key of Object.keys(a))
+      if (!Object.hasOwn(b, key)) changes.removed.push(`${pointer}/${escape(key)}`);
+  } else if (stringify(from) !== stringify(to)) {
+    changes.changed.push(pointer || "/");
+  }
+  return changes;
+}
