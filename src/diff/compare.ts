@@ -154,7 +154,7 @@ export function compareKeys<T>(
   return changes;
 }
 
-const escape = (key: string) => key.replaceAll("~", "~0").replaceAll("/", "~1");
+const escapePointer = (key: string) => key.replaceAll("~", "~0").replaceAll("/", "~1");
 
 /** JSON Pointers of the leaves added, removed and changed between two data trees. */
 export function compareData(
@@ -168,11 +168,11 @@ export function compareData(
     const a = from as Record<string, unknown>;
     const b = to as Record<string, unknown>;
     for (const key of Object.keys(b)) {
-      if (!Object.hasOwn(a, key)) changes.added.push(`${pointer}/${escape(key)}`);
-      else compareData(a[key], b[key], `${pointer}/${escape(key)}`, changes);
+      if (!Object.hasOwn(a, key)) changes.added.push(`${pointer}/${escapePointer(key)}`);
+      else compareData(a[key], b[key], `${pointer}/${escapePointer(key)}`, changes);
     }
     for (const key of Object.keys(a))
-      if (!Object.hasOwn(b, key)) changes.removed.push(`${pointer}/${escape(key)}`);
+      if (!Object.hasOwn(b, key)) changes.removed.push(`${pointer}/${escapePointer(key)}`);
   } else if (stringify(from) !== stringify(to)) {
     changes.changed.push(pointer || "/");
   }

@@ -124,8 +124,9 @@ export class EmbeddedEngine implements Engine {
       maxThreads: workers,
       maxQueue: this.options.maxQueue ?? 1024,
       idleTimeout: Number.POSITIVE_INFINITY,
-      // Workers inherit the app's Node flags, except those only a main thread may have.
-      execArgv: process.execArgv.filter((flag) => !flag.startsWith("--input-type")),
+      // None of the app's Node flags: V8 flags (--expose-gc, --max-semi-space-size …) and main-thread flags
+      // (--input-type) make a Worker throw, and the worker needs none of them.
+      execArgv: [],
     });
     // ready() resolves once every worker has instantiated the policy, so no decision pays for a thread start.
     await Promise.all(Array.from({ length: workers }, () => this.pool?.run(null)));

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import { type CacheOptions, DecisionCache } from "./cache.ts";
+import { DecisionCache } from "./cache.ts";
 import {
   type Authz,
   badRequestDecision,
@@ -23,95 +23,9 @@ import {
 } from "./input.ts";
 import { assertEmbedded, assertOptions, assertRemote, throttledStderr } from "./options.ts";
 import { Telemetry } from "./telemetry.ts";
+import type { DecisionEvent, Enforcer, EnforcerOptions } from "./types.ts";
 
-export interface DecisionEvent {
-  input: unknown;
-  /** What the policy decided (in audit mode too: the request proceeded anyway). */
-  decision: Decision;
-  revision?: string;
-  durationMs: number;
-  failOpen: boolean;
-  /** The same id as on req.authz, the span and the decision log. */
-  decisionId: string;
-  cached: boolean;
-  engine: "remote" | "embedded";
-  /** True in audit mode. */
-  audited: boolean;
-  /** What enforce mode would do with this decision. */
-  would: "allow" | "deny" | "error";
-  /** When the decision was asked for, in ms since the epoch. */
-  decidedAt: number;
-  /** The bundle whose revision answered (opa.bundleName, else "authz"). */
-  bundle: string;
-}
-
-export interface EnforcerOptions {
-  /** Remote engine: an OPA server. `path` is the rule, e.g. "authz/allow" → POST /v1/data/authz/allow. */
-  opa?: { url: string; path: string; connections?: number; bundleName?: string };
-  /** Embedded engine: a bundle built with --target wasm, evaluated in-process. */
-  bundle?: string;
-  entrypoint?: string;
-  /** The app's own revision; decisions from another policy revision are refused with 503. */
-  expectedRevision?: string;
-  /** Per decision; an OPA slower than this is an error. Default 500. */
-  timeoutMs?: number;
-  /**
-   * Let a request through when OPA cannot be reached (connection refused or reset, or timeoutMs passed).
-   * Never on a denial, an answer of any status, a policy error, a revision mismatch, the in-flight limit,
-   * or a request whose input cannot be built. Default false.
-   */
-  failOpen?: boolean;
-  include?: Partial<InputOptions["include"]>;
-  service?: InputOptions["service"];
-  route?: InputOptions["route"];
-  consumer?: InputOptions["consumer"];
-  /** Larger request bodies get 413 when the body is included. Default 1 MiB. */
-  maxBodyBytes?: number;
-  onDecision?: (event: DecisionEvent) => void;
-  /** Where problems are logged; default: one line on stderr, at most once per second per kind. */
-  log?: (message: string) => void;
-  /** @deprecated Ignored: the revision now comes with every decision (OPA's provenance). */
-  revisionRefreshMs?: number;
-  /** Decisions in flight at once: calls to OPA (remote) or queued evaluations (embedded). Default 1024. */
-  maxInFlight?: number;
-  /**
-   * Embedded only: evaluate on the event loop instead of worker threads. Saves the thread hop, but a slow
-   * evaluation blocks every request and timeoutMs cannot interrupt it. Default false.
-   */
-  inThread?: boolean;
-  /** Embedded only: worker threads (default: 2–4 by available cores). */
-  workers?: number;
-  /**
-   * "audit": every request is evaluated and proceeds whatever the outcome (deny, error, mismatch); events
-   * say what enforce mode would have done. Default "enforce".
-   */
-  mode?: "enforce" | "audit";
-  /** A decision cache bound to the answering revision; off by default. */
-  cache?: CacheOptions;
-  /** OpenTelemetry spans and metrics when @opentelemetry/api is installed. Default true. */
-  telemetry?: boolean;
-  /**
-   * One NDJSON line per decision in OPA's decision-log event shape: a file path, an object with
-   * write(line), or {sink, mask, sampleRate, maxPending, labels}. Never blocks or throws into a request.
-   */
-  decisionLog?: DecisionLogSink | DecisionLogOptions;
-}
-
-export interface Enforcer {
-  readonly engine: "remote" | "embedded";
-  readonly maxBodyBytes: number;
-  readonly includeBody: boolean;
-  readonly includeUriCaptures: boolean;
-  ready(): Promise<void>;
-  decide(input: unknown): Promise<Decision>;
-  /** Throws InputError when the request has no single path (400) or its body cannot be known (500). */
-  buildInput(req: IncomingMessage, extras?: InputExtras): KongInput;
-  /** buildInput then decide; a request without an input is refused (400 or 500) and never let through. */
-  authorize(req: IncomingMessage, extras?: InputExtras): Promise<Decision>;
-  /** Decision log lines written and dropped so far (undefined without decisionLog). */
-  logStats(): { written: number; dropped: number } | undefined;
-  close(): Promise<void>;
-}
+export type { DecisionEvent, Enforcer, EnforcerOptions } from "./types.ts";
 
 const DEFAULT_TIMEOUT_MS = 500;
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;

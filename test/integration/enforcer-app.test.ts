@@ -25,6 +25,9 @@ describe("importing policyship/enforcer", () => {
       execFile(
         toolPath("node"),
         [
+          // Flags an app may run with; V8 ones are refused in worker threads, which must not inherit them.
+          "--expose-gc",
+          "--max-semi-space-size=16",
           "--import",
           path.join(repoRoot, "test/fixtures/record-imports.mjs"),
           "--input-type=module",

@@ -10,6 +10,7 @@ import {
 import { type FaultProxy, startFaultProxy } from "../helpers/fault-proxy.ts";
 import { type RunningOpa, startOpaServer } from "../helpers/opa-server.ts";
 import { freePort } from "../helpers/ports.ts";
+import { startSwitchingProxy } from "../helpers/switching-proxy.ts";
 
 let opa: RunningOpa;
 let proxy: FaultProxy;
@@ -228,25 +229,8 @@ describe("the decision cache cannot serve a stale or wrong answer", () => {
   it("an answer from another revision flushes every entry of the previous one", async () => {
     const other = await buildBundles(CONFORMANCE_DIR, "prod-2", CONFORMANCE_ENTRYPOINT);
     const second = await startOpaServer(["--bundle", other.rego]);
-    const http = await import("node:http");
     let target = opa.url;
-    const switching = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (chunk: Buffer) => chunks.push(chunk));
-      req.on("end", () => {
-        const upstream = http.request(
-          `${target}${req.url}`,
-          { method: req.method, headers: req.headers },
-          (answer) => {
-            res.writeHead(answer.statusCode ?? 502, answer.headers);
-            answer.pipe(res);
-          },
-        );
-        upstream.end(Buffer.concat(chunks));
-      });
-    });
-    const { listen } = await import("../helpers/serve.ts");
-    const balancer = await listen(switching);
+    const balancer = await startSwitchingProxy(() => target);
     const key = (input: unknown) => (input as { k: string }).k;
     const plain = createEnforcer({
       opa: { url: balancer.url, path: CONFORMANCE_ENTRYPOINT },

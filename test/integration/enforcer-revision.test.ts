@@ -1,9 +1,8 @@
-import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEnforcer, type DecisionEvent } from "../../src/enforcer/index.ts";
 import { buildBundles, CONFORMANCE_DIR, CONFORMANCE_ENTRYPOINT } from "../helpers/enforcer-fixtures.ts";
 import { type RunningOpa, startOpaServer } from "../helpers/opa-server.ts";
-import { listen } from "../helpers/serve.ts";
+import { startSwitchingProxy } from "../helpers/switching-proxy.ts";
 
 const allowInput = {
   request: { http: { method: "GET", path: "/bool-allow", headers: {}, querystring: {} } },
@@ -11,26 +10,9 @@ const allowInput = {
 };
 
 /** A round-robin load balancer on loopback: request n goes to upstream n mod 2, as during a rollout. */
-async function roundRobin(upstreams: string[]) {
+function roundRobin(upstreams: string[]) {
   let next = 0;
-  const server = http.createServer((req, res) => {
-    const target = upstreams[next++ % upstreams.length] as string;
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => {
-      const upstream = http.request(
-        `${target}${req.url}`,
-        { method: req.method, headers: req.headers },
-        (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-        },
-      );
-      upstream.on("error", () => res.destroy());
-      upstream.end(Buffer.concat(chunks));
-    });
-  });
-  return listen(server);
+  return startSwitchingProxy(() => upstreams[next++ % upstreams.length] as string);
 }
 
 let oldOpa: RunningOpa;
