@@ -1,7 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { access, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
+import type { Command } from "commander";
 import { readBundle } from "../bundle/read.ts";
+import { createContext, type Io, pick, print } from "../cli-kit.ts";
+import { addBuildOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import type { CommitMetadata } from "../git.ts";
@@ -207,4 +210,29 @@ export function renderBuild(result: BuildResult): string {
     `  sha256    ${result.sha256}`,
     `  size      ${result.size} bytes, ${result.files.length} files, rego v${result.regoVersion}, opa ${result.opaVersion}`,
   ].join("\n");
+}
+
+/** The `build` command: its flags, help and examples, and how its result is printed. */
+export function defineBuild(program: Command, io: Io): Command {
+  return addBuildOptions(program.command("build"))
+    .description("build <out>/<rev>.tar.gz with opa, the revision being the git SHA, and check its manifest")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ policyship build
+  $ policyship build --target wasm --entrypoint authz/allow
+  $ policyship build --signing-key key.pem --signing-alg RS256
+  $ policyship build --revision 1.4.2 --out build`,
+    )
+    .action(async (_options, command: Command) => {
+      const context = await createContext(io, command);
+      const result = await build(context);
+      print(
+        io,
+        context,
+        pick(result, ["revision", "bundle", "sha256", "size", "files", "regoVersion", "opaVersion"]),
+        renderBuild(result),
+      );
+    });
 }

@@ -1,4 +1,7 @@
 import path from "node:path";
+import type { Command } from "commander";
+import { createContext, type Io, print } from "../cli-kit.ts";
+import { collect } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError } from "../errors.ts";
 import { opaCheck, opaFormatList } from "../opa/commands.ts";
@@ -89,4 +92,21 @@ export function renderCheck(result: CheckResult): string {
       : `${result.errors.length} errors, ${result.unformatted.length} unformatted files`,
   );
   return lines.join("\n");
+}
+
+/** The `check` command: its flags, help and examples, and how its result is printed. */
+export function defineCheck(program: Command, io: Io): Command {
+  return program
+    .command("check")
+    .description("opa check --strict and opa fmt --list --fail on the policies")
+    .option("--policies <dir>", "policy directory (default: policies)")
+    .option("--v0-compatible", "policies written before OPA 1.0")
+    .option("--ignore <pattern>", "file or directory names to leave out (repeatable)", collect)
+    .addHelpText("after", "\nExamples:\n  $ policyship check\n  $ policyship check --policies opa/ --json")
+    .action(async (_options, command: Command) => {
+      const context = await createContext(io, command);
+      const result = await check(context);
+      print(io, context, result, renderCheck(result));
+      assertCheckPassed(result);
+    });
 }

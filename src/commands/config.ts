@@ -1,5 +1,8 @@
 import { readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
+import type { Command } from "commander";
+import { createContext, type Io, print } from "../cli-kit.ts";
+import { addConfigOptions, addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { type OpaConfig, renderOpaConfig } from "../opa-config/render.ts";
@@ -97,4 +100,27 @@ export function renderConfigResult(result: ConfigResult): string {
   return result.output
     ? `wrote OPA config for ${result.revision} to ${result.output}`
     : result.text.trimEnd();
+}
+
+/** The `config` command: its flags, help and examples, and how its result is printed. */
+export function defineConfig(program: Command, io: Io): Command {
+  return addConfigOptions(addStoreOptions(program.command("config")))
+    .description("render the OPA configuration pinned to a revision")
+    .option("--revision <id>", "revision to pin (default: full SHA of HEAD)")
+    .option("--verify", "check first that the object exists in the store")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ policyship config --bucket acme-policies --region eu-west-1 -o opa-config.yaml
+  $ policyship config --bucket policies --endpoint http://127.0.0.1:9000 --format json
+  $ policyship config --bucket acme-policies --region eu-west-1 --credentials web-identity --role-arn arn:aws:iam::123456789012:role/opa
+  $ policyship config --to /srv/bundles --service-url https://bundles.example.com`,
+    )
+    .action(async (_options, command: Command) => {
+      const context = await createContext(io, command);
+      const result = await config(context);
+      const { text: _text, ...data } = result;
+      print(io, context, data, renderConfigResult(result));
+    });
 }

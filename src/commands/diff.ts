@@ -2,7 +2,10 @@ import { execFile } from "node:child_process";
 import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import type { Command } from "commander";
 import { stringify } from "safe-stable-stringify";
+import { createContext, type Io, print } from "../cli-kit.ts";
+import { addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError } from "../errors.ts";
 import { locateOpaFor } from "../opa/locate.ts";
@@ -154,4 +157,31 @@ export function renderDiff(result: DiffResult, patch?: string): string {
   if (!differs(result)) lines.push("  no difference in files, rules or data");
   if (patch) lines.push("", patch.trimEnd());
   return lines.join("\n");
+}
+
+/** The `diff` command: its flags, help and examples, and how its result is printed. */
+export function defineDiff(program: Command, io: Io): Command {
+  return addStoreOptions(program.command("diff"))
+    .argument("<from>", "a published revision, a bundle file, or a git ref (built on the fly)")
+    .argument("<to>", "the same kinds")
+    .description("compare two bundles: manifest, files, rules per package, data paths, signing keys")
+    .option("--patch", "add a unified diff of the Rego files")
+    .option("--exit-code", "exit 1 when the bundles differ, like git diff --exit-code")
+    .option("--out <dir>", "where build wrote bundles, searched first (default: dist)")
+    .option("--policies <dir>", "policy directory, for refs built from git (default: policies)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ policyship diff 3f2a9c1 HEAD
+  $ policyship diff main my-branch --patch
+  $ policyship diff dist/old.tar.gz dist/new.tar.gz --json
+  $ policyship diff v1.4.2 v1.5.0 --bucket acme-policies --region eu-west-1 --exit-code`,
+    )
+    .action(async (fromRef: string, toRef: string, _options, command: Command) => {
+      const context = await createContext(io, command);
+      const { result, patch } = await diff(context, fromRef, toRef);
+      print(io, context, result, renderDiff(result, patch));
+      assertSame(context, result);
+    });
 }

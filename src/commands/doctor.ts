@@ -1,7 +1,11 @@
 import { execFile } from "node:child_process";
 import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
+import type { Command } from "commander";
+import { createContext, type Io, print } from "../cli-kit.ts";
+import { addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
+import { FailureError } from "../errors.ts";
 import { locateOpaFor } from "../opa/locate.ts";
 import { readConfigFile } from "../settings.ts";
 
@@ -93,4 +97,26 @@ export function renderDoctor(result: DoctorResult): string {
   return result.checks
     .map((check) => `${check.ok ? "✓" : "✗"} ${check.name.padEnd(8)} ${check.detail}`)
     .join("\n");
+}
+
+/** The `doctor` command: its flags, help and examples, and how its result is printed. */
+export function defineDoctor(program: Command, io: Io): Command {
+  return addStoreOptions(program.command("doctor"))
+    .description("check node, git, opa, the policies, the config file and the store; one ✓/✗ line each")
+    .option("--policies <dir>", "policy directory (default: policies)")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ policyship doctor\n  $ policyship doctor --bucket acme-policies --region eu-west-1 --json",
+    )
+    .action(async (_options, command: Command) => {
+      const context = await createContext(io, command);
+      const result = await doctor(context);
+      print(io, context, result, renderDoctor(result));
+      const failed = result.checks.filter((check) => !check.ok).map((check) => check.name);
+      if (failed.length > 0) {
+        throw new FailureError(
+          `${failed.length} check${failed.length === 1 ? "" : "s"} failed: ${failed.join(", ")}`,
+        );
+      }
+    });
 }

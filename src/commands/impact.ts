@@ -1,6 +1,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import type { Command } from "commander";
+import { createContext, type Io, print } from "../cli-kit.ts";
+import { addStoreOptions, collect, toNumber } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { appendStepSummary, inGitHubActions, markdownTable } from "../github.ts";
@@ -221,4 +224,52 @@ export function renderImpactMarkdown(result: ImpactResult): string {
     sections.push("", "</details>");
   }
   return `${sections.join("\n")}\n`;
+}
+
+/** The `impact` command: its flags, help and examples, and how its result is printed. */
+export function defineImpact(program: Command, io: Io): Command {
+  return addStoreOptions(program.command("impact"))
+    .description("replay recorded decisions against their revision and a candidate; report what flips")
+    .option("--decisions <source>", "recorded decisions: a file, a directory or s3://bucket/prefix")
+    .option("--base <rev>", "replay every decision against this revision (default: the one each recorded)")
+    .option("--candidate <rev>", "the revision to compare (default: the working tree, built as build does)")
+    .option("--path <rule>", "decision path such as authz/allow (default: each decision's own)")
+    .option(
+      "--fail-on <flips>",
+      "exit 1 on deny-to-allow, allow-to-deny, to-error or changed (comma-separated)",
+      (value: string, previous: string[] = []) => [
+        ...previous,
+        ...value
+          .split(",")
+          .map((part) => part.trim())
+          .filter(Boolean),
+      ],
+    )
+    .option("--examples <n>", "changed decisions to show, inputs masked (default: 20)", toNumber)
+    .option(
+      "--mask <pointer>",
+      "also erase this JSON Pointer (under /input) from examples (repeatable)",
+      collect,
+    )
+    .option("--markdown <file>", "also write the report as markdown (GitHub Actions: the step summary too)")
+    .option("--policies <dir>", "policy directory of the candidate (default: policies)")
+    .option("--out <dir>", "where build wrote bundles, searched first for recorded revisions (default: dist)")
+    .option("--bundle-name <name>", "the bundle whose recorded revision is the base (default: authz)")
+    .option("--v0-compatible", "policies written before OPA 1.0")
+    .option("--ignore <pattern>", "file or directory names to leave out (repeatable)", collect)
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ policyship impact --decisions decisions.ndjson
+  $ policyship impact --decisions logs/ --fail-on deny-to-allow --markdown impact.md
+  $ policyship impact --decisions s3://acme-logs/authz/ --bucket acme-logs --region eu-west-1 --json
+  $ policyship impact --decisions decisions.ndjson --base 3f2a9c1 --candidate main`,
+    )
+    .action(async (_options, command: Command) => {
+      const context = await createContext(io, command);
+      const result = await impact(context);
+      print(io, context, result, renderImpact(result));
+      assertImpactAccepted(context, result);
+    });
 }

@@ -1,5 +1,7 @@
 import { copyFile, mkdir, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
+import type { Command } from "commander";
+import { createContext, type Io, print } from "../cli-kit.ts";
 import type { Context } from "../context.ts";
 import { UserError } from "../errors.ts";
 import { packageRoot } from "../package-root.ts";
@@ -74,4 +76,23 @@ export function renderInit(result: InitResult): string {
     );
   }
   return lines.join("\n");
+}
+
+/** The `init` command: its flags, help and examples, and how its result is printed. */
+export function defineInit(program: Command, io: Io): Command {
+  return program
+    .command("init")
+    .description(
+      "scaffold policyship.yaml, policies/, and the release and impact workflows (never overwrites)",
+    )
+    .option("--policies <dir>", "where the example policies go (default: policies)")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ policyship init\n  $ policyship init --cwd path/to/repo --policies opa",
+    )
+    .action(async (_options, command: Command) => {
+      const context = await createContext(io, command);
+      const result = await init(context);
+      print(io, context, result, renderInit(result));
+    });
 }

@@ -1,3 +1,6 @@
+import type { Command } from "commander";
+import { createContext, type Io, print } from "../cli-kit.ts";
+import { addStoreOptions, toNumber } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { openStore } from "../store/open.ts";
 
@@ -42,4 +45,20 @@ export function renderList(revisions: ListedRevision[]): string {
         .trimEnd(),
     )
     .join("\n");
+}
+
+/** The `list` command: its flags, help and examples, and how its result is printed. */
+export function defineList(program: Command, io: Io): Command {
+  return addStoreOptions(program.command("list"))
+    .description("published revisions, newest first")
+    .option("--limit <n>", "how many (default: 20)", toNumber)
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ policyship list --bucket acme-policies --region eu-west-1 --limit 5 --json",
+    )
+    .action(async (_options, command: Command) => {
+      const context = await createContext(io, command);
+      const result = await list(context);
+      print(io, context, result, renderList(result));
+    });
 }

@@ -1,6 +1,9 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
+import type { Command } from "commander";
 import { sha256File } from "../bundle/read.ts";
+import { createContext, type Io, print } from "../cli-kit.ts";
+import { addConfigOptions, addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { revisionOrHead } from "../revision.ts";
@@ -100,4 +103,28 @@ export function renderPublish(result: PublishResult): string {
   return result.created
     ? `published ${result.url} (sha256 ${result.sha256}, ${result.size} bytes)`
     : `already published ${result.url} with the same sha256 ${result.sha256}`;
+}
+
+/** The `publish` command: its flags, help and examples, and how its result is printed. */
+export function definePublish(program: Command, io: Io): Command {
+  return addConfigOptions(addStoreOptions(program.command("publish")))
+    .description("upload <out>/<rev>.tar.gz to <prefix><rev>.tar.gz; a revision is immutable")
+    .option("--out <dir>", "where build wrote the bundle (default: dist)")
+    .option("--revision <id>", "revision to publish (default: full SHA of HEAD)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ policyship publish --bucket acme-policies --region eu-west-1
+  $ policyship publish --bucket policies --endpoint http://127.0.0.1:9000
+  $ policyship publish --to /srv/bundles
+
+Publishing the same revision again with the same content succeeds ("already published");
+other content under a published revision exits 1 and leaves the object untouched.`,
+    )
+    .action(async (_options, command: Command) => {
+      const context = await createContext(io, command);
+      const result = await publish(context);
+      print(io, context, result, renderPublish(result));
+    });
 }

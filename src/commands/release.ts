@@ -1,4 +1,7 @@
 import path from "node:path";
+import type { Command } from "commander";
+import { createContext, type Io, print } from "../cli-kit.ts";
+import { addBuildOptions, addConfigOptions, addStoreOptions, addTestOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { appendStepSummary, inGitHubActions, writeOutputs } from "../github.ts";
 import { locateOpaFor } from "../opa/locate.ts";
@@ -144,4 +147,27 @@ export function renderRelease(result: ReleaseResult): string {
     `  object   ${result.published ? `${result.published.url}${result.published.created ? "" : " (already published)"}` : "not published (dry run)"}`,
     `  config   ${result.config ?? "not rendered (dry run without a bucket)"}`,
   ].join("\n");
+}
+
+/** The `release` command: its flags, help and examples, and how its result is printed. */
+export function defineRelease(program: Command, io: Io): Command {
+  return addConfigOptions(addStoreOptions(addTestOptions(addBuildOptions(program.command("release")))))
+    .description("build → check → test → publish → config, stopping at the first failure")
+    .option("--dry-run", "everything but publish")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ policyship release --bucket acme-policies --region eu-west-1
+  $ policyship release --dry-run
+  $ policyship release --bucket policies --endpoint http://127.0.0.1:9000 --coverage-threshold 90
+
+In GitHub Actions (GITHUB_ACTIONS=true) it writes the outputs revision, key, url, sha256 and
+config to $GITHUB_OUTPUT and a summary to $GITHUB_STEP_SUMMARY.`,
+    )
+    .action(async (_options, command: Command) => {
+      const context = await createContext(io, command);
+      const result = await release(context);
+      print(io, context, result, renderRelease(result));
+    });
 }

@@ -1,3 +1,6 @@
+import type { Command } from "commander";
+import { createContext, type Io, print } from "../cli-kit.ts";
+import { addConfigOptions, addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { appendStepSummary, inGitHubActions, writeOutputs } from "../github.ts";
 import { type ConfigResult, config } from "./config.ts";
@@ -41,4 +44,26 @@ export function renderRollback(result: RollbackResult): string {
   return result.output
     ? `${header}\nwrote OPA config to ${result.output}`
     : `${header}\n${result.text.trimEnd()}`;
+}
+
+/** The `rollback` command: its flags, help and examples, and how its result is printed. */
+export function defineRollback(program: Command, io: Io): Command {
+  return addConfigOptions(addStoreOptions(program.command("rollback")))
+    .argument("<revision>", "full SHA, short SHA, tag or branch")
+    .description("check a published revision and render the OPA config pinned to it")
+    .option("--v0-compatible", "the bundle holds policies written before OPA 1.0")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ policyship rollback 3f2a9c1 --bucket acme-policies --region eu-west-1 -o opa-config.yaml
+  $ policyship rollback v1.4.2 --bucket acme-policies --region eu-west-1
+  $ policyship rollback 3f2a9c1 --bucket acme-policies --verification-key pub.pem --key-id release`,
+    )
+    .action(async (ref: string, _options, command: Command) => {
+      const context = await createContext(io, command);
+      const result = await rollback(context, ref);
+      const { text: _text, ...data } = result;
+      print(io, context, data, renderRollback(result));
+    });
 }

@@ -1,6 +1,9 @@
 import { existsSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import path from "node:path";
+import type { Command } from "commander";
+import { createContext, type Io, print } from "../cli-kit.ts";
+import { addTestOptions, collect } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { appendStepSummary, errorAnnotation, inGitHubActions, markdownTable } from "../github.ts";
@@ -190,4 +193,35 @@ export function renderTest(result: TestResult): string {
   if (result.coverage !== null) lines.push(`coverage ${result.coverage.toFixed(1)}%`);
   lines.push(summaryLine(result));
   return lines.join("\n");
+}
+
+/** The `test` command: its flags, help and examples, and how its result is printed. */
+export function defineTest(program: Command, io: Io): Command {
+  return addTestOptions(
+    program
+      .command("test")
+      .option("--bundle <file>", "bundle to test (default: <out>/<HEAD sha>.tar.gz)")
+      .option("--policies <dir>", "test a policy directory instead of a bundle")
+      .option("--out <dir>", "where build wrote the bundle (default: dist)")
+      .option("--revision <id>", "test the bundle built for this revision")
+      .option("--allow-dirty", "test the <sha>-dirty bundle")
+      .option("--v0-compatible", "policies written before OPA 1.0")
+      .option("--ignore <pattern>", "file or directory names to leave out (repeatable)", collect),
+  )
+    .description("run opa test on the built bundle (or --bundle / --policies)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ policyship test
+  $ policyship test --coverage-threshold 90 --json
+  $ policyship test --policies policies --run 'test_admin.*'`,
+    )
+    .action(async (_options, command: Command) => {
+      const context = await createContext(io, command);
+      const result = await test(context);
+      const { target: _target, coverageThreshold: _threshold, ...data } = result;
+      print(io, context, data, renderTest(result));
+      assertTestsPassed(result);
+    });
 }

@@ -1,4 +1,7 @@
+import type { Command } from "commander";
 import type { VerifiedObject } from "../bundle/verify.ts";
+import { createContext, type Io, print } from "../cli-kit.ts";
+import { addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { UserError } from "../errors.ts";
 import { locateOpaFor } from "../opa/locate.ts";
@@ -62,4 +65,23 @@ export function renderVerify(result: VerifiedObject): string {
     `  sha256     ${result.sha256} (matches publish metadata)`,
     `  signature  ${result.signatureVerified ? "verified" : "not checked (no --verification-key)"}`,
   ].join("\n");
+}
+
+/** The `verify` command: its flags, help and examples, and how its result is printed. */
+export function defineVerify(program: Command, io: Io): Command {
+  return addStoreOptions(program.command("verify"))
+    .argument("<revision>", "full SHA, short SHA, tag or branch")
+    .description("download a published revision and check its sha256, manifest revision and signature")
+    .option("--verification-key <pem>", "public key to check the bundle signature with")
+    .option("--key-id <id>", "name of the verification key")
+    .option("--v0-compatible", "the bundle holds policies written before OPA 1.0")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ policyship verify 3f2a9c1 --bucket acme-policies --region eu-west-1",
+    )
+    .action(async (ref: string, _options, command: Command) => {
+      const context = await createContext(io, command);
+      const result = await verify(context, ref);
+      print(io, context, result, renderVerify(result));
+    });
 }
