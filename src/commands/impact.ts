@@ -88,11 +88,10 @@ export async function impact(context: Context): Promise<ImpactResult> {
     log.info(`replaying decisions from ${source}`);
     for await (const record of readDecisions(source, {
       cwd,
-      store: async () => {
-        const opened = await openConfiguredStore();
-        if (!opened)
-          throw new UserError(`${source} needs a store`, "pass --bucket (and --endpoint) for s3:// sources");
-        return opened;
+      // The logs' bucket, with the configured endpoint, region and credentials (the bundles may live elsewhere).
+      store: async (bucket) => {
+        const { openStore } = await import("../store/open.ts");
+        return openStore({ ...context, settings: { ...settings, bucket, to: undefined } });
       },
     })) {
       const rulePath = (settings.decisionPath ?? record.path ?? "")

@@ -112,7 +112,7 @@ export interface DecisionSourceStats {
  */
 export async function* readDecisions(
   source: string,
-  options: { cwd: string; store?: () => Promise<Store>; stats?: DecisionSourceStats },
+  options: { cwd: string; store?: (bucket: string) => Promise<Store>; stats?: DecisionSourceStats },
 ): AsyncGenerator<RecordedDecision> {
   const stats = options.stats ?? { files: 0, skipped: 0 };
   const emit = async function* (name: string, open: () => Promise<Buffer> | Readable) {
@@ -126,7 +126,7 @@ export async function* readDecisions(
   const s3 = /^s3:\/\/([^/]+)\/?(.*)$/.exec(source);
   if (s3) {
     if (!options.store) throw new UserError(`${source} needs a store`, "pass --bucket and credentials");
-    const store = await options.store();
+    const store = await options.store(s3[1] as string);
     for (const object of (await store.list(s3[2] ?? "")).sort((a, b) => a.key.localeCompare(b.key))) {
       yield* emit(object.key, () => store.get(object.key));
     }

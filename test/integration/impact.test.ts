@@ -7,6 +7,7 @@ import { createEnforcer, interpretResult, withAuthorization } from "../../src/en
 import { expectOneLineError, runCli } from "../helpers/cli.ts";
 import { createRepo, type TempRepo } from "../helpers/git-repo.ts";
 import { type RunningOpa, startOpaServer } from "../helpers/opa-server.ts";
+import { awsEnv, createBucket, minio, s3Client } from "../helpers/s3.ts";
 import { listen } from "../helpers/serve.ts";
 
 /** 10,000 requests over a mix of users, methods and paths, the same for each engine. */
@@ -199,6 +200,51 @@ describe("impact: what a policy change does to real, recorded decisions", () => 
       expect(result.exitCode, result.stderr).toBe(0);
       expect(JSON.parse(result.stdout)).toMatchObject({ replayed: 200, drift: 0 });
     }
+  }, 240_000);
+
+  it("reads a whole s3:// prefix of logs from one bucket, with the base published to another", async () => {
+    const { PutObjectCommand } = await import("@aws-sdk/client-s3");
+    const [logBucket, bundles] = [await createBucket(), await createBucket()];
+    const lines = (await readFile(logs.remote, "utf8")).trim().split("\n").slice(0, 300);
+    const s3 = s3Client();
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: logBucket,
+        Key: "authz/a.ndjson",
+        Body: `${lines.slice(0, 100).join("\n")}\n`,
+      }),
+    );
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: logBucket,
+        Key: "authz/2026/upload.json.gz",
+        Body: gzipSync(`[${lines.slice(100).join(",")}]`),
+      }),
+    );
+    await s3.send(new PutObjectCommand({ Bucket: logBucket, Key: "other/ignored.ndjson", Body: lines[0] }));
+    const store = ["--endpoint", minio().endpoint];
+    const published = await runCli(["publish", "--revision", revisionA, "--bucket", bundles, ...store], {
+      cwd: repo.dir,
+      env: awsEnv(),
+    });
+    expect(published.exitCode, published.stderr).toBe(0);
+    // --out elsewhere: the recorded revision comes from the bundles bucket.
+    const result = await runCli(
+      [
+        "impact",
+        "--decisions",
+        `s3://${logBucket}/authz/`,
+        "--bucket",
+        bundles,
+        ...store,
+        "--out",
+        "nowhere",
+        "--json",
+      ],
+      { cwd: repo.dir, env: awsEnv(), timeoutMs: 180_000 },
+    );
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ replayed: 300, drift: 0 });
   }, 240_000);
 
   it("a decision that names no revision needs --base", async () => {
