@@ -156,6 +156,8 @@ describe("impact: what a policy change does to real, recorded decisions", () => 
 
   it("--fail-on deny-to-allow exits 1 with one line, and writes the markdown", async () => {
     const markdown = path.join(repo.dir, "impact.md");
+    const summary = path.join(repo.dir, "step-summary.md");
+    await writeFile(summary, "");
     const result = await runCli(
       [
         "impact",
@@ -168,11 +170,13 @@ describe("impact: what a policy change does to real, recorded decisions", () => 
         "--examples",
         "3",
       ],
-      { cwd: repo.dir, timeoutMs: 180_000 },
+      { cwd: repo.dir, timeoutMs: 180_000, env: { GITHUB_ACTIONS: "true", GITHUB_STEP_SUMMARY: summary } },
     );
     expect(result.exitCode).toBe(1);
     expect(expectOneLineError(result)).toMatch(/the candidate changes recorded decisions: deny-to-allow \d+/);
     const text = await readFile(markdown, "utf8");
+    // In GitHub Actions the same report goes to the step summary.
+    expect(await readFile(summary, "utf8")).toBe(text);
     expect(text).toContain("## policyship impact");
     expect(text).toMatch(/\| deny → allow \| \d+ \|/);
   }, 240_000);
