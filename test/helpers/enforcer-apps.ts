@@ -1,7 +1,7 @@
 import http from "node:http";
 import express from "express";
 import Fastify from "fastify";
-import type { Authz } from "../../src/enforcer/index.ts";
+import type { Authz, EnforcerOptions } from "../../src/enforcer/index.ts";
 import {
   decisionOf,
   type Enforcer,
@@ -9,6 +9,8 @@ import {
   fastifyAuthorize,
   withAuthorization,
 } from "../../src/enforcer/index.ts";
+import { buildBundles, CONFORMANCE_DIR, CONFORMANCE_ENTRYPOINT } from "./enforcer-fixtures.ts";
+import { startOpaServer } from "./opa-server.ts";
 import { listen } from "./serve.ts";
 
 export const ADAPTERS = ["node:http", "express", "fastify"] as const;
@@ -59,4 +61,25 @@ export async function startAdapterApp(adapter: AdapterName, enforcer: Enforcer):
   app.all("/*", async (request) => answer(request.authz, request.headers));
   const url = await app.listen({ port: 0, host: "127.0.0.1" });
   return { url, handled: () => handled, close: () => app.close() };
+}
+
+export const ENGINES = ["remote", "embedded"] as const;
+export type EngineName = (typeof ENGINES)[number];
+
+/** The conformance policy served by a real OPA (remote) and built for wasm (embedded), as enforcer options. */
+export async function conformanceEngines(revision: string) {
+  const bundles = await buildBundles(CONFORMANCE_DIR, revision, CONFORMANCE_ENTRYPOINT);
+  const opa = await startOpaServer(["--bundle", bundles.rego]);
+  return {
+    opa,
+    wasm: bundles.wasm,
+    options: (engine: EngineName, extra: Partial<EnforcerOptions> = {}) =>
+      ({
+        ...(engine === "remote"
+          ? { opa: { url: opa.url, path: CONFORMANCE_ENTRYPOINT } }
+          : { bundle: bundles.wasm, entrypoint: CONFORMANCE_ENTRYPOINT }),
+        log: () => {},
+        ...extra,
+      }) as EnforcerOptions,
+  };
 }

@@ -4,28 +4,24 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEnforcer, type DecisionEvent, type EnforcerOptions } from "../../src/enforcer/index.ts";
-import { ADAPTERS, type Handled, startAdapterApp } from "../helpers/enforcer-apps.ts";
-import { buildBundles, CONFORMANCE_DIR, CONFORMANCE_ENTRYPOINT } from "../helpers/enforcer-fixtures.ts";
-import { type RunningOpa, startOpaServer } from "../helpers/opa-server.ts";
+import {
+  ADAPTERS,
+  conformanceEngines,
+  ENGINES,
+  type EngineName,
+  type Handled,
+  startAdapterApp,
+} from "../helpers/enforcer-apps.ts";
+import { CONFORMANCE_ENTRYPOINT } from "../helpers/enforcer-fixtures.ts";
 
-let opa: RunningOpa;
-let wasm: string;
+let engines: Awaited<ReturnType<typeof conformanceEngines>>;
 beforeAll(async () => {
-  const bundles = await buildBundles(CONFORMANCE_DIR, "log-1", CONFORMANCE_ENTRYPOINT);
-  wasm = bundles.wasm;
-  opa = await startOpaServer(["--bundle", bundles.rego]);
+  engines = await conformanceEngines("log-1");
 });
-afterAll(() => opa?.stop());
+afterAll(() => engines?.opa.stop());
 
-const ENGINES = ["remote", "embedded"] as const;
-const optionsFor = (engine: (typeof ENGINES)[number], extra: Partial<EnforcerOptions>) =>
-  ({
-    ...(engine === "remote"
-      ? { opa: { url: opa.url, path: CONFORMANCE_ENTRYPOINT } }
-      : { bundle: wasm, entrypoint: CONFORMANCE_ENTRYPOINT }),
-    log: () => {},
-    ...extra,
-  }) as EnforcerOptions;
+const optionsFor = (engine: EngineName, extra: Partial<EnforcerOptions> = {}) =>
+  engines.options(engine, extra);
 
 interface LogLine {
   decision_id: string;

@@ -13,9 +13,14 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEnforcer, type DecisionEvent, type EnforcerOptions } from "../../src/enforcer/index.ts";
-import { ADAPTERS, type Handled, startAdapterApp } from "../helpers/enforcer-apps.ts";
-import { buildBundles, CONFORMANCE_DIR, CONFORMANCE_ENTRYPOINT } from "../helpers/enforcer-fixtures.ts";
-import { type RunningOpa, startOpaServer } from "../helpers/opa-server.ts";
+import {
+  ADAPTERS,
+  conformanceEngines,
+  ENGINES,
+  type EngineName,
+  type Handled,
+  startAdapterApp,
+} from "../helpers/enforcer-apps.ts";
 
 // The real OpenTelemetry SDK, with its in-memory exporters, registered as a user's app would.
 const spans = new InMemorySpanExporter();
@@ -27,24 +32,14 @@ const reader = new PeriodicExportingMetricReader({
 trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }));
 metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
 
-let opa: RunningOpa;
-let wasm: string;
+let engines: Awaited<ReturnType<typeof conformanceEngines>>;
 beforeAll(async () => {
-  const bundles = await buildBundles(CONFORMANCE_DIR, "otel-1", CONFORMANCE_ENTRYPOINT);
-  wasm = bundles.wasm;
-  opa = await startOpaServer(["--bundle", bundles.rego]);
+  engines = await conformanceEngines("otel-1");
 });
-afterAll(() => opa?.stop());
+afterAll(() => engines?.opa.stop());
 
-const ENGINES = ["remote", "embedded"] as const;
-const optionsFor = (engine: (typeof ENGINES)[number], extra: Partial<EnforcerOptions> = {}) =>
-  ({
-    ...(engine === "remote"
-      ? { opa: { url: opa.url, path: CONFORMANCE_ENTRYPOINT } }
-      : { bundle: wasm, entrypoint: CONFORMANCE_ENTRYPOINT }),
-    log: () => {},
-    ...extra,
-  }) as EnforcerOptions;
+const optionsFor = (engine: EngineName, extra: Partial<EnforcerOptions> = {}) =>
+  engines.options(engine, extra);
 
 const attributesOf = (decisionId: string) =>
   spans.getFinishedSpans().find((span) => span.attributes["policyship.decision_id"] === decisionId)
