@@ -21,7 +21,15 @@ function settingsFromFlags(flags: Record<string, unknown>): Record<string, unkno
     entrypoint === undefined ? rest : { ...rest, entrypoints: entrypoint };
   // impact --path names the decision path; "path" alone is no setting.
   if (path !== undefined) settings.decisionPath = path;
+  // --opa is repeatable for status (instance URLs); as the opa binary, the last one given counts.
+  if (Array.isArray(settings.opa)) settings.opa = settings.opa.at(-1);
   return settings;
+}
+
+/** Every --opa given, in order (status reads them as OPA instance URLs). */
+export function opaFlags(command: Command): string[] {
+  const value = (command.optsWithGlobals() as { opa?: string | string[] }).opa;
+  return value === undefined ? [] : Array.isArray(value) ? value : [value];
 }
 
 export async function createContext(io: Io, command: Command): Promise<Context> {

@@ -15,6 +15,7 @@ import { defineList } from "./commands/list.ts";
 import { definePublish } from "./commands/publish.ts";
 import { defineRelease } from "./commands/release.ts";
 import { defineRollback } from "./commands/rollback.ts";
+import { defineStatus } from "./commands/status.ts";
 import { defineTest } from "./commands/test.ts";
 import { defineVerify } from "./commands/verify.ts";
 import { FailureError, formatError, isKnownError, UserError } from "./errors.ts";
@@ -55,7 +56,12 @@ function createProgram(io: Io): Command {
     .option("--verbose", "debug output and stack traces")
     .option("--cwd <dir>", "run as if started in <dir>")
     .option("--config <file>", "settings file (default: policyship.yaml or policyship.json)")
-    .option("--opa <path>", "opa binary (default: $OPA_BIN, then PATH)")
+    // Repeatable: status names OPA instances with it; every other command takes the last as the binary.
+    .option(
+      "--opa <path>",
+      "opa binary (default: $OPA_BIN, then PATH); status: an OPA URL (repeatable)",
+      collect,
+    )
     .option("--opa-env <name>", "an environment variable opa children may see (repeatable)", collect)
     .option("--bundle-max-entries <n>", "refuse bundles with more entries (default: 10000)", toNumber)
     .option("--bundle-max-bytes <n>", "refuse bundles whose files hold more bytes (default: 1 GiB)", toNumber)
@@ -75,6 +81,7 @@ function createProgram(io: Io): Command {
   defineVerify(program, io);
   defineDiff(program, io);
   defineImpact(program, io);
+  defineStatus(program, io);
   defineInit(program, io);
   defineDoctor(program, io);
   return program;

@@ -117,6 +117,10 @@ export const settingsSchema = z
     examples: z.number().int().min(0).max(1000),
     mask: z.array(z.string().regex(/^\/input(\/|$)/, "must be JSON Pointers under /input")),
     markdown: z.string().min(1),
+    // status
+    expect: z.string().min(1),
+    wait: z.string().regex(/^\d+(\.\d+)?(ms|s|m|h)?$/, "must be a duration such as 90s, 5m or 1h"),
+    statusBundle: z.string().min(1),
     // diff
     patch: z.boolean(),
     exitCode: z.boolean(),
