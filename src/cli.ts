@@ -12,6 +12,7 @@ import { defineDoctor } from "./commands/doctor.ts";
 import { defineImpact } from "./commands/impact.ts";
 import { defineInit } from "./commands/init.ts";
 import { defineList } from "./commands/list.ts";
+import { definePrune } from "./commands/prune.ts";
 import { definePublish } from "./commands/publish.ts";
 import { defineRelease } from "./commands/release.ts";
 import { defineRollback } from "./commands/rollback.ts";
@@ -82,6 +83,7 @@ function createProgram(io: Io): Command {
   defineDiff(program, io);
   defineImpact(program, io);
   defineStatus(program, io);
+  definePrune(program, io);
   defineInit(program, io);
   defineDoctor(program, io);
   return program;

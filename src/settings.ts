@@ -121,6 +121,11 @@ export const settingsSchema = z
     expect: z.string().min(1),
     wait: z.string().regex(/^\d+(\.\d+)?(ms|s|m|h)?$/, "must be a duration such as 90s, 5m or 1h"),
     statusBundle: z.string().min(1),
+    // prune
+    keep: z.number().int().min(1),
+    olderThan: z.string().regex(/^\d+(\.\d+)?(ms|s|m|h|d)?$/, "must be a duration such as 90d or 12h"),
+    protect: z.array(z.string().min(1)),
+    yes: z.boolean(),
     // diff
     patch: z.boolean(),
     exitCode: z.boolean(),
@@ -157,6 +162,8 @@ export const DEFAULTS = {
   examples: 20,
   mask: [],
   patch: false,
+  protect: [],
+  yes: false,
   exitCode: false,
   bundleMaxEntries: 10_000,
   bundleMaxBytes: 1024 * 1024 * 1024,

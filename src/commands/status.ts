@@ -32,9 +32,11 @@ const POLL_MS = 1_000;
 /** "90s", "5m", "1h", "500ms", or plain seconds. */
 export function parseDuration(text: string | undefined): number {
   if (!text) return 0;
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!match) throw new UserError(`--wait ${text} is not a duration`, "write it like 90s, 5m or 1h");
-  const scale = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[(match[2] ?? "s") as "ms" | "s" | "m" | "h"];
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!match) throw new UserError(`${text} is not a duration`, "write it like 90s, 5m, 1h or 90d");
+  const scale = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
+    (match[2] ?? "s") as "ms" | "s" | "m" | "h" | "d"
+  ];
   return Number(match[1]) * scale;
 }
 
@@ -62,7 +64,7 @@ async function getJson(url: string): Promise<{ status: number; body: unknown }> 
 const real = (time: string | undefined) => (time && !time.startsWith("0001-") ? time : null);
 
 /** One instance: /v1/status, or /health?bundles=true where the status plugin is off. */
-async function readInstance(url: string, bundle: string): Promise<InstanceStatus> {
+export async function readInstance(url: string, bundle: string): Promise<InstanceStatus> {
   const base = url.replace(/\/+$/, "");
   const blank: InstanceStatus = {
     url,

@@ -116,6 +116,13 @@ export class DirectoryStore implements Store {
     return objects;
   }
 
+  async delete(key: string): Promise<void> {
+    const file = this.pathOf(key);
+    // The object first: a prune cut short leaves metadata without an object, which list never shows.
+    await rm(file, { force: true });
+    await rm(`${file}.meta.json`, { force: true });
+  }
+
   urlOf(key: string): string {
     return this.serviceUrl ? `${this.serviceUrl.replace(/\/+$/, "")}/${key}` : this.pathOf(key);
   }

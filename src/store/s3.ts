@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import type { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -151,6 +152,15 @@ export class S3Store implements Store {
 
   urlOf(key: string): string {
     return `s3://${this.options.bucket}/${key}`;
+  }
+
+  /** On S3 the metadata is part of the object, so one DeleteObject removes both. */
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: key }));
+    } catch (error) {
+      throw this.describe(error, `delete ${this.urlOf(key)}`);
+    }
   }
 
   /** One line for each failure a user can act on; credentials never appear in it. */

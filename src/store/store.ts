@@ -31,6 +31,8 @@ export interface Store {
   list(prefix: string): Promise<StoredObject[]>;
   /** A URL for humans and GitHub outputs. */
   urlOf(key: string): string;
+  /** Removes the object and its metadata (prune). */
+  delete(key: string): Promise<void>;
 }
 
 /** Object key of a revision: the prefix (always ending in "/" when set) then `<rev>.tar.gz`. */

@@ -231,6 +231,24 @@ const CASES: Case[] = [
     line: /--region: must look like us-east-1/,
   },
   {
+    name: "prune without --keep",
+    args: (c) => ["prune", ...store(c)],
+    code: 2,
+    line: /prune needs --keep <n>/,
+  },
+  {
+    name: "prune --keep 0",
+    args: (c) => ["prune", "--keep", "0", ...store(c)],
+    code: 2,
+    line: /--keep: Number must be greater than or equal to 1/,
+  },
+  {
+    name: "prune --protect of a revision that is not published",
+    args: (c) => ["prune", "--keep", "1", "--protect", "deadbeef", ...store(c)],
+    code: 2,
+    line: /--protect deadbeef is not a published revision/,
+  },
+  {
     name: "a prefix with ..",
     args: (c) => ["list", ...store(c), "--prefix", "a/../b"],
     code: 2,
