@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -6,6 +5,7 @@ import { stringify } from "safe-stable-stringify";
 import { type BundleContents, type BundleLimits, readBundle } from "../bundle/read.ts";
 import { FailureError } from "../errors.ts";
 import type { Opa } from "../opa/commands.ts";
+import { runOpa } from "../opa/run.ts";
 
 export interface Changes {
   added: string[];
@@ -23,18 +23,6 @@ export interface BundleView {
   /** The merged data tree, as OPA loads it. */
   data: unknown;
   keyIds: string[];
-}
-
-function runOpaStdout(opa: Opa, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(opa.path, args, { env: opa.env });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
 }
 
 interface Term {
@@ -67,8 +55,8 @@ async function rulesOf(
       await writeFile(target, contents.kept.get(file) ?? "");
       const args = ["parse", "--format", "json"];
       if (regoVersion === 0) args.push("--v0-compatible");
-      const parsed = await runOpaStdout(opa, [...args, target]);
-      if (parsed.code !== 0) {
+      const parsed = await runOpa(opa.path, [...args, target], { env: opa.env });
+      if (parsed.exitCode !== 0) {
         throw new FailureError(
           `opa cannot parse ${file}: ${parsed.stderr.trim().split("\n")[0]}`,
           "rebuild the bundle",

@@ -132,7 +132,7 @@ export class EmbeddedEngine implements Engine {
     await Promise.all(Array.from({ length: workers }, () => this.pool?.run(null)));
   }
 
-  async evaluate(input: unknown, serialized: string, signal: AbortSignal): Promise<Evaluation> {
+  async evaluate(serialized: string, signal: AbortSignal): Promise<Evaluation> {
     await this.ready();
     if (this.pool) return this.evaluateInWorker(this.pool, serialized, signal);
     const policy = this.policy as LoadedPolicy;
@@ -142,7 +142,6 @@ export class EmbeddedEngine implements Engine {
     } catch (error) {
       throw new EngineError(describeEvaluationError(messageOf(error)), "answer");
     }
-    void input;
     if (!Array.isArray(resultSet) || resultSet.length === 0) {
       return { defined: false, result: undefined, revision: this.bundleRevision };
     }

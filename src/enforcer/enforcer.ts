@@ -99,7 +99,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     return readyPromise;
   };
 
-  async function evaluate(input: unknown, serialized: string, signal: AbortSignal): Promise<Decision> {
+  async function evaluate(serialized: string, signal: AbortSignal): Promise<Decision> {
     let engine: Engine;
     try {
       engine = await enginePromise;
@@ -112,7 +112,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     }
     let evaluation: Awaited<ReturnType<Engine["evaluate"]>>;
     try {
-      evaluation = await engine.evaluate(input, serialized, signal);
+      evaluation = await engine.evaluate(serialized, signal);
     } catch (error) {
       const kind = error instanceof EngineError ? error.kind : "answer";
       return errorDecision((error as Error).message, kind);
@@ -189,13 +189,13 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     return final;
   }
 
-  async function evaluateWithin(input: unknown, serialized: string): Promise<Decision> {
+  async function evaluateWithin(serialized: string): Promise<Decision> {
     // The time budget covers the whole decision, readiness included. A timer cleared on completion rather
     // than AbortSignal.timeout(), whose timer fires after every decision and builds a DOMException each time.
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), timeoutMs);
     try {
-      return await evaluate(input, serialized, controller.signal);
+      return await evaluate(serialized, controller.signal);
     } finally {
       clearTimeout(timer);
     }
@@ -221,7 +221,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
         if (hit) return finish(input, hit, started, true);
         const { decision, shared } = await cache.once(key, async () => {
           const text = serialized ?? serialize(input);
-          const made = typeof text === "string" ? await evaluateWithin(input, text) : text;
+          const made = typeof text === "string" ? await evaluateWithin(text) : text;
           cache.store(key, made, options.expectedRevision);
           return made;
         });
@@ -230,7 +230,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     }
     const serialized = serialize(input);
     if (typeof serialized !== "string") return finish(input, serialized, started);
-    return finish(input, await evaluateWithin(input, serialized), started);
+    return finish(input, await evaluateWithin(serialized), started);
   }
 
   const buildInput = (req: IncomingMessage, extras?: InputExtras) =>

@@ -11,7 +11,7 @@ export interface Engine {
   readonly kind: "remote" | "embedded";
   ready(): Promise<void>;
   /** `serialized` is JSON.stringify(input), made once by the enforcer; engines send or load it as is. */
-  evaluate(input: unknown, serialized: string, signal: AbortSignal): Promise<Evaluation>;
+  evaluate(serialized: string, signal: AbortSignal): Promise<Evaluation>;
   /** The revision the engine loaded, when it knows one before any decision (embedded). */
   revision?(): string | undefined;
   close(): Promise<void>;

@@ -80,7 +80,7 @@ export class RemoteEngine implements Engine {
     return typeof revision === "string" && revision !== "" ? revision : undefined;
   }
 
-  async evaluate(_input: unknown, serialized: string, signal: AbortSignal): Promise<Evaluation> {
+  async evaluate(serialized: string, signal: AbortSignal): Promise<Evaluation> {
     if (this.inFlight >= this.maxInFlight) {
       throw new EngineError(
         `${this.inFlight} calls to OPA already in flight (limit ${this.maxInFlight})`,
