@@ -11,6 +11,8 @@ OPA_VERSION=${OPA_VERSION:-v1.22.2}
 # MinIO no longer tags Go module versions; this pseudo-version is the 2026-02-12 commit on master.
 MINIO_VERSION=${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}
 ACTIONLINT_VERSION=${ACTIONLINT_VERSION:-v1.7.12}
+# CNCF Distribution's registry: the OCI registry the tests and `make demo STORE=oci` start on loopback.
+REGISTRY_VERSION=${REGISTRY_VERSION:-v3.0.0}
 # The AWS CLI from PyPI: the baseline `aws s3 cp` of the benchmarks (make bench).
 AWSCLI_VERSION=${AWSCLI_VERSION:-1.46.3}
 NODE_MAJOR=${NODE_MAJOR:-24}
@@ -68,6 +70,8 @@ minio_commit=${MINIO_VERSION##*-}
 go_tool minio github.com/minio/minio "$MINIO_VERSION" \
   "-X github.com/minio/minio/cmd.Version=$MINIO_VERSION -X github.com/minio/minio/cmd.ReleaseTag=$MINIO_VERSION -X github.com/minio/minio/cmd.CommitID=$minio_commit"
 go_tool actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION"
+go_tool registry github.com/distribution/distribution/v3/cmd/registry "$REGISTRY_VERSION" \
+  "-X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION"
 printf '%s\n' "$OPA_VERSION" >"$tools/opa-version"
 
 # 4. The AWS CLI, in a virtualenv cached per version.

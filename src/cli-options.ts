@@ -36,7 +36,14 @@ export function addStoreOptions(command: Command): Command {
     .option("--endpoint <url>", "S3-compatible endpoint (MinIO, R2, …); implies path-style")
     .option("--force-path-style", "path-style S3 URLs")
     .option("--profile <name>", "AWS profile")
-    .option("--to <dir>", "publish to a local directory laid out like the bucket instead of S3");
+    .option("--to <dir>", "publish to a local directory laid out like the bucket instead of S3")
+    .option("--store <url>", "the store outright: oci://<registry>/<repository> or s3://<bucket>[/<prefix>]")
+    .option("--registry <registry/repository>", "OCI registry repository; each revision is the tag <sha>")
+    .option(
+      "--insecure-registry <host>",
+      "talk plain HTTP to this registry host (loopback registries always are; repeatable)",
+      collect,
+    );
 }
 
 export function addConfigOptions(command: Command): Command {
@@ -66,5 +73,8 @@ export function addConfigOptions(command: Command): Command {
       "--verification-key-env <name>",
       "with an HS* algorithm: the variable OPA reads the shared secret from (default: OPA_VERIFICATION_KEY)",
     )
-    .option("--key-id <id>", "name of the verification key");
+    .option("--key-id <id>", "name of the verification key")
+    .option("--registry-token-path <file>", "OCI: the file OPA reads its registry token from")
+    .option("--registry-token-env <name>", "OCI: the variable OPA reads its registry token from")
+    .option("--registry-token-scheme <scheme>", "OCI: scheme of that token (default: Bearer; ECR: Basic)");
 }

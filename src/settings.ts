@@ -82,6 +82,18 @@ export const settingsSchema = z
     forcePathStyle: z.boolean(),
     profile: z.string().min(1),
     to: z.string().min(1),
+    store: z
+      .string()
+      .regex(/^(oci|s3):\/\/[^/]/, "must be oci://<registry>/<repository> or s3://<bucket>[/<prefix>]"),
+    registry: z.string().min(1),
+    insecureRegistry: z.array(
+      z.string().regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, "must be registry hosts such as registry.lan:5000"),
+    ),
+    registryTokenPath: z.string().min(1),
+    registryTokenEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name"),
+    registryTokenScheme: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9_-]{0,31}$/, "must be a scheme such as Bearer or Basic"),
     // OPA configuration
     bundleName: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be letters, digits, '.', '_' or '-'"),
     serviceName: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be letters, digits, '.', '_' or '-'"),
@@ -149,6 +161,8 @@ export const DEFAULTS = {
   ignore: [],
   prefix: "",
   forcePathStyle: false,
+  insecureRegistry: [],
+  registryTokenScheme: "Bearer",
   bundleName: "authz",
   serviceName: "bundles",
   credentials: "environment",
@@ -312,6 +326,7 @@ export async function resolveSettings(options: {
     ...readEnv(options.env),
     ...readFlags(options.flags),
   } as Settings;
+  applyStore(settings);
   if (settings.pollingMax < settings.pollingMin) {
     throw new UserError(
       `invalid settings: pollingMax (${settings.pollingMax}) is below pollingMin (${settings.pollingMin})`,
@@ -319,6 +334,40 @@ export async function resolveSettings(options: {
     );
   }
   return { settings, configFile: file.file };
+}
+
+/**
+ * `--store` names the store outright: `s3://bucket/prefix` sets bucket and prefix, `oci://registry/repo` sets
+ * registry, and either clears the others. Without it, `--to` wins, then `registry`, then `bucket`; a bucket
+ * and a registry from the same settings are ambiguous.
+ */
+function applyStore(settings: Settings) {
+  const store = settings.store;
+  if (store?.startsWith("s3://")) {
+    const [bucket = "", ...rest] = store.slice("s3://".length).split("/");
+    const checked = validate("--store", { bucket, prefix: rest.join("/") }, () => "--store");
+    Object.assign(settings, {
+      bucket: checked.bucket,
+      prefix: checked.prefix ?? "",
+      registry: undefined,
+      to: undefined,
+    });
+  } else if (store?.startsWith("oci://")) {
+    Object.assign(settings, { registry: store, bucket: undefined, to: undefined });
+  } else if (settings.registry && settings.bucket && !settings.to) {
+    throw new UserError(
+      "both bucket and registry are set, so the store is ambiguous",
+      "keep one of them, or choose with --store oci://<registry>/<repository> or --store s3://<bucket>",
+    );
+  }
+}
+
+/** What kind of store the settings name (see applyStore for the order). */
+export function storeKind(settings: Settings): "directory" | "oci" | "s3" | undefined {
+  if (settings.to) return "directory";
+  if (settings.registry) return "oci";
+  if (settings.bucket) return "s3";
+  return undefined;
 }
 
 /** The caps on reading a bundle, from settings (defaults in bundle/read.ts's DEFAULT_BUNDLE_LIMITS). */

@@ -9,7 +9,7 @@ import { addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError } from "../errors.ts";
 import { locateOpaFor } from "../opa/locate.ts";
-import { bundleLimits } from "../settings.ts";
+import { bundleLimits, storeKind } from "../settings.ts";
 import type { Store } from "../store/store.ts";
 import { resolveRevisionArgument } from "./verify.ts";
 
@@ -48,10 +48,9 @@ export async function diff(
   ]);
   let store: Promise<Store | undefined> | undefined;
   const resolver = new BundleResolver(context, opa, () => {
-    store ??=
-      settings.bucket || settings.to
-        ? import("../store/open.ts").then(({ openStore }) => openStore(context))
-        : Promise.resolve(undefined);
+    store ??= storeKind(settings)
+      ? import("../store/open.ts").then(({ openStore }) => openStore(context))
+      : Promise.resolve(undefined);
     return store;
   });
   const bundleOf = async (ref: string) => {

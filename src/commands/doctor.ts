@@ -7,7 +7,7 @@ import { addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError } from "../errors.ts";
 import { locateOpaFor } from "../opa/locate.ts";
-import { readConfigFile } from "../settings.ts";
+import { readConfigFile, storeKind } from "../settings.ts";
 
 export interface Check {
   name: string;
@@ -74,9 +74,9 @@ export async function doctor(context: Context): Promise<DoctorResult> {
         : "no policyship.yaml (flags, env and defaults)";
     }),
     attempt("store", async () => {
-      if (!settings.bucket && !settings.to) {
+      if (!storeKind(settings)) {
         throw new Error(
-          "no bucket configured; set bucket in policyship.yaml or pass --bucket (or --to <dir>)",
+          "no store configured; set bucket or registry in policyship.yaml, or pass --bucket, --store or --to",
         );
       }
       const { openStore } = await import("../store/open.ts");

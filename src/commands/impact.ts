@@ -11,6 +11,7 @@ import type { RecordedDecision } from "../impact/decisions.ts";
 import type { Replayed } from "../impact/evaluate.ts";
 import type { ImpactResult } from "../impact/report.ts";
 import { locateOpaFor } from "../opa/locate.ts";
+import { storeKind } from "../settings.ts";
 import type { Store } from "../store/store.ts";
 import { writeOutput } from "./config.ts";
 
@@ -57,10 +58,9 @@ export async function impact(context: Context): Promise<ImpactResult> {
   ]);
   let store: Promise<Store | undefined> | undefined;
   const openConfiguredStore = () => {
-    store ??=
-      settings.bucket || settings.to
-        ? import("../store/open.ts").then(({ openStore }) => openStore(context))
-        : Promise.resolve(undefined);
+    store ??= storeKind(settings)
+      ? import("../store/open.ts").then(({ openStore }) => openStore(context))
+      : Promise.resolve(undefined);
     return store;
   };
   const resolver = new BundleResolver(context, opa, openConfiguredStore);

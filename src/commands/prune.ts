@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { listPublished } from "../bundle/verify.ts";
 import { createContext, type Io, opaFlags, print } from "../cli-kit.ts";
-import { collect, toNumber } from "../cli-options.ts";
+import { addStoreOptions, collect, toNumber } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { openStore } from "../store/open.ts";
@@ -98,20 +98,12 @@ export function renderPrune(result: PruneResult): string {
 
 /** The `prune` command: its flags, help and examples, and how its result is printed. */
 export function definePrune(program: Command, io: Io): Command {
-  return program
-    .command("prune")
+  return addStoreOptions(program.command("prune"))
     .description("delete old published revisions, never the newest --keep, protected, active or young ones")
     .option("--keep <n>", "how many of the newest revisions always stay (required)", toNumber)
     .option("--older-than <duration>", "only revisions older than this, e.g. 90d")
     .option("--protect <rev>", "a revision that always stays (repeatable)", collect)
     .option("--yes", "delete; without it prune only lists what it would delete")
-    .option("--bucket <name>", "S3 bucket")
-    .option("--prefix <prefix>", "key prefix")
-    .option("--region <region>", "AWS region (default: $AWS_REGION)")
-    .option("--endpoint <url>", "S3-compatible endpoint")
-    .option("--force-path-style", "path-style S3 URLs")
-    .option("--profile <name>", "AWS profile")
-    .option("--to <dir>", "a directory store")
     .option("--bundle-name <name>", "the bundle --opa instances report (default: authz)")
     .addHelpText(
       "after",
@@ -119,6 +111,7 @@ export function definePrune(program: Command, io: Io): Command {
 Examples:
   $ policyship prune --keep 20 --bucket acme-policies --region eu-west-1
   $ policyship prune --keep 20 --older-than 90d --protect v1.4.2 --opa http://opa-0:8181 --yes
+  $ policyship prune --keep 50 --store oci://ghcr.io/acme/policies
 
 --opa (repeatable) names OPA instances whose active revisions must stay.`,
     )

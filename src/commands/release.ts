@@ -68,8 +68,8 @@ export async function release(context: Context): Promise<ReleaseResult> {
     log.info(published.created ? `published ${published.url}` : `already published ${published.url}`);
   }
   let rendered: ConfigResult | undefined;
-  if (settings.dryRun && !settings.bucket && !settings.serviceUrl) {
-    log.info("dry run without --bucket or --service-url: no OPA config rendered");
+  if (settings.dryRun && !settings.bucket && !settings.registry && !settings.serviceUrl) {
+    log.info("dry run without a bucket, registry or --service-url: no OPA config rendered");
   } else {
     const output =
       settings.output ?? path.join(settings.out, `${built.revision}.opa-config.${settings.format}`);

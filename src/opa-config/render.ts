@@ -1,5 +1,6 @@
 import { UserError } from "../errors.ts";
-import { flagName, type Settings } from "../settings.ts";
+import { flagName, type Settings, storeKind } from "../settings.ts";
+import { parseRegistry, pinned, tagOf } from "../store/oci/reference.ts";
 import { objectKey } from "../store/store.ts";
 
 /**
@@ -39,6 +40,9 @@ const RENDERED_SETTINGS = [
   "profile",
   "keyId",
   "revision",
+  "registry",
+  "registryTokenPath",
+  "registryTokenScheme",
 ] as const;
 
 /** Refuses `${` in any value that reaches the rendered config; exit 2 with one line. */
@@ -120,6 +124,29 @@ export function s3Signing(settings: Settings, region?: string): Record<string, u
   }
 }
 
+/**
+ * OPA's OCI downloader: `type: oci`, the registry's URL (its scheme tells OPA plain HTTP from HTTPS), and a
+ * bearer token OPA reads from a file or its environment, never one written here.
+ * https://www.openpolicyagent.org/docs/configuration#oci-repositories
+ */
+function ociService(settings: Settings, revision: string) {
+  const reference = parseRegistry(settings.registry as string, settings.insecureRegistry);
+  const service: Record<string, unknown> = { url: `${reference.scheme}://${reference.apiHost}`, type: "oci" };
+  if (settings.registryTokenPath && settings.registryTokenEnv) {
+    throw new UserError(
+      "--registry-token-path and --registry-token-env both name OPA's registry token",
+      "keep one of them",
+    );
+  }
+  const scheme = settings.registryTokenScheme;
+  if (settings.registryTokenPath) {
+    service.credentials = { bearer: { scheme, token_path: settings.registryTokenPath } };
+  } else if (settings.registryTokenEnv) {
+    service.credentials = { bearer: { scheme, token: `\${${settings.registryTokenEnv}}` } };
+  }
+  return { service, resource: pinned(reference, tagOf(revision)) };
+}
+
 export function renderOpaConfig(input: RenderInput): OpaConfig {
   const { settings, revision, region } = input;
   if (input.verificationKey && !settings.keyId) {
@@ -131,12 +158,19 @@ export function renderOpaConfig(input: RenderInput): OpaConfig {
     // A public key is rendered as is, so it is checked too; an HMAC secret never is (see keys below).
     { "--verification-key": hmac ? undefined : input.verificationKey, region },
   );
-  const signing = s3Signing(settings, region);
-  const service: Record<string, unknown> = { url: serviceUrl(settings, region) };
-  if (signing) service.credentials = { s3_signing: signing };
+  let service: Record<string, unknown>;
+  let resource: string;
+  if (storeKind(settings) === "oci" && !settings.serviceUrl) {
+    ({ service, resource } = ociService(settings, revision));
+  } else {
+    const signing = s3Signing(settings, region);
+    service = { url: serviceUrl(settings, region) };
+    if (signing) service.credentials = { s3_signing: signing };
+    resource = objectKey(settings.prefix, revision);
+  }
   const bundle: Record<string, unknown> = {
     service: settings.serviceName,
-    resource: objectKey(settings.prefix, revision),
+    resource,
     // The object never changes (immutable revision), so polling only retries a failed first download.
     polling: { min_delay_seconds: settings.pollingMin, max_delay_seconds: settings.pollingMax },
   };

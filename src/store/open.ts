@@ -36,10 +36,23 @@ export async function openStore(context: Context): Promise<Store> {
     const { DirectoryStore } = await import("./directory.ts");
     return new DirectoryStore(path.resolve(cwd, settings.to), settings.serviceUrl);
   }
+  if (settings.registry) {
+    const [{ OciStore }, { parseRegistry }, { findCredential }] = await Promise.all([
+      import("./oci/oci.ts"),
+      import("./oci/reference.ts"),
+      import("./oci/credentials.ts"),
+    ]);
+    const reference = parseRegistry(settings.registry, settings.insecureRegistry);
+    const credential = await findCredential(reference.registry, context.env);
+    context.log.debug(
+      `registry ${reference.registry}: credentials from ${credential?.source ?? "nowhere (anonymous)"}`,
+    );
+    return new OciStore(reference, credential, settings.prefix, settings.insecureRegistry);
+  }
   if (!settings.bucket) {
     throw new UserError(
       "no bucket given",
-      "pass --bucket <name> (or POLICYSHIP_BUCKET, or bucket: in policyship.yaml)",
+      "pass --bucket <name> or --store oci://<registry>/<repository> (or bucket: / registry: in policyship.yaml)",
     );
   }
   const region = resolveRegion(context);

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 /** A tool installed by `make setup` into .tools/bin, else whatever PATH has. */
-export function toolPath(name: "opa" | "minio" | "actionlint" | "node"): string {
+export function toolPath(name: "opa" | "minio" | "actionlint" | "node" | "registry"): string {
   const local = path.join(repoRoot, ".tools/bin", name);
   return existsSync(local) ? local : name;
 }

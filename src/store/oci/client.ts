@@ -1,0 +1,294 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { FailureError, UserError } from "../../errors.ts";
+import type { Credential } from "./credentials.ts";
+import { baseUrl, isLoopback, type RegistryReference } from "./reference.ts";
+
+/**
+ * The few calls of the OCI distribution API that a store needs, with docker's authentication: anonymous
+ * first, then the registry's challenge (a bearer token from its realm, or basic credentials).
+ * https://github.com/opencontainers/distribution-spec/blob/main/spec.md
+ * https://distribution.github.io/distribution/spec/auth/token/
+ */
+
+export type Access = "pull" | "push" | "delete";
+
+interface Challenge {
+  scheme: string;
+  params: Record<string, string>;
+}
+
+const REQUEST_TIMEOUT_MS = 60_000;
+const MAX_ATTEMPTS = 4;
+const MAX_ERROR_BODY = 16 * 1024;
+
+export class RegistryClient {
+  private readonly tokens = new Map<string, string>();
+  private useBasic = false;
+  readonly base: string;
+
+  constructor(
+    readonly reference: RegistryReference,
+    private readonly credential: Credential | undefined,
+    private readonly insecureHosts: readonly string[] = [],
+  ) {
+    this.base = baseUrl(reference);
+  }
+
+  /** `/v2/<repository>/<rest>` */
+  url(rest: string): string {
+    return `${this.base}/v2/${this.reference.repository}/${rest}`;
+  }
+
+  /**
+   * One API call, authenticated as the registry asks. Network errors, 429 and 5xx are retried with backoff
+   * when the body can be sent again; a stream body is sent once (the caller retries the whole upload).
+   */
+  async send(
+    method: string,
+    target: string,
+    access: Access,
+    init: {
+      headers?: Record<string, string>;
+      body?: Buffer | string | ReadableStream;
+      timeoutMs?: number;
+    } = {},
+  ): Promise<Response> {
+    const replayable = !(init.body instanceof ReadableStream);
+    for (let attempt = 1; ; attempt++) {
+      let response: Response;
+      try {
+        response = await this.authorized(method, target, access, init, replayable);
+      } catch (error) {
+        if (error instanceof UserError || error instanceof FailureError) throw error;
+        if (!replayable || attempt >= MAX_ATTEMPTS) throw this.unreachable(error, method, attempt);
+        await sleep(backoff(attempt));
+        continue;
+      }
+      if ((response.status === 429 || response.status >= 500) && replayable && attempt < MAX_ATTEMPTS) {
+        await response.body?.cancel();
+        await sleep(backoff(attempt));
+        continue;
+      }
+      return response;
+    }
+  }
+
+  private async authorized(
+    method: string,
+    target: string,
+    access: Access,
+    init: { headers?: Record<string, string>; body?: Buffer | string | ReadableStream; timeoutMs?: number },
+    replayable: boolean,
+  ): Promise<Response> {
+    const scope = `repository:${this.reference.repository}:${access === "push" ? "pull,push" : access}`;
+    const attempt = () =>
+      fetch(target, {
+        method,
+        headers: { ...init.headers, ...this.authorization(scope) },
+        body: init.body,
+        redirect: "manual",
+        signal: AbortSignal.timeout(init.timeoutMs ?? REQUEST_TIMEOUT_MS),
+        ...(replayable ? {} : { duplex: "half" }),
+      } as RequestInit);
+    let response = await attempt();
+    if (response.status !== 401) return response;
+    const challenge = parseChallenge(response.headers.get("www-authenticate") ?? "");
+    await response.body?.cancel();
+    if (challenge?.scheme === "bearer") {
+      this.tokens.set(scope, await this.fetchToken(challenge, scope));
+    } else if (challenge?.scheme === "basic" && this.credential?.kind === "basic") {
+      this.useBasic = true;
+    } else {
+      throw this.needsCredentials();
+    }
+    if (!replayable)
+      throw new FailureError(
+        `${this.reference.registry} asked for credentials in the middle of an upload`,
+        "run again",
+      );
+    response = await attempt();
+    if (response.status === 401) {
+      await response.body?.cancel();
+      throw this.rejected();
+    }
+    return response;
+  }
+
+  private authorization(scope: string): Record<string, string> {
+    if (this.useBasic && this.credential?.kind === "basic") {
+      return { authorization: `Basic ${basic(this.credential.username, this.credential.password)}` };
+    }
+    const token = this.tokens.get(scope);
+    return token ? { authorization: `Bearer ${token}` } : {};
+  }
+
+  /** GET the realm (basic credentials) or POST it (an identity token), as docker does. */
+  private async fetchToken(challenge: Challenge, scope: string): Promise<string> {
+    const realm = this.realmOf(challenge);
+    const service = challenge.params.service;
+    let response: Response;
+    try {
+      if (this.credential?.kind === "identity") {
+        const form = new URLSearchParams({
+          grant_type: "refresh_token",
+          refresh_token: this.credential.token,
+          client_id: "policyship",
+          scope,
+          ...(service ? { service } : {}),
+        });
+        response = await fetch(realm, {
+          method: "POST",
+          body: form,
+          redirect: "error",
+          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        });
+      } else {
+        realm.searchParams.set("scope", scope);
+        if (service) realm.searchParams.set("service", service);
+        const headers: Record<string, string> =
+          this.credential?.kind === "basic"
+            ? { authorization: `Basic ${basic(this.credential.username, this.credential.password)}` }
+            : {};
+        response = await fetch(realm, {
+          headers,
+          redirect: "error",
+          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        });
+      }
+    } catch (error) {
+      throw new FailureError(
+        `cannot reach the token service of ${this.reference.registry} (${realm.host}): ${causeOf(error)}`,
+        "check the network, then run again",
+      );
+    }
+    if (response.status === 401 || response.status === 403) {
+      await response.body?.cancel();
+      throw this.credential ? this.rejected() : this.needsCredentials();
+    }
+    const body = (await response.json().catch(() => undefined)) as
+      | { token?: unknown; access_token?: unknown }
+      | undefined;
+    const token = body?.token ?? body?.access_token;
+    if (!response.ok || typeof token !== "string" || token === "") {
+      throw new FailureError(
+        `the token service of ${this.reference.registry} answered ${response.status} without a token`,
+        "run again; if it persists check the registry",
+      );
+    }
+    return token;
+  }
+
+  /** The realm receives the credentials, so it must be HTTPS unless it stays on this machine (or is allowed). */
+  private realmOf(challenge: Challenge): URL {
+    let realm: URL;
+    try {
+      realm = new URL(challenge.params.realm ?? "");
+    } catch {
+      throw new FailureError(
+        `${this.reference.registry} sent a bearer challenge without a valid realm`,
+        "check the registry URL",
+      );
+    }
+    const plainAllowed = isLoopback(realm.host) || this.insecureHosts.includes(realm.host);
+    if (realm.protocol !== "https:" && !(realm.protocol === "http:" && plainAllowed)) {
+      throw new FailureError(
+        `${this.reference.registry} asked for credentials at ${realm.origin}, which is not HTTPS; refused`,
+        "name the host with --insecure-registry only if you trust the network",
+      );
+    }
+    return realm;
+  }
+
+  private needsCredentials(): UserError {
+    return new UserError(
+      `${this.reference.registry} requires credentials for ${this.reference.repository}`,
+      this.reference.registry === "ghcr.io"
+        ? "set GITHUB_TOKEN (with packages: write to publish), or docker login ghcr.io"
+        : `docker login ${this.reference.registry}, or set POLICYSHIP_REGISTRY_USERNAME and POLICYSHIP_REGISTRY_PASSWORD`,
+    );
+  }
+
+  private rejected(): UserError {
+    return new UserError(
+      `${this.reference.registry} rejected the credentials from ${this.credential?.source ?? "nowhere"}`,
+      "check them (and that they may push to the repository), or docker login again",
+    );
+  }
+
+  private unreachable(error: unknown, method: string, attempts: number): FailureError {
+    return new FailureError(
+      `cannot reach ${this.base} (${method}) after ${attempts} attempt${attempts === 1 ? "" : "s"}: ${causeOf(error)}`,
+      `check the registry address and the network${this.reference.scheme === "https" ? " (plain HTTP needs --insecure-registry)" : ""}`,
+    );
+  }
+
+  /** One line for a refused call: the status and the registry's error codes, never a header. */
+  async refused(response: Response, what: string): Promise<FailureError | UserError> {
+    const text = await readBounded(response);
+    let detail = `HTTP ${response.status}`;
+    try {
+      const errors = (JSON.parse(text) as { errors?: { code?: string; message?: string }[] }).errors ?? [];
+      if (errors.length) {
+        detail = errors
+          .slice(0, 3)
+          .map((entry) => [entry.code, entry.message].filter(Boolean).join(": "))
+          .join("; ");
+      }
+    } catch {}
+    if (response.status === 403) {
+      return new UserError(
+        `${this.reference.registry} denied ${what} (${detail.slice(0, 300)})`,
+        this.reference.registry === "ghcr.io"
+          ? "give the workflow `permissions: packages: write`, and the package access to the repository"
+          : "grant the credentials push (and delete, for prune) on the repository",
+      );
+    }
+    return new FailureError(
+      `${this.reference.registry} refused ${what}: ${detail.slice(0, 300)}`,
+      "run again; if it persists check the registry",
+    );
+  }
+}
+
+async function readBounded(response: Response): Promise<string> {
+  const reader = response.body?.getReader();
+  if (!reader) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  while (size < MAX_ERROR_BODY) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.length;
+  }
+  await reader.cancel().catch(() => {});
+  return Buffer.concat(chunks).toString("utf8").slice(0, MAX_ERROR_BODY);
+}
+
+/** `Bearer realm="…",service="…",scope="…"` → its scheme and parameters (RFC 7235 auth-params). */
+export function parseChallenge(header: string): Challenge | undefined {
+  const match = /^\s*([A-Za-z][A-Za-z0-9_-]*)\s*(.*)$/s.exec(header);
+  if (!match) return undefined;
+  const params: Record<string, string> = Object.create(null);
+  for (const param of (match[2] ?? "").matchAll(
+    /([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))/g,
+  )) {
+    params[(param[1] as string).toLowerCase()] =
+      param[2] !== undefined ? param[2].replace(/\\(.)/g, "$1") : (param[3] ?? "");
+  }
+  return { scheme: (match[1] as string).toLowerCase(), params };
+}
+
+function basic(username: string, password: string): string {
+  return Buffer.from(`${username}:${password}`).toString("base64");
+}
+
+function backoff(attempt: number): number {
+  return Math.min(2_000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2);
+}
+
+function causeOf(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } })?.cause;
+  if ((error as Error)?.name === "TimeoutError") return "timed out";
+  return cause?.code ?? cause?.message ?? (error as Error)?.message ?? String(error);
+}

@@ -1,0 +1,331 @@
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { Readable } from "node:stream";
+import { digestVerifier, READ_CHUNK_BYTES } from "../../bundle/read.ts";
+import { FailureError, UserError } from "../../errors.ts";
+import {
+  type CreateOutcome,
+  normalizePrefix,
+  type ObjectToCreate,
+  objectKey,
+  revisionOfKey,
+  type Store,
+  type StoredObject,
+} from "../store.ts";
+import { RegistryClient } from "./client.ts";
+import type { Credential } from "./credentials.ts";
+import { isTag, pinned, type RegistryReference, tagOf } from "./reference.ts";
+
+/**
+ * A store in an OCI registry, in the layout OPA's OCI downloader pulls (v1/download/oci_download.go): each
+ * revision is the tag `<sha>` of an image manifest whose one layer is the bundle tarball
+ * (application/vnd.oci.image.layer.v1.tar+gzip) and whose config is `{}`
+ * (application/vnd.oci.image.config.v1+json), as `oras push` writes it in OPA's docs.
+ */
+export const MEDIA_TYPES = {
+  manifest: "application/vnd.oci.image.manifest.v1+json",
+  config: "application/vnd.oci.image.config.v1+json",
+  layer: "application/vnd.oci.image.layer.v1.tar+gzip",
+} as const;
+
+/** Manifest annotations: the OCI pre-defined keys, and the bundle's digest and git ref. */
+export const ANNOTATIONS = {
+  revision: "org.opencontainers.image.revision",
+  created: "org.opencontainers.image.created",
+  title: "org.opencontainers.image.title",
+  sha256: "dev.policyship.bundle.sha256",
+  gitRef: "dev.policyship.git-ref",
+} as const;
+
+const EMPTY_CONFIG = Buffer.from("{}");
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+const UPLOAD_TIMEOUT_MS = 30 * 60_000;
+const LIST_CONCURRENCY = 8;
+const ACCEPT_MANIFESTS = [
+  MEDIA_TYPES.manifest,
+  "application/vnd.oci.image.index.v1+json",
+  "application/vnd.docker.distribution.manifest.v2+json",
+].join(", ");
+
+interface Layer {
+  mediaType: string;
+  digest: string;
+  size: number;
+}
+
+interface Found {
+  digest: string;
+  layer?: Layer;
+  annotations: Record<string, string>;
+}
+
+export class OciStore implements Store {
+  readonly location: string;
+  private readonly client: RegistryClient;
+
+  constructor(
+    readonly reference: RegistryReference,
+    credential: Credential | undefined,
+    private readonly prefix: string,
+    insecureHosts: readonly string[] = [],
+  ) {
+    if (normalizePrefix(prefix) !== "") {
+      throw new UserError(
+        "--prefix has no meaning for an OCI registry",
+        "put the path in the repository: oci://<registry>/<path>/<repository>",
+      );
+    }
+    this.location = `oci://${reference.registry}/${reference.repository}`;
+    this.client = new RegistryClient(reference, credential, insecureHosts);
+  }
+
+  private tagOfKey(key: string): string {
+    const revision = revisionOfKey(this.prefix, key);
+    if (!revision) throw new UserError(`${key} is not a revision's key`);
+    return tagOf(revision);
+  }
+
+  urlOf(key: string): string {
+    return pinned(this.reference, this.tagOfKey(key));
+  }
+
+  async head(key: string): Promise<StoredObject | undefined> {
+    const found = await this.manifest(this.tagOfKey(key));
+    return found && this.toObject(key, found);
+  }
+
+  private toObject(key: string, found: Found): StoredObject {
+    const metadata: Record<string, string> = Object.create(null);
+    const names: [string, string][] = [
+      ["revision", ANNOTATIONS.revision],
+      ["sha256", ANNOTATIONS.sha256],
+      ["built-at", ANNOTATIONS.created],
+      ["git-ref", ANNOTATIONS.gitRef],
+    ];
+    for (const [name, annotation] of names) {
+      const value = found.annotations[annotation];
+      if (value) metadata[name] = value;
+    }
+    metadata["manifest-digest"] = found.digest;
+    const created = metadata["built-at"] ? new Date(metadata["built-at"]) : undefined;
+    return {
+      key,
+      size: found.layer?.size ?? 0,
+      lastModified: created && !Number.isNaN(created.getTime()) ? created : undefined,
+      metadata,
+    };
+  }
+
+  /** The manifest a tag points at, or undefined when the tag does not exist. */
+  private async manifest(reference: string): Promise<Found | undefined> {
+    const response = await this.client.send("GET", this.client.url(`manifests/${reference}`), "pull", {
+      headers: { accept: ACCEPT_MANIFESTS },
+    });
+    if (response.status === 404) {
+      await response.body?.cancel();
+      return undefined;
+    }
+    if (!response.ok) throw await this.client.refused(response, `reading ${reference}`);
+    const bytes = Buffer.from(await response.arrayBuffer());
+    if (bytes.length > MAX_MANIFEST_BYTES)
+      throw new FailureError(`the manifest of ${reference} is larger than ${MAX_MANIFEST_BYTES} bytes`);
+    const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+    let parsed: { layers?: unknown; annotations?: unknown };
+    try {
+      parsed = JSON.parse(bytes.toString("utf8")) as typeof parsed;
+    } catch {
+      throw new FailureError(
+        `the manifest of ${pinned(this.reference, reference)} is not JSON`,
+        "do not deploy it",
+      );
+    }
+    const layers = Array.isArray(parsed.layers) ? (parsed.layers as Layer[]) : [];
+    const layer = layers.find(
+      (entry) =>
+        entry?.mediaType === MEDIA_TYPES.layer &&
+        typeof entry.digest === "string" &&
+        /^sha256:[0-9a-f]{64}$/.test(entry.digest) &&
+        Number.isSafeInteger(entry.size),
+    );
+    const annotations: Record<string, string> = Object.create(null);
+    if (parsed.annotations && typeof parsed.annotations === "object") {
+      for (const [name, value] of Object.entries(parsed.annotations))
+        if (typeof value === "string") annotations[name] = value;
+    }
+    return { digest, layer, annotations };
+  }
+
+  async get(key: string): Promise<Buffer> {
+    const tag = this.tagOfKey(key);
+    const found = await this.manifest(tag);
+    if (!found) throw new FailureError(`${pinned(this.reference, tag)} does not exist`);
+    if (!found.layer) {
+      throw new FailureError(
+        `${pinned(this.reference, tag)} has no ${MEDIA_TYPES.layer} layer`,
+        "it was not published by policyship",
+      );
+    }
+    const body = await this.blob(found.layer.digest);
+    const actual = `sha256:${createHash("sha256").update(body).digest("hex")}`;
+    // A registry is content-addressed; one that serves other bytes for a digest is refused here.
+    if (actual !== found.layer.digest) {
+      throw new FailureError(
+        `${this.reference.registry} served ${actual} for the blob ${found.layer.digest}`,
+        "do not deploy it",
+      );
+    }
+    return body;
+  }
+
+  /** Blobs are often served from a CDN by redirect; the redirect is followed without the registry's credentials. */
+  private async blob(digest: string): Promise<Buffer> {
+    let response = await this.client.send("GET", this.client.url(`blobs/${digest}`), "pull");
+    for (let hops = 0; response.status >= 300 && response.status < 400 && hops < 5; hops++) {
+      const location = response.headers.get("location");
+      await response.body?.cancel();
+      if (!location) break;
+      response = await fetch(new URL(location, response.url || this.client.base), { redirect: "manual" });
+    }
+    if (!response.ok) throw await this.client.refused(response, `downloading ${digest}`);
+    return Buffer.from(await response.arrayBuffer());
+  }
+
+  async list(prefix: string): Promise<StoredObject[]> {
+    const tags: string[] = [];
+    let next: string | undefined = this.client.url("tags/list?n=1000");
+    while (next) {
+      const response = await this.client.send("GET", next, "pull");
+      if (response.status === 404) {
+        await response.body?.cancel();
+        return []; // NAME_UNKNOWN: nothing was pushed yet.
+      }
+      if (!response.ok)
+        throw await this.client.refused(response, `listing the tags of ${this.reference.repository}`);
+      const body = (await response.json().catch(() => ({}))) as { tags?: unknown };
+      for (const tag of Array.isArray(body.tags) ? body.tags : [])
+        if (typeof tag === "string" && isTag(tag)) tags.push(tag);
+      // RFC 5988 Link: <url>; rel="next"
+      const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(response.headers.get("link") ?? "")?.[1];
+      next = link ? new URL(link, this.client.base).toString() : undefined;
+    }
+    const keys = tags.map((tag) => objectKey(this.prefix, tag)).filter((key) => key.startsWith(prefix));
+    const objects: StoredObject[] = [];
+    for (let i = 0; i < keys.length; i += LIST_CONCURRENCY) {
+      const batch = await Promise.all(keys.slice(i, i + LIST_CONCURRENCY).map((key) => this.head(key)));
+      for (const object of batch) if (object) objects.push(object);
+    }
+    return objects;
+  }
+
+  /**
+   * Registries have no conditional tag write, so the tag is read before the push and after it. Same bundle
+   * digest: already published. Other content: refused and untouched. Blobs go first, the manifest last, so a
+   * tag never names a missing blob.
+   */
+  async createIfAbsent(object: ObjectToCreate): Promise<CreateOutcome> {
+    const tag = this.tagOfKey(object.key);
+    const before = await this.head(object.key);
+    if (before) return { created: false, existing: before };
+    const layerDigest = `sha256:${object.sha256}`;
+    const configDigest = `sha256:${createHash("sha256").update(EMPTY_CONFIG).digest("hex")}`;
+    await this.pushBlob(configDigest, EMPTY_CONFIG.length, () => EMPTY_CONFIG);
+    await this.pushBlob(
+      layerDigest,
+      object.size,
+      () =>
+        Readable.toWeb(
+          createReadStream(object.file, { highWaterMark: READ_CHUNK_BYTES }).pipe(
+            digestVerifier(object.sha256, object.file),
+          ),
+        ) as ReadableStream,
+    );
+    const annotations: Record<string, string> = {
+      [ANNOTATIONS.revision]: object.metadata.revision ?? tag,
+      [ANNOTATIONS.created]: object.metadata["built-at"] ?? new Date().toISOString(),
+      [ANNOTATIONS.sha256]: object.sha256,
+    };
+    if (object.metadata["git-ref"]) annotations[ANNOTATIONS.gitRef] = object.metadata["git-ref"];
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MEDIA_TYPES.manifest,
+        config: { mediaType: MEDIA_TYPES.config, digest: configDigest, size: EMPTY_CONFIG.length },
+        layers: [
+          {
+            mediaType: MEDIA_TYPES.layer,
+            digest: layerDigest,
+            size: object.size,
+            annotations: { [ANNOTATIONS.title]: `${tag}.tar.gz` },
+          },
+        ],
+        annotations,
+      }),
+    );
+    const manifestDigest = `sha256:${createHash("sha256").update(manifest).digest("hex")}`;
+    // A concurrent publisher of the same revision may have won while the blobs went up.
+    const raced = await this.head(object.key);
+    if (raced) return { created: false, existing: raced };
+    const put = await this.client.send("PUT", this.client.url(`manifests/${tag}`), "push", {
+      headers: { "content-type": MEDIA_TYPES.manifest },
+      body: manifest,
+    });
+    if (!put.ok)
+      throw await this.client.refused(put, `pushing the manifest of ${pinned(this.reference, tag)}`);
+    await put.body?.cancel();
+    const after = await this.manifest(tag);
+    if (after && after.digest !== manifestDigest) {
+      // Someone else's push landed on the tag at the same moment; theirs is what the tag names now.
+      return { created: false, existing: this.toObject(object.key, after) };
+    }
+    return { created: true };
+  }
+
+  /** A monolithic upload (POST then PUT ?digest=), skipped when the registry already holds the blob. */
+  private async pushBlob(digest: string, size: number, body: () => Buffer | ReadableStream): Promise<void> {
+    const exists = await this.client.send("HEAD", this.client.url(`blobs/${digest}`), "push");
+    await exists.body?.cancel();
+    if (exists.ok) return;
+    const start = await this.client.send("POST", this.client.url("blobs/uploads/"), "push", {
+      headers: { "content-length": "0" },
+    });
+    if (start.status !== 202) throw await this.client.refused(start, `starting the upload of ${digest}`);
+    await start.body?.cancel();
+    const location = new URL(start.headers.get("location") ?? "", this.client.base);
+    // The upload URL receives the registry's credentials, so it must be the registry itself.
+    if (location.origin !== new URL(this.client.base).origin) {
+      throw new FailureError(
+        `${this.reference.registry} sent the upload to another host (${location.host}); refused`,
+      );
+    }
+    location.searchParams.set("digest", digest);
+    const put = await this.client.send("PUT", location.toString(), "push", {
+      headers: { "content-type": "application/octet-stream", "content-length": String(size) },
+      body: body(),
+      timeoutMs: UPLOAD_TIMEOUT_MS,
+    });
+    if (put.status !== 201) throw await this.client.refused(put, `uploading ${digest}`);
+    await put.body?.cancel();
+  }
+
+  /** By manifest digest, which removes the tag with it; the registry's garbage collection frees the blobs. */
+  async delete(key: string): Promise<void> {
+    const tag = this.tagOfKey(key);
+    const found = await this.manifest(tag);
+    if (!found) return;
+    const response = await this.client.send("DELETE", this.client.url(`manifests/${found.digest}`), "delete");
+    if (response.status === 202 || response.status === 200 || response.status === 404) {
+      await response.body?.cancel();
+      return;
+    }
+    if (response.status === 405 || response.status === 400) {
+      await response.body?.cancel();
+      throw new FailureError(
+        `${this.reference.registry} does not allow deleting manifests (HTTP ${response.status}), so ${tag} stays`,
+        this.reference.registry === "ghcr.io"
+          ? "delete package versions with the GitHub API or the package settings page"
+          : "enable deletes on the registry (distribution: storage.delete.enabled), or delete it there",
+      );
+    }
+    throw await this.client.refused(response, `deleting ${pinned(this.reference, tag)}`);
+  }
+}
