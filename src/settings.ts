@@ -345,7 +345,7 @@ function applyStore(settings: Settings) {
   const store = settings.store;
   if (store?.startsWith("s3://")) {
     const [bucket = "", ...rest] = store.slice("s3://".length).split("/");
-    const checked = validate("--store", { bucket, prefix: rest.join("/") }, () => "--store");
+    const checked = validate("--store", { bucket, prefix: rest.join("/") }, (name) => String(name[0]));
     Object.assign(settings, {
       bucket: checked.bucket,
       prefix: checked.prefix ?? "",

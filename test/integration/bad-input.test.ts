@@ -5,6 +5,7 @@ import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliResult, runCli } from "../helpers/cli.ts";
 import { createRepo, type TempRepo } from "../helpers/git-repo.ts";
+import { freePort } from "../helpers/ports.ts";
 import { awsEnv, createBucket, minio, s3Client } from "../helpers/s3.ts";
 
 /**
@@ -16,6 +17,8 @@ import { awsEnv, createBucket, minio, s3Client } from "../helpers/s3.ts";
 let repo: TempRepo;
 let scratch: string;
 let bucket: string;
+/** 127.0.0.1:<port> where nothing listens. */
+let closedHost: string;
 const noCredentials = {
   AWS_ACCESS_KEY_ID: undefined,
   AWS_SECRET_ACCESS_KEY: undefined,
@@ -31,6 +34,7 @@ beforeAll(async () => {
   repo = await createRepo({ examplePolicies: true });
   scratch = await mkdtemp(path.join(os.tmpdir(), "policyship-catalogue-"));
   bucket = await createBucket();
+  closedHost = `127.0.0.1:${await freePort()}`;
   const file = (name: string, text: string) => writeFile(path.join(scratch, name), text);
   await Promise.all([
     file("broken.yaml", "bucket: acme\npolicies: [oops\n"),
@@ -54,7 +58,7 @@ afterAll(async () => {
 
 interface Case {
   name: string;
-  args: (context: { scratch: string; bucket: string; endpoint: string }) => string[];
+  args: (context: { scratch: string; bucket: string; endpoint: string; closedHost: string }) => string[];
   code: 1 | 2;
   line: RegExp;
   env?: Record<string, string | undefined>;
@@ -247,6 +251,70 @@ const CASES: Case[] = [
     args: (c) => ["prune", "--keep", "1", "--protect", "deadbeef", ...store(c)],
     code: 2,
     line: /--protect deadbeef is not a published revision/,
+  },
+  {
+    name: "a store URL of another scheme",
+    args: () => ["list", "--store", "ftp://example.com/policies"],
+    code: 2,
+    line: /--store: must be oci:\/\/<registry>\/<repository> or s3:\/\/<bucket>/,
+  },
+  {
+    name: "an OCI store without a repository",
+    args: () => ["list", "--store", "oci://ghcr.io"],
+    code: 2,
+    line: /"oci:\/\/ghcr.io" does not start with a registry host/,
+  },
+  {
+    name: "an OCI store that names a tag",
+    args: () => ["list", "--store", "oci://ghcr.io/acme/policies:latest"],
+    code: 2,
+    line: /names a tag or digest; each revision is pushed as the tag <sha>/,
+  },
+  {
+    name: "an OCI repository with upper-case letters",
+    args: () => ["list", "--registry", "ghcr.io/Acme/Policies"],
+    code: 2,
+    line: /"Acme\/Policies" is not a valid repository name/,
+  },
+  {
+    name: "an OCI store with a prefix",
+    args: () => ["list", "--store", "oci://127.0.0.1:1/acme/policies", "--prefix", "authz"],
+    code: 2,
+    line: /--prefix has no meaning for an OCI registry/,
+  },
+  {
+    name: "both a bucket and a registry",
+    args: () => ["list", "--bucket", "acme", "--registry", "ghcr.io/acme/policies"],
+    code: 2,
+    line: /both bucket and registry are set, so the store is ambiguous/,
+  },
+  {
+    name: "an unreachable registry",
+    args: (c) => ["list", "--store", `oci://${c.closedHost}/acme/policies`],
+    code: 1,
+    line: /cannot reach http:\/\/127\.0\.0\.1:\d+ \(GET\) after 4 attempts: ECONNREFUSED/,
+  },
+  {
+    name: "a revision that cannot be an OCI tag",
+    args: () => ["config", "--revision", "-r1", "--registry", "ghcr.io/acme/policies"],
+    code: 2,
+    line: /revision -r1 cannot be an OCI tag/,
+  },
+  {
+    name: "two sources of OPA's registry token",
+    args: () => [
+      "config",
+      "--revision",
+      "r1",
+      "--registry",
+      "ghcr.io/acme/policies",
+      "--registry-token-path",
+      "/run/secrets/t",
+      "--registry-token-env",
+      "T",
+    ],
+    code: 2,
+    line: /--registry-token-path and --registry-token-env both name OPA's registry token/,
   },
   {
     name: "a prefix with ..",
@@ -617,10 +685,13 @@ describe("the bad-input catalogue", () => {
   for (const testCase of CASES) {
     it(`${testCase.name} → ${testCase.code}`, async () => {
       const target = testCase.repo ? await testCase.repo() : repo;
-      const result: CliResult = await runCli(testCase.args({ scratch, bucket, endpoint: minio().endpoint }), {
-        cwd: target.dir,
-        env: { ...awsEnv(), ...testCase.env },
-      });
+      const result: CliResult = await runCli(
+        testCase.args({ scratch, bucket, endpoint: minio().endpoint, closedHost }),
+        {
+          cwd: target.dir,
+          env: { ...awsEnv(), ...testCase.env },
+        },
+      );
       expect(result.exitCode, result.stderr).toBe(testCase.code);
       const lines = result.stderr.trimEnd().split("\n");
       const errorLines = lines.filter((line) => line.startsWith("policyship:"));

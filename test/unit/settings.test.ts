@@ -99,3 +99,35 @@ describe("settings", () => {
     expect(flagName("forcePathStyle")).toBe("--force-path-style");
   });
 });
+
+describe("--store", () => {
+  const resolve = async (flags: Record<string, unknown>, files: Record<string, string> = {}) =>
+    (await resolveSettings({ cwd: await dirWith(files), env: {}, flags })).settings;
+
+  it("s3://bucket/prefix sets the bucket and prefix, and wins over a registry in the file", async () => {
+    const settings = await resolve(
+      { store: "s3://acme-policies/authz/v1" },
+      { "policyship.yaml": "registry: ghcr.io/acme/p\n" },
+    );
+    expect(settings).toMatchObject({ bucket: "acme-policies", prefix: "authz/v1", registry: undefined });
+  });
+
+  it("oci://registry/repository sets the registry, and wins over a bucket or --to in the file", async () => {
+    const settings = await resolve(
+      { store: "oci://ghcr.io/acme/policies" },
+      { "policyship.yaml": "bucket: acme-policies\nto: out\n" },
+    );
+    expect(settings).toMatchObject({
+      registry: "oci://ghcr.io/acme/policies",
+      bucket: undefined,
+      to: undefined,
+    });
+  });
+
+  it("an invalid bucket inside s3:// is named, and a bucket beside a registry is ambiguous", async () => {
+    await expect(resolve({ store: "s3://Bad_Bucket" })).rejects.toThrow(/--store: bucket: must be 3–63/);
+    await expect(resolve({ bucket: "acme-policies", registry: "ghcr.io/acme/p" })).rejects.toThrow(
+      /both bucket and registry are set/,
+    );
+  });
+});

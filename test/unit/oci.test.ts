@@ -1,0 +1,207 @@
+import { mkdtemp, writeFile } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { FailureError, UserError } from "../../src/errors.ts";
+import { renderOpaConfig } from "../../src/opa-config/render.ts";
+import { DEFAULTS, type Settings } from "../../src/settings.ts";
+import { parseChallenge, RegistryClient } from "../../src/store/oci/client.ts";
+import { findCredential } from "../../src/store/oci/credentials.ts";
+import { parseRegistry, tagOf } from "../../src/store/oci/reference.ts";
+
+const settings = (overrides: Partial<Settings> = {}): Settings =>
+  ({ ...DEFAULTS, entrypoints: [], ignore: [], ...overrides }) as Settings;
+const sha = "b".repeat(40);
+
+describe("registry references", () => {
+  it("parses oci://registry/repository, with plain HTTP only for loopback and named hosts", () => {
+    expect(parseRegistry("oci://ghcr.io/acme/policies")).toEqual({
+      registry: "ghcr.io",
+      apiHost: "ghcr.io",
+      repository: "acme/policies",
+      scheme: "https",
+    });
+    expect(parseRegistry("127.0.0.1:5000/acme/p").scheme).toBe("http");
+    expect(parseRegistry("localhost:5000/p").scheme).toBe("http");
+    expect(parseRegistry("[::1]:5000/p").scheme).toBe("http");
+    expect(parseRegistry("registry.lan:5000/p").scheme).toBe("https");
+    expect(parseRegistry("registry.lan:5000/p", ["registry.lan:5000"]).scheme).toBe("http");
+    // A name that only starts like a loopback address is not one.
+    expect(parseRegistry("127.0.0.1.attacker.example/p").scheme).toBe("https");
+    expect(parseRegistry("localhost.attacker.example/p").scheme).toBe("https");
+  });
+
+  it("maps Docker Hub to its API host and official images to library/", () => {
+    expect(parseRegistry("docker.io/policies")).toMatchObject({
+      registry: "docker.io",
+      apiHost: "registry-1.docker.io",
+      repository: "library/policies",
+    });
+  });
+
+  it("refuses tags, digests, upper case and hosts that are not hosts", () => {
+    for (const bad of [
+      "oci://ghcr.io",
+      "oci://ghcr.io/acme/p:latest",
+      "oci://ghcr.io/acme/p@sha256:00",
+      "ghcr.io/Acme/p",
+      "acme/policies",
+      "oci://ghcr.io/acme//p",
+      "oci://ghcr.io/acme/../p",
+      "oci://user:pass@ghcr.io/p",
+    ]) {
+      expect(() => parseRegistry(bad), bad).toThrow(UserError);
+    }
+  });
+
+  it("takes revisions that can be tags and refuses the others", () => {
+    expect(tagOf(sha)).toBe(sha);
+    expect(tagOf("v1.2.3_rc")).toBe("v1.2.3_rc");
+    expect(() => tagOf("-rev")).toThrow(/cannot be an OCI tag/);
+    expect(() => tagOf(".rev")).toThrow(/cannot be an OCI tag/);
+  });
+});
+
+describe("the rendered OCI config", () => {
+  it("names a type: oci service and pins <registry>/<repository>:<sha>", () => {
+    const config = renderOpaConfig({
+      revision: sha,
+      settings: settings({ registry: "ghcr.io/acme/policies" }),
+    });
+    expect(config).toMatchObject({
+      services: { bundles: { url: "https://ghcr.io", type: "oci" } },
+      bundles: { authz: { service: "bundles", resource: `ghcr.io/acme/policies:${sha}` } },
+    });
+    expect(JSON.stringify(config)).not.toContain("s3_signing");
+  });
+
+  it("takes OPA's token from a file or from OPA's environment, never inline", () => {
+    const fromFile = renderOpaConfig({
+      revision: sha,
+      settings: settings({ registry: "ghcr.io/acme/policies", registryTokenPath: "/run/secrets/ghcr" }),
+    });
+    expect(fromFile).toMatchObject({
+      services: {
+        bundles: { credentials: { bearer: { scheme: "Bearer", token_path: "/run/secrets/ghcr" } } },
+      },
+    });
+    const fromEnv = renderOpaConfig({
+      revision: sha,
+      settings: settings({ registry: "ghcr.io/acme/policies", registryTokenEnv: "GHCR_TOKEN" }),
+    });
+    expect(fromEnv).toMatchObject({
+      services: { bundles: { credentials: { bearer: { scheme: "Bearer", token: `\${GHCR_TOKEN}` } } } },
+    });
+  });
+
+  it("refuses ${ in a token path, which OPA would replace with one of its variables", () => {
+    expect(() =>
+      renderOpaConfig({
+        revision: sha,
+        settings: settings({
+          registry: "ghcr.io/acme/policies",
+          registryTokenPath: `/run/\${AWS_SECRET_ACCESS_KEY}`,
+        }),
+      }),
+    ).toThrow(/--registry-token-path contains "\$\{"/);
+  });
+});
+
+describe("registry credentials", () => {
+  const dockerConfig = async (config: unknown) => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "policyship-docker-"));
+    await writeFile(path.join(dir, "config.json"), JSON.stringify(config));
+    return dir;
+  };
+
+  it("GITHUB_TOKEN for ghcr.io only", async () => {
+    const env = { DOCKER_CONFIG: "/nonexistent", GITHUB_TOKEN: "ghs_x", GITHUB_ACTOR: "octo" };
+    expect(await findCredential("ghcr.io", env)).toEqual({
+      kind: "basic",
+      username: "octo",
+      password: "ghs_x",
+      source: "GITHUB_TOKEN",
+    });
+    expect(await findCredential("registry.example.com", env)).toBeUndefined();
+  });
+
+  it("docker's config.json: auths by host (with or without a scheme), and identity tokens", async () => {
+    const auth = Buffer.from("me:pw:with:colons").toString("base64");
+    const dir = await dockerConfig({
+      auths: {
+        "https://registry.example.com": { auth },
+        "other.example.com": { identitytoken: "refresh" },
+        "https://index.docker.io/v1/": { auth },
+      },
+    });
+    expect(await findCredential("registry.example.com", { DOCKER_CONFIG: dir })).toMatchObject({
+      kind: "basic",
+      username: "me",
+      password: "pw:with:colons",
+    });
+    expect(await findCredential("other.example.com", { DOCKER_CONFIG: dir })).toMatchObject({
+      kind: "identity",
+      token: "refresh",
+    });
+    expect(await findCredential("docker.io", { DOCKER_CONFIG: dir })).toMatchObject({ username: "me" });
+    expect(await findCredential("unknown.example.com", { DOCKER_CONFIG: dir })).toBeUndefined();
+  });
+
+  it("a broken config.json or helper name is one clear error", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "policyship-docker-"));
+    await writeFile(path.join(dir, "config.json"), "{ not json");
+    await expect(findCredential("ghcr.io", { DOCKER_CONFIG: dir })).rejects.toThrow(/is not valid JSON/);
+    const helper = await dockerConfig({ credHelpers: { "ghcr.io": "../../bin/sh" } });
+    await expect(findCredential("ghcr.io", { DOCKER_CONFIG: helper })).rejects.toThrow(/is not a plain name/);
+    const missing = await dockerConfig({ credsStore: "policyship-missing-helper" });
+    await expect(findCredential("ghcr.io", { DOCKER_CONFIG: missing, PATH: "/nonexistent" })).rejects.toThrow(
+      /docker-credential-policyship-missing-helper is not on PATH/,
+    );
+  });
+});
+
+describe("the bearer challenge", () => {
+  let server: http.Server | undefined;
+  afterEach(() => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve())));
+
+  it("parses quoted and bare parameters", () => {
+    expect(
+      parseChallenge(
+        'Bearer realm="https://auth.example/token",service="reg",scope="repository:a/b:pull,push"',
+      ),
+    ).toEqual({
+      scheme: "bearer",
+      params: { realm: "https://auth.example/token", service: "reg", scope: "repository:a/b:pull,push" },
+    });
+    expect(parseChallenge('Basic realm="x"')?.scheme).toBe("basic");
+  });
+
+  it("never sends credentials to a realm that is not HTTPS and not on this machine", async () => {
+    let authorizations = 0;
+    server = http.createServer((request, response) => {
+      if (request.headers.authorization) authorizations++;
+      response.writeHead(401, {
+        "www-authenticate": 'Bearer realm="http://token.attacker.example/token",service="x"',
+      });
+      response.end();
+    });
+    await new Promise<void>((resolve) => server?.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as AddressInfo).port;
+    const client = new RegistryClient(parseRegistry(`127.0.0.1:${port}/acme/p`), {
+      kind: "basic",
+      username: "u",
+      password: "p",
+      source: "test",
+    });
+    const failure = await client
+      .send("GET", client.url("tags/list"), "pull")
+      .catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(FailureError);
+    expect((failure as Error).message).toMatch(
+      /asked for credentials at http:\/\/token\.attacker\.example, which is not HTTPS; refused/,
+    );
+    expect(authorizations).toBe(0);
+  });
+});
