@@ -39,8 +39,8 @@ test-integration: setup ## integration tests against real opa, MinIO and git
 test: setup lint typecheck policy-test ## everything CI runs: lint, typecheck, policy tests, unit and integration tests
 	vitest run
 
-demo: setup ## release, change and roll back a policy against local MinIO, OPA and the example app
-	node --experimental-strip-types --no-warnings scripts/demo.ts
+demo: setup ## release, change and roll back a policy against local MinIO (STORE=oci: a local OCI registry), OPA and the example app
+	node --experimental-strip-types --no-warnings scripts/demo.ts --store $(or $(STORE),s3)
 
 soak: setup ## 200,000 enforcer requests per engine; RSS growth < 20 MB, no leaked sockets or handles
 	node --experimental-strip-types --no-warnings --expose-gc --max-semi-space-size=16 test/soak/soak.ts

@@ -1,6 +1,7 @@
 // make demo: the whole story on this machine, no Docker. Starts MinIO, releases a throwaway clone of
 // policies/, runs OPA on the rendered config and the example app behind the enforcer, changes the policy,
 // releases again, and rolls back — printing OPA's active revision at every step. Stops what it started.
+// `--store oci` (make demo STORE=oci) keeps the revisions in a local OCI registry instead of MinIO.
 import { execFileSync } from "node:child_process";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -10,6 +11,7 @@ import { startMinio } from "../test/helpers/minio.ts";
 import { type RunningOpa, startOpaServer } from "../test/helpers/opa-server.ts";
 import { freePort } from "../test/helpers/ports.ts";
 import { type Started, startProcess } from "../test/helpers/processes.ts";
+import { startRegistry } from "../test/helpers/registry.ts";
 import { repoRoot, toolPath } from "../test/helpers/tools.ts";
 
 async function waitForAnswer(url: string, app: Started) {
@@ -30,6 +32,13 @@ async function waitForAnswer(url: string, app: Started) {
 
 const say = (message: string) => process.stdout.write(`\x1b[1m[demo]\x1b[0m ${message}\n`);
 const cleanups: (() => Promise<unknown>)[] = [];
+const storeFlag = process.argv.indexOf("--store");
+const storeKind = storeFlag >= 0 ? process.argv[storeFlag + 1] : "s3";
+if (storeKind !== "s3" && storeKind !== "oci") {
+  process.stderr.write(`[demo] --store takes s3 or oci, not ${storeKind}\n`);
+  process.exit(2);
+}
+const useRegistry = storeKind === "oci";
 
 async function main() {
   say("starting MinIO on a free loopback port …");
@@ -67,18 +76,15 @@ async function main() {
   const revisionA = git("rev-parse", "HEAD");
   say(`throwaway clone of policies/ in ${repo}, commit A = ${revisionA.slice(0, 12)}`);
 
-  const store = [
-    "--bucket",
-    bucket,
-    "--endpoint",
-    minio.endpoint,
-    "--prefix",
-    "demo",
-    "--polling-min",
-    "1",
-    "--polling-max",
-    "2",
-  ];
+  let where = ["--bucket", bucket, "--endpoint", minio.endpoint, "--prefix", "demo"];
+  if (useRegistry) {
+    say("starting CNCF Distribution's registry on a free loopback port …");
+    const registry = await startRegistry();
+    cleanups.push(registry.stop);
+    where = ["--store", `oci://${registry.host}/demo/policies`];
+    say(`registry at ${registry.host}, repository demo/policies`);
+  }
+  const store = [...where, "--polling-min", "1", "--polling-max", "2"];
   const policyship = (args: string[]) => {
     say(`$ policyship ${args.join(" ")}`);
     const output = execFileSync(toolPath("node"), [path.join(repoRoot, "bin/policyship.js"), ...args], {
@@ -118,6 +124,9 @@ async function main() {
     await app?.stop();
     await opa?.stop();
   });
+  // The post-deploy step: did the rollout land on OPA?
+  const rollout = (revision: string) =>
+    policyship(["status", "--opa", opa?.url ?? "", "--expect", revision.slice(0, 12), "--wait", "30s"]);
 
   const request = async (method: string, route: string, user?: string) => {
     const response = await fetch(`${appUrl}${route}`, {
@@ -143,6 +152,7 @@ async function main() {
   say("— release A —");
   policyship(["release", ...store, "-o", "opa-A.yaml"]);
   await startStack(path.join(repo, "opa-A.yaml"), revisionA);
+  rollout(revisionA);
   await requests();
 
   say("— change the policy: readers may now create orders —");
@@ -166,9 +176,10 @@ async function main() {
   say(`commit B = ${revisionB.slice(0, 12)}`);
   say("— before merging B: which of the requests A served would B decide differently? —");
   await app?.stop(); // the decision log is complete once the app has stopped
-  policyship(["impact", "--decisions", "decisions.ndjson", ...store.slice(0, 6), "--markdown", "impact.md"]);
+  policyship(["impact", "--decisions", "decisions.ndjson", ...where, "--markdown", "impact.md"]);
   policyship(["release", ...store, "-o", "opa-B.yaml"]);
   await startStack(path.join(repo, "opa-B.yaml"), revisionB);
+  rollout(revisionB);
   const flipped = await request("POST", "/orders", "bob");
   if (flipped !== 201) throw new Error(`expected bob's POST to be allowed at B, got ${flipped}`);
 
@@ -179,9 +190,10 @@ async function main() {
   say("— roll back to A —");
   policyship(["rollback", revisionA.slice(0, 8), ...store, "-o", "opa-rollback.yaml"]);
   await startStack(path.join(repo, "opa-rollback.yaml"), revisionA);
+  rollout(revisionA);
   const restored = await request("POST", "/orders", "bob");
   if (restored !== 403) throw new Error(`expected bob's POST to be denied after rollback, got ${restored}`);
-  policyship(["list", ...store.slice(0, 6)]);
+  policyship(["list", ...where]);
   say("done: release, change and rollback, each pinned to its commit.");
 }
 

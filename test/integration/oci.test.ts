@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile } from "node:fs/promises";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -141,6 +141,21 @@ describe("an OCI registry as the store", () => {
     const diff = await runCli(["diff", revisionA, revisionB, "--store", store, "--json"], { cwd: elsewhere });
     expect(diff.exitCode, diff.stderr).toBe(0);
     expect(diff.stdout).toContain("extra");
+    // impact replays a decision A made against B, both pulled from the registry.
+    const decision = {
+      decision_id: "d1",
+      path: "authz/allow",
+      input: { request: { http: { method: "GET", path: "/orders", headers: {} } } },
+      result: { allow: false, status: 401 },
+      bundles: { authz: { revision: revisionA } },
+    };
+    await writeFile(path.join(elsewhere, "decisions.ndjson"), `${JSON.stringify(decision)}\n`);
+    const impact = await runCli(
+      ["impact", "--decisions", "decisions.ndjson", "--candidate", revisionB, "--store", store, "--json"],
+      { cwd: elsewhere },
+    );
+    expect(impact.exitCode, impact.stderr).toBe(0);
+    expect(JSON.parse(impact.stdout)).toMatchObject({ replayed: 1 });
   });
 
   it("rolls back to A by short SHA, and OPA runs A again", async () => {
