@@ -47,7 +47,10 @@ export async function openStore(context: Context): Promise<Store> {
     context.log.debug(
       `registry ${reference.registry}: credentials from ${credential?.source ?? "nowhere (anonymous)"}`,
     );
-    return new OciStore(reference, credential, settings.prefix, settings.insecureRegistry);
+    return new OciStore(reference, credential, settings.prefix, {
+      insecureHosts: settings.insecureRegistry,
+      onProgress: progressLine(context),
+    });
   }
   if (!settings.bucket) {
     throw new UserError(

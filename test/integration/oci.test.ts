@@ -191,6 +191,23 @@ describe("an OCI registry as the store", () => {
     expect((await manifestOf(registry.host, "acme/policies", revisionA))?.digest).toBe(before?.digest);
   });
 
+  it("a bundle changed after build is refused on its way up, and no tag appears", async () => {
+    repo.commit("an empty commit to publish");
+    const revision = repo.git("rev-parse", "HEAD");
+    const built = await cli(["build"]);
+    expect(built.exitCode, built.stderr).toBe(0);
+    const file = path.join(repo.dir, `dist/${revision}.tar.gz`);
+    const bytes = await readFile(file);
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
+    await writeFile(file, bytes);
+    const published = await cli(["publish", "--store", store]);
+    expect(published.exitCode).toBe(1);
+    expect(expectOneLineError(published)).toMatch(
+      /^policyship: \S+\.tar\.gz changed after it was built \(sha256/,
+    );
+    expect(await manifestOf(registry.host, "acme/policies", revision)).toBeUndefined();
+  });
+
   it("verify refuses a tag whose layer is not the bundle its annotation names", async () => {
     const pushed = await manifestOf(registry.host, "acme/policies", revisionA);
     const manifest = structuredClone(pushed?.manifest);

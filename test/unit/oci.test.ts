@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -9,6 +10,7 @@ import { renderOpaConfig } from "../../src/opa-config/render.ts";
 import { DEFAULTS, type Settings } from "../../src/settings.ts";
 import { parseChallenge, RegistryClient } from "../../src/store/oci/client.ts";
 import { findCredential } from "../../src/store/oci/credentials.ts";
+import { OciStore } from "../../src/store/oci/oci.ts";
 import { parseRegistry, tagOf } from "../../src/store/oci/reference.ts";
 
 const settings = (overrides: Partial<Settings> = {}): Settings =>
@@ -203,5 +205,64 @@ describe("the bearer challenge", () => {
       /asked for credentials at http:\/\/token\.attacker\.example, which is not HTTPS; refused/,
     );
     expect(authorizations).toBe(0);
+  });
+});
+
+describe("blobs behind a redirect", () => {
+  const servers: http.Server[] = [];
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
+  });
+  const listen = async (handler: http.RequestListener) => {
+    const server = http.createServer(handler);
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  };
+
+  /** A registry that wants basic credentials and sends blobs to a CDN on another origin. */
+  async function setup(served: Buffer, declared: Buffer) {
+    const cdnAuthorizations: (string | undefined)[] = [];
+    const cdn = await listen((request, response) => {
+      cdnAuthorizations.push(request.headers.authorization);
+      response.end(served);
+    });
+    const digest = `sha256:${createHash("sha256").update(declared).digest("hex")}`;
+    const manifest = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest, size: declared.length }],
+    });
+    const host = await listen((request, response) => {
+      if (request.headers.authorization !== `Basic ${Buffer.from("u:p").toString("base64")}`) {
+        response.writeHead(401, { "www-authenticate": 'Basic realm="registry"' }).end();
+      } else if (request.url?.includes("/manifests/")) {
+        response
+          .writeHead(200, { "content-type": "application/vnd.oci.image.manifest.v1+json" })
+          .end(manifest);
+      } else {
+        response.writeHead(307, { location: `http://${cdn}/blob` }).end();
+      }
+    });
+    const store = new OciStore(
+      parseRegistry(`${host}/acme/p`),
+      { kind: "basic", username: "u", password: "p", source: "test" },
+      "",
+    );
+    return { store, cdnAuthorizations };
+  }
+
+  it("follows the redirect without the registry's credentials, and checks the digest", async () => {
+    const bundle = Buffer.from("the bundle bytes");
+    const { store, cdnAuthorizations } = await setup(bundle, bundle);
+    expect((await store.get(`${sha}.tar.gz`)).equals(bundle)).toBe(true);
+    expect(cdnAuthorizations).toEqual([undefined]);
+  });
+
+  it("refuses other bytes than the digest names, and more bytes than the manifest declares", async () => {
+    const other = await setup(Buffer.from("other bundle bytes"), Buffer.from("the bundle bytes!!"));
+    await expect(other.store.get(`${sha}.tar.gz`)).rejects.toThrow(/served sha256:[0-9a-f]{64} for the blob/);
+    const longer = await setup(Buffer.alloc(100_000, 1), Buffer.from("short"));
+    await expect(longer.store.get(`${sha}.tar.gz`)).rejects.toThrow(/sent more than the 5 bytes/);
   });
 });

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { FailureError, UserError } from "../../errors.ts";
+import { FailureError, isKnownError, UserError } from "../../errors.ts";
 import type { Credential } from "./credentials.ts";
 import { baseUrl, isLoopback, type RegistryReference } from "./reference.ts";
 
@@ -59,7 +59,10 @@ export class RegistryClient {
       try {
         response = await this.authorized(method, target, access, init, replayable);
       } catch (error) {
-        if (error instanceof UserError || error instanceof FailureError) throw error;
+        if (isKnownError(error)) throw error;
+        // A request body that failed on its own (the bundle's digest check) is that failure, not the network's.
+        const cause = (error as { cause?: unknown })?.cause;
+        if (isKnownError(cause)) throw cause;
         if (!replayable || attempt >= MAX_ATTEMPTS) throw this.unreachable(error, method, attempt);
         await sleep(backoff(attempt));
         continue;

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { Readable } from "node:stream";
+import { pipeline, Readable, Transform } from "node:stream";
 import { digestVerifier, READ_CHUNK_BYTES } from "../../bundle/read.ts";
 import { FailureError, UserError } from "../../errors.ts";
 import {
@@ -40,6 +40,7 @@ export const ANNOTATIONS = {
 const EMPTY_CONFIG = Buffer.from("{}");
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const UPLOAD_TIMEOUT_MS = 30 * 60_000;
+const DOWNLOAD_TIMEOUT_MS = 10 * 60_000;
 const LIST_CONCURRENCY = 8;
 const ACCEPT_MANIFESTS = [
   MEDIA_TYPES.manifest,
@@ -67,7 +68,11 @@ export class OciStore implements Store {
     readonly reference: RegistryReference,
     credential: Credential | undefined,
     private readonly prefix: string,
-    insecureHosts: readonly string[] = [],
+    private readonly options: {
+      insecureHosts?: readonly string[];
+      /** Called with bytes sent so far while the bundle goes up. */
+      onProgress?: (loaded: number, total: number) => void;
+    } = {},
   ) {
     if (normalizePrefix(prefix) !== "") {
       throw new UserError(
@@ -76,7 +81,7 @@ export class OciStore implements Store {
       );
     }
     this.location = `oci://${reference.registry}/${reference.repository}`;
-    this.client = new RegistryClient(reference, credential, insecureHosts);
+    this.client = new RegistryClient(reference, credential, options.insecureHosts);
   }
 
   private tagOfKey(key: string): string {
@@ -165,7 +170,7 @@ export class OciStore implements Store {
         "it was not published by policyship",
       );
     }
-    const body = await this.blob(found.layer.digest);
+    const body = await this.blob(found.layer.digest, found.layer.size);
     const actual = `sha256:${createHash("sha256").update(body).digest("hex")}`;
     // A registry is content-addressed; one that serves other bytes for a digest is refused here.
     if (actual !== found.layer.digest) {
@@ -177,17 +182,38 @@ export class OciStore implements Store {
     return body;
   }
 
-  /** Blobs are often served from a CDN by redirect; the redirect is followed without the registry's credentials. */
-  private async blob(digest: string): Promise<Buffer> {
-    let response = await this.client.send("GET", this.client.url(`blobs/${digest}`), "pull");
+  /**
+   * Blobs are often served from a CDN by redirect; the redirect is followed without the registry's
+   * credentials. The body may not be longer than the manifest says (the digest is checked by the caller).
+   */
+  private async blob(digest: string, size: number): Promise<Buffer> {
+    let response = await this.client.send("GET", this.client.url(`blobs/${digest}`), "pull", {
+      timeoutMs: DOWNLOAD_TIMEOUT_MS,
+    });
     for (let hops = 0; response.status >= 300 && response.status < 400 && hops < 5; hops++) {
       const location = response.headers.get("location");
       await response.body?.cancel();
       if (!location) break;
-      response = await fetch(new URL(location, response.url || this.client.base), { redirect: "manual" });
+      response = await fetch(new URL(location, response.url || this.client.base), {
+        redirect: "manual",
+        signal: AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS),
+      });
     }
     if (!response.ok) throw await this.client.refused(response, `downloading ${digest}`);
-    return Buffer.from(await response.arrayBuffer());
+    const chunks: Uint8Array[] = [];
+    let received = 0;
+    for await (const chunk of response.body ?? []) {
+      received += chunk.length;
+      if (received > size) {
+        await response.body?.cancel().catch(() => {});
+        throw new FailureError(
+          `${this.reference.registry} sent more than the ${size} bytes of ${digest}`,
+          "do not deploy it",
+        );
+      }
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks);
   }
 
   async list(prefix: string): Promise<StoredObject[]> {
@@ -229,16 +255,25 @@ export class OciStore implements Store {
     const layerDigest = `sha256:${object.sha256}`;
     const configDigest = `sha256:${createHash("sha256").update(EMPTY_CONFIG).digest("hex")}`;
     await this.pushBlob(configDigest, EMPTY_CONFIG.length, () => EMPTY_CONFIG);
-    await this.pushBlob(
-      layerDigest,
-      object.size,
-      () =>
-        Readable.toWeb(
-          createReadStream(object.file, { highWaterMark: READ_CHUNK_BYTES }).pipe(
-            digestVerifier(object.sha256, object.file),
-          ),
-        ) as ReadableStream,
-    );
+    await this.pushBlob(layerDigest, object.size, () => {
+      let sent = 0;
+      const counted = new Transform({
+        transform: (chunk: Buffer, _encoding, callback) => {
+          sent += chunk.length;
+          this.options.onProgress?.(sent, object.size);
+          callback(null, chunk);
+        },
+      });
+      // The bytes are checked against the build's sha256 on their way out; a mismatch aborts the upload
+      // (pipeline carries the error to the request body), and the registry checks the digest again.
+      const body = pipeline(
+        createReadStream(object.file, { highWaterMark: READ_CHUNK_BYTES }),
+        digestVerifier(object.sha256, object.file),
+        counted,
+        () => {},
+      );
+      return Readable.toWeb(body) as ReadableStream;
+    });
     const annotations: Record<string, string> = {
       [ANNOTATIONS.revision]: object.metadata.revision ?? tag,
       [ANNOTATIONS.created]: object.metadata["built-at"] ?? new Date().toISOString(),
