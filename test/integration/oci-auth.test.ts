@@ -84,15 +84,24 @@ describe("registry authentication", () => {
     // Answers only for the registry it is asked about (the server arrives on stdin).
     await writeFile(
       helper,
-      `#!/bin/sh\nread server\n[ "$1" = get ] && [ "$server" = "${registry.host}" ] || { echo "credentials not found in native keychain"; exit 1; }\necho '{"ServerURL":"${registry.host}","Username":"ci","Secret":"${PASSWORD}"}'\n`,
+      `#!/bin/sh\nenv > "$0.env"\nread server\n[ "$1" = get ] && [ "$server" = "${registry.host}" ] || { echo "credentials not found in native keychain"; exit 1; }\necho '{"ServerURL":"${registry.host}","Username":"ci","Secret":"${PASSWORD}"}'\n`,
     );
     await chmod(helper, 0o755);
     const dir = await dockerConfig("helper", { credHelpers: { [registry.host]: "pstest" } });
     const before = registry.issued.length;
-    const result = await publish({ DOCKER_CONFIG: dir, PATH: `${bin}${path.delimiter}${process.env.PATH}` });
+    const result = await publish({
+      DOCKER_CONFIG: dir,
+      PATH: `${bin}${path.delimiter}${process.env.PATH}`,
+      GITHUB_TOKEN: "ghs_job_token_not_for_helpers",
+      AWS_PROFILE: "for-ecr-login",
+    });
     expect(result.exitCode, result.stderr).toBe(0);
     expect(result.stdout).toContain("already published");
     expect(registry.issued.length).toBeGreaterThan(before);
+    // The helper gets what helpers need (cloud credentials for ECR/GCR/ACR helpers), not the job's secrets.
+    const helperEnv = await readFile(`${helper}.env`, "utf8");
+    expect(helperEnv).toContain("AWS_PROFILE=for-ecr-login");
+    expect(helperEnv).not.toContain("ghs_job_token_not_for_helpers");
   });
 
   it("OPA pulls with the credentials file the rendered config names, through the same token service", async () => {
