@@ -17,6 +17,8 @@ policies: policies
 out: dist
 # bucket: my-policy-bucket     # where bundles are published (or POLICYSHIP_BUCKET)
 # region: eu-west-1            # the bucket's region (or AWS_REGION)
+# registry: ghcr.io/acme/policies  # or an OCI registry instead of a bucket: each revision is the tag <sha>
+#                                  # (then drop prefix: the repository path does its job)
 prefix: authz
 bundleName: authz
 coverageThreshold: 90

@@ -77,7 +77,7 @@ export class OciStore implements Store {
     if (normalizePrefix(prefix) !== "") {
       throw new UserError(
         "--prefix has no meaning for an OCI registry",
-        "put the path in the repository: oci://<registry>/<path>/<repository>",
+        "remove prefix (flag, POLICYSHIP_PREFIX or policyship.yaml); put the path in the repository instead: oci://<registry>/<path>/<repository>",
       );
     }
     this.location = `oci://${reference.registry}/${reference.repository}`;
