@@ -115,7 +115,8 @@ Examples:
   $ policyship config --bucket acme-policies --region eu-west-1 -o opa-config.yaml
   $ policyship config --bucket policies --endpoint http://127.0.0.1:9000 --format json
   $ policyship config --bucket acme-policies --region eu-west-1 --credentials web-identity --role-arn arn:aws:iam::123456789012:role/opa
-  $ policyship config --to /srv/bundles --service-url https://bundles.example.com`,
+  $ policyship config --to /srv/bundles --service-url https://bundles.example.com
+  $ policyship config --store oci://ghcr.io/acme/policies --registry-token-path /run/secrets/ghcr-token`,
     )
     .action(async (_options, command: Command) => {
       const context = await createContext(io, command);

@@ -175,7 +175,8 @@ Examples:
   $ policyship diff 3f2a9c1 HEAD
   $ policyship diff main my-branch --patch
   $ policyship diff dist/old.tar.gz dist/new.tar.gz --json
-  $ policyship diff v1.4.2 v1.5.0 --bucket acme-policies --region eu-west-1 --exit-code`,
+  $ policyship diff v1.4.2 v1.5.0 --bucket acme-policies --region eu-west-1 --exit-code
+  $ policyship diff 3f2a9c1 HEAD --store oci://ghcr.io/acme/policies`,
     )
     .action(async (fromRef: string, toRef: string, _options, command: Command) => {
       const context = await createContext(io, command);

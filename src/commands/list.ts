@@ -54,7 +54,7 @@ export function defineList(program: Command, io: Io): Command {
     .option("--limit <n>", "how many (default: 20)", toNumber)
     .addHelpText(
       "after",
-      "\nExamples:\n  $ policyship list --bucket acme-policies --region eu-west-1 --limit 5 --json",
+      "\nExamples:\n  $ policyship list --bucket acme-policies --region eu-west-1 --limit 5 --json\n  $ policyship list --store oci://ghcr.io/acme/policies",
     )
     .action(async (_options, command: Command) => {
       const context = await createContext(io, command);

@@ -108,7 +108,9 @@ export function renderPublish(result: PublishResult): string {
 /** The `publish` command: its flags, help and examples, and how its result is printed. */
 export function definePublish(program: Command, io: Io): Command {
   return addConfigOptions(addStoreOptions(program.command("publish")))
-    .description("upload <out>/<rev>.tar.gz to <prefix><rev>.tar.gz; a revision is immutable")
+    .description(
+      "upload <out>/<rev>.tar.gz to <prefix><rev>.tar.gz (or the tag <rev> in an OCI registry); a revision is immutable",
+    )
     .option("--out <dir>", "where build wrote the bundle (default: dist)")
     .option("--revision <id>", "revision to publish (default: full SHA of HEAD)")
     .addHelpText(
@@ -118,6 +120,7 @@ Examples:
   $ policyship publish --bucket acme-policies --region eu-west-1
   $ policyship publish --bucket policies --endpoint http://127.0.0.1:9000
   $ policyship publish --to /srv/bundles
+  $ policyship publish --store oci://ghcr.io/acme/policies
 
 Publishing the same revision again with the same content succeeds ("already published");
 other content under a published revision exits 1 and leaves the object untouched.`,

@@ -160,6 +160,7 @@ export function defineRelease(program: Command, io: Io): Command {
 Examples:
   $ policyship release --bucket acme-policies --region eu-west-1
   $ policyship release --dry-run
+  $ policyship release --store oci://ghcr.io/acme/policies
   $ policyship release --bucket policies --endpoint http://127.0.0.1:9000 --coverage-threshold 90
 
 In GitHub Actions (GITHUB_ACTIONS=true) it writes the outputs revision, key, url, sha256 and

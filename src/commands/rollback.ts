@@ -58,6 +58,7 @@ export function defineRollback(program: Command, io: Io): Command {
 Examples:
   $ policyship rollback 3f2a9c1 --bucket acme-policies --region eu-west-1 -o opa-config.yaml
   $ policyship rollback v1.4.2 --bucket acme-policies --region eu-west-1
+  $ policyship rollback 3f2a9c1 --store oci://ghcr.io/acme/policies -o opa-config.yaml
   $ policyship rollback 3f2a9c1 --bucket acme-policies --verification-key pub.pem --key-id release`,
     )
     .action(async (ref: string, _options, command: Command) => {

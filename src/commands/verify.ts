@@ -77,7 +77,7 @@ export function defineVerify(program: Command, io: Io): Command {
     .option("--v0-compatible", "the bundle holds policies written before OPA 1.0")
     .addHelpText(
       "after",
-      "\nExamples:\n  $ policyship verify 3f2a9c1 --bucket acme-policies --region eu-west-1",
+      "\nExamples:\n  $ policyship verify 3f2a9c1 --bucket acme-policies --region eu-west-1\n  $ policyship verify 3f2a9c1 --store oci://ghcr.io/acme/policies",
     )
     .action(async (ref: string, _options, command: Command) => {
       const context = await createContext(io, command);
