@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { pipeline, Readable, Transform } from "node:stream";
 import { digestVerifier, READ_CHUNK_BYTES } from "../../bundle/read.ts";
@@ -14,52 +13,29 @@ import {
 } from "../store.ts";
 import { RegistryClient } from "./client.ts";
 import type { Credential } from "./credentials.ts";
+import {
+  ACCEPT_MANIFESTS,
+  buildManifest,
+  digestOf,
+  EMPTY_CONFIG,
+  EMPTY_CONFIG_DIGEST,
+  type Found,
+  MAX_MANIFEST_BYTES,
+  MEDIA_TYPES,
+  metadataOf,
+  parseManifest,
+  readCapped,
+} from "./manifest.ts";
 import { isTag, pinned, type RegistryReference, tagOf } from "./reference.ts";
 
-/**
- * A store in an OCI registry, in the layout OPA's OCI downloader pulls (v1/download/oci_download.go): each
- * revision is the tag `<sha>` of an image manifest whose one layer is the bundle tarball
- * (application/vnd.oci.image.layer.v1.tar+gzip) and whose config is `{}`
- * (application/vnd.oci.image.config.v1+json), as `oras push` writes it in OPA's docs.
- */
-export const MEDIA_TYPES = {
-  manifest: "application/vnd.oci.image.manifest.v1+json",
-  config: "application/vnd.oci.image.config.v1+json",
-  layer: "application/vnd.oci.image.layer.v1.tar+gzip",
-} as const;
-
-/** Manifest annotations: the OCI pre-defined keys, and the bundle's digest and git ref. */
-export const ANNOTATIONS = {
-  revision: "org.opencontainers.image.revision",
-  created: "org.opencontainers.image.created",
-  title: "org.opencontainers.image.title",
-  sha256: "dev.policyship.bundle.sha256",
-  gitRef: "dev.policyship.git-ref",
-} as const;
-
-const EMPTY_CONFIG = Buffer.from("{}");
-const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const UPLOAD_TIMEOUT_MS = 30 * 60_000;
 const DOWNLOAD_TIMEOUT_MS = 10 * 60_000;
 const LIST_CONCURRENCY = 8;
-const ACCEPT_MANIFESTS = [
-  MEDIA_TYPES.manifest,
-  "application/vnd.oci.image.index.v1+json",
-  "application/vnd.docker.distribution.manifest.v2+json",
-].join(", ");
 
-interface Layer {
-  mediaType: string;
-  digest: string;
-  size: number;
-}
-
-interface Found {
-  digest: string;
-  layer?: Layer;
-  annotations: Record<string, string>;
-}
-
+/**
+ * A store in an OCI registry, in the layout OPA's OCI downloader pulls (see manifest.ts): each revision is
+ * the tag `<sha>`.
+ */
 export class OciStore implements Store {
   readonly location: string;
   private readonly client: RegistryClient;
@@ -100,18 +76,7 @@ export class OciStore implements Store {
   }
 
   private toObject(key: string, found: Found): StoredObject {
-    const metadata: Record<string, string> = Object.create(null);
-    const names: [string, string][] = [
-      ["revision", ANNOTATIONS.revision],
-      ["sha256", ANNOTATIONS.sha256],
-      ["built-at", ANNOTATIONS.created],
-      ["git-ref", ANNOTATIONS.gitRef],
-    ];
-    for (const [name, annotation] of names) {
-      const value = found.annotations[annotation];
-      if (value) metadata[name] = value;
-    }
-    metadata["manifest-digest"] = found.digest;
+    const metadata = metadataOf(found);
     const created = metadata["built-at"] ? new Date(metadata["built-at"]) : undefined;
     return {
       key,
@@ -131,33 +96,12 @@ export class OciStore implements Store {
       return undefined;
     }
     if (!response.ok) throw await this.client.refused(response, `reading ${reference}`);
-    const bytes = Buffer.from(await response.arrayBuffer());
-    if (bytes.length > MAX_MANIFEST_BYTES)
-      throw new FailureError(`the manifest of ${reference} is larger than ${MAX_MANIFEST_BYTES} bytes`);
-    const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
-    let parsed: { layers?: unknown; annotations?: unknown };
-    try {
-      parsed = JSON.parse(bytes.toString("utf8")) as typeof parsed;
-    } catch {
-      throw new FailureError(
-        `the manifest of ${pinned(this.reference, reference)} is not JSON`,
-        "do not deploy it",
-      );
-    }
-    const layers = Array.isArray(parsed.layers) ? (parsed.layers as Layer[]) : [];
-    const layer = layers.find(
-      (entry) =>
-        entry?.mediaType === MEDIA_TYPES.layer &&
-        typeof entry.digest === "string" &&
-        /^sha256:[0-9a-f]{64}$/.test(entry.digest) &&
-        Number.isSafeInteger(entry.size),
+    const bytes = await readCapped(
+      response,
+      MAX_MANIFEST_BYTES,
+      `the manifest of ${pinned(this.reference, reference)} is larger than ${MAX_MANIFEST_BYTES} bytes`,
     );
-    const annotations: Record<string, string> = Object.create(null);
-    if (parsed.annotations && typeof parsed.annotations === "object") {
-      for (const [name, value] of Object.entries(parsed.annotations))
-        if (typeof value === "string") annotations[name] = value;
-    }
-    return { digest, layer, annotations };
+    return parseManifest(bytes, pinned(this.reference, reference));
   }
 
   async get(key: string): Promise<Buffer> {
@@ -171,7 +115,7 @@ export class OciStore implements Store {
       );
     }
     const body = await this.blob(found.layer.digest, found.layer.size);
-    const actual = `sha256:${createHash("sha256").update(body).digest("hex")}`;
+    const actual = digestOf(body);
     // A registry is content-addressed; one that serves other bytes for a digest is refused here.
     if (actual !== found.layer.digest) {
       throw new FailureError(
@@ -200,20 +144,11 @@ export class OciStore implements Store {
       });
     }
     if (!response.ok) throw await this.client.refused(response, `downloading ${digest}`);
-    const chunks: Uint8Array[] = [];
-    let received = 0;
-    for await (const chunk of response.body ?? []) {
-      received += chunk.length;
-      if (received > size) {
-        await response.body?.cancel().catch(() => {});
-        throw new FailureError(
-          `${this.reference.registry} sent more than the ${size} bytes of ${digest}`,
-          "do not deploy it",
-        );
-      }
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks);
+    return readCapped(
+      response,
+      size,
+      `${this.reference.registry} sent more than the ${size} bytes of ${digest}`,
+    );
   }
 
   async list(prefix: string): Promise<StoredObject[]> {
@@ -253,8 +188,7 @@ export class OciStore implements Store {
     const before = await this.head(object.key);
     if (before) return { created: false, existing: before };
     const layerDigest = `sha256:${object.sha256}`;
-    const configDigest = `sha256:${createHash("sha256").update(EMPTY_CONFIG).digest("hex")}`;
-    await this.pushBlob(configDigest, EMPTY_CONFIG.length, () => EMPTY_CONFIG);
+    await this.pushBlob(EMPTY_CONFIG_DIGEST, EMPTY_CONFIG.length, () => EMPTY_CONFIG);
     await this.pushBlob(layerDigest, object.size, () => {
       let sent = 0;
       const counted = new Transform({
@@ -274,29 +208,13 @@ export class OciStore implements Store {
       );
       return Readable.toWeb(body) as ReadableStream;
     });
-    const annotations: Record<string, string> = {
-      [ANNOTATIONS.revision]: object.metadata.revision ?? tag,
-      [ANNOTATIONS.created]: object.metadata["built-at"] ?? new Date().toISOString(),
-      [ANNOTATIONS.sha256]: object.sha256,
-    };
-    if (object.metadata["git-ref"]) annotations[ANNOTATIONS.gitRef] = object.metadata["git-ref"];
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: MEDIA_TYPES.manifest,
-        config: { mediaType: MEDIA_TYPES.config, digest: configDigest, size: EMPTY_CONFIG.length },
-        layers: [
-          {
-            mediaType: MEDIA_TYPES.layer,
-            digest: layerDigest,
-            size: object.size,
-            annotations: { [ANNOTATIONS.title]: `${tag}.tar.gz` },
-          },
-        ],
-        annotations,
-      }),
-    );
-    const manifestDigest = `sha256:${createHash("sha256").update(manifest).digest("hex")}`;
+    const manifest = buildManifest({
+      tag,
+      sha256: object.sha256,
+      size: object.size,
+      metadata: object.metadata,
+    });
+    const manifestDigest = digestOf(manifest);
     // A concurrent publisher of the same revision may have won while the blobs went up.
     const raced = await this.head(object.key);
     if (raced) return { created: false, existing: raced };
