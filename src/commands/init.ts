@@ -24,6 +24,19 @@ bundleName: authz
 coverageThreshold: 90
 `;
 
+/** With --registry: the registry instead of a bucket, and where OPA finds its pull token. */
+const registrySettings = (
+  registry: string,
+) => `# policyship settings. Flags and POLICYSHIP_* environment variables override these.
+# Every key: https://github.com/policyship/policyship#configuration
+policies: policies
+out: dist
+registry: ${registry}          # each revision is the tag <sha> of this repository
+# registryTokenPath: /run/secrets/registry-token   # where OPA reads its pull token (never in the config)
+bundleName: authz
+coverageThreshold: 90
+`;
+
 async function exists(file: string): Promise<boolean> {
   return (await stat(file).catch(() => undefined)) !== undefined;
 }
@@ -38,16 +51,24 @@ export async function init(context: Context): Promise<InitResult> {
   if (!(await exists(templates))) {
     throw new UserError(`the init templates are missing from ${templates}`, "reinstall policyship");
   }
-  const policies = context.settings.policies;
+  const { policies, registry } = context.settings;
+  if (registry) {
+    const { parseRegistry } = await import("../store/oci/reference.ts");
+    parseRegistry(registry, context.settings.insecureRegistry);
+  }
+  const release = registry ? "policy-release-oci.yml" : "policy-release.yml";
   const plan: { target: string; from?: string; text?: string }[] = [
-    { target: "policyship.yaml", text: SETTINGS },
+    {
+      target: "policyship.yaml",
+      text: registry ? registrySettings(registry.replace(/^oci:\/\//, "")) : SETTINGS,
+    },
     { target: path.join(policies, "authz.rego"), from: path.join(templates, "policies/authz.rego") },
     {
       target: path.join(policies, "authz_test.rego"),
       from: path.join(templates, "policies/authz_test.rego"),
     },
     { target: path.join(policies, "data.json"), from: path.join(templates, "policies/data.json") },
-    { target: ".github/workflows/policy-release.yml", from: path.join(templates, "policy-release.yml") },
+    { target: ".github/workflows/policy-release.yml", from: path.join(templates, release) },
     { target: ".github/workflows/policy-impact.yml", from: path.join(templates, "policy-impact.yml") },
   ];
   const result: InitResult = { created: [], skipped: [] };
@@ -65,7 +86,7 @@ export async function init(context: Context): Promise<InitResult> {
   return result;
 }
 
-export function renderInit(result: InitResult): string {
+export function renderInit(result: InitResult, registry?: string): string {
   const lines = [
     ...result.created.map((file) => `created ${file}`),
     ...result.skipped.map((file) => `skipped ${file} (already exists)`),
@@ -74,7 +95,9 @@ export function renderInit(result: InitResult): string {
     lines.push(
       "",
       "next: commit these files, then run `npx policyship release --dry-run`",
-      "      set bucket and region in policyship.yaml to publish; add dist/ to .gitignore",
+      registry
+        ? "      the workflow pushes with GITHUB_TOKEN on ghcr.io (add a login step for other registries); add dist/ to .gitignore"
+        : "      set bucket and region in policyship.yaml to publish; add dist/ to .gitignore",
     );
   }
   return lines.join("\n");
@@ -88,13 +111,17 @@ export function defineInit(program: Command, io: Io): Command {
       "scaffold policyship.yaml, policies/, and the release and impact workflows (never overwrites)",
     )
     .option("--policies <dir>", "where the example policies go (default: policies)")
+    .option(
+      "--registry <registry/repository>",
+      "publish to this OCI registry instead of S3 (e.g. ghcr.io/acme/policies)",
+    )
     .addHelpText(
       "after",
-      "\nExamples:\n  $ policyship init\n  $ policyship init --cwd path/to/repo --policies opa",
+      "\nExamples:\n  $ policyship init\n  $ policyship init --cwd path/to/repo --policies opa\n  $ policyship init --registry ghcr.io/acme/policies",
     )
     .action(async (_options, command: Command) => {
       const context = await createContext(io, command);
       const result = await init(context);
-      print(io, context, result, renderInit(result));
+      print(io, context, result, renderInit(result, context.settings.registry));
     });
 }

@@ -84,7 +84,7 @@ describe("the workflows", () => {
       ".github/workflows/ci.yml",
       ".github/workflows/policy-release.yml",
       ".github/workflows/policy-rollback.yml",
-      "examples/github/policy-release-ghcr.yml",
+      "examples/github/policy-release-oci.yml",
     ]);
     expect(result.output).toBe("");
     expect(result.code).toBe(0);
@@ -113,12 +113,12 @@ describe("the workflows", () => {
     }
   });
 
-  it("the ghcr.io example pins every action, asks for packages: write only, and hands the token to one step", async () => {
-    const text = await readFile(path.join(repoRoot, "examples/github/policy-release-ghcr.yml"), "utf8");
+  it("the OCI release workflow pins every action, asks for packages: write only, and hands the token to one step", async () => {
+    const text = await readFile(path.join(repoRoot, "examples/github/policy-release-oci.yml"), "utf8");
     const uses = [...text.matchAll(/^\s+(?:- )?uses: (\S+)/gm)].map((match) => match[1] as string);
     for (const action of uses) expect(action).toMatch(/@[0-9a-f]{40}$/);
     expect(text).toContain("permissions:\n  contents: read\n  packages: write\n\njobs:");
     expect(text.match(/secrets\.GITHUB_TOKEN/g)).toHaveLength(1);
-    expect(text).toMatch(/GITHUB_TOKEN: \$\{\{ secrets\.GITHUB_TOKEN \}\}\n(.*\n){0,3}\s+run: \|\n\s+owner=/);
+    expect(text).toMatch(/GITHUB_TOKEN: \$\{\{ secrets\.GITHUB_TOKEN \}\}\n\s+run: policyship release\n/);
   });
 });

@@ -37,6 +37,28 @@ describe("policyship init", () => {
     expect(dry.stdout).toContain("13 passed, 0 failed");
   });
 
+  it("--registry scaffolds the registry and the OCI release workflow; release --dry-run renders a type: oci config", async () => {
+    const repo = await createRepo();
+    const result = await runCli(["init", "--registry", "ghcr.io/acme/policies"], { cwd: repo.dir });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout).toContain("GITHUB_TOKEN on ghcr.io");
+    const settings = await readFile(path.join(repo.dir, "policyship.yaml"), "utf8");
+    expect(settings).toMatch(/^registry: ghcr\.io\/acme\/policies /m);
+    expect(settings).not.toMatch(/^prefix:/m);
+    expect(await readFile(path.join(repo.dir, ".github/workflows/policy-release.yml"), "utf8")).toBe(
+      await readFile(path.join(repoRoot, "examples/github/policy-release-oci.yml"), "utf8"),
+    );
+    repo.commit("policyship init --registry");
+    const dry = await runCli(["release", "--dry-run", "--json"], { cwd: repo.dir });
+    expect(dry.exitCode, dry.stderr).toBe(0);
+    const config = await readFile(path.join(repo.dir, JSON.parse(dry.stdout).config), "utf8");
+    expect(config).toContain("type: oci");
+    expect(config).toContain(`resource: ghcr.io/acme/policies:${repo.git("rev-parse", "HEAD")}`);
+    const bad = await runCli(["init", "--registry", "ghcr.io/Acme"], { cwd: (await createRepo()).dir });
+    expect(bad.exitCode).toBe(2);
+    expect(expectOneLineError(bad)).toMatch(/is not a valid repository name/);
+  });
+
   it("never overwrites and reports what it skipped", async () => {
     const repo = await createRepo();
     await repo.write("policyship.yaml", "out: build\n");
