@@ -170,6 +170,30 @@ describe("an OCI registry as the store", () => {
     expect(rolled.exitCode, rolled.stderr).toBe(0);
     const opa = await startOpaWith(path.join(repo.dir, "opa-rollback.yaml"));
     expect(await activeRevision(opa)).toBe(revisionA);
+
+    // status --expect: an OPA pinned to a tag that was never pushed is named with its download error.
+    const missing = "f".repeat(40);
+    const rendered = await cli(["config", "--store", store, "--revision", missing, "-o", "opa-missing.yaml"]);
+    expect(rendered.exitCode, rendered.stderr).toBe(0);
+    const broken = await startOpaServer(["--config-file", path.join(repo.dir, "opa-missing.yaml")]);
+    servers.push(broken);
+    const status = await cli([
+      "status",
+      "--opa",
+      opa.url,
+      "--opa",
+      broken.url,
+      "--expect",
+      revisionA,
+      "--wait",
+      "3s",
+    ]);
+    expect(status.exitCode).toBe(1);
+    expect(status.stdout).toContain(`✓ ${opa.url}`);
+    expect(status.stdout).toMatch(
+      new RegExp(`✗ ${broken.url}.*${missing}.*(404|not found|MANIFEST_UNKNOWN)`, "is"),
+    );
+    expect(expectOneLineError(status)).toContain(broken.url);
   });
 
   it("a re-push of the same bytes is 'already published'; other content under A's tag is refused and untouched", async () => {
