@@ -29,7 +29,12 @@ const ISSUER = "policyship-test-issuer";
  * (ES256, trusted through a JWKS) to those users' basic credentials: the registry's real challenge flow.
  */
 export async function startRegistry(
-  options: { users?: Record<string, string>; deletes?: boolean } = {},
+  options: {
+    users?: Record<string, string>;
+    /** OAuth2 refresh tokens the token service exchanges, and the user each stands for. */
+    refreshTokens?: Record<string, string>;
+    deletes?: boolean;
+  } = {},
 ): Promise<RunningRegistry> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "policyship-registry-"));
   const port = await freePort();
@@ -70,8 +75,34 @@ export async function startRegistry(
   let auth = "";
   if (options.users) {
     const users = options.users;
+    const refreshTokens = options.refreshTokens ?? {};
+    const issue = (
+      response: http.ServerResponse,
+      user: string,
+      scope: string,
+      field: "token" | "access_token",
+    ) => {
+      issued.push({ user, scope });
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify({ [field]: mintToken(scope) }));
+    };
     tokenServer = http.createServer((request, response) => {
       const url = new URL(request.url ?? "/", "http://localhost");
+      if (request.method === "POST") {
+        // OAuth2 refresh-token grant, as docker uses for an identity token.
+        let body = "";
+        request.setEncoding("utf8");
+        request.on("data", (chunk: string) => {
+          body += chunk;
+        });
+        request.on("end", () => {
+          const form = new URLSearchParams(body);
+          const user = refreshTokens[form.get("refresh_token") ?? ""];
+          if (form.get("grant_type") !== "refresh_token" || !user) response.writeHead(401).end();
+          else issue(response, user, form.getAll("scope").join(" "), "access_token");
+        });
+        return;
+      }
       const [scheme, encoded] = (request.headers.authorization ?? "").split(" ");
       const [user = "", password] = Buffer.from(encoded ?? "", "base64")
         .toString("utf8")
@@ -80,10 +111,7 @@ export async function startRegistry(
         response.writeHead(401).end();
         return;
       }
-      const scope = url.searchParams.getAll("scope").join(" ");
-      issued.push({ user, scope });
-      response.writeHead(200, { "content-type": "application/json" });
-      response.end(JSON.stringify({ token: mintToken(scope) }));
+      issue(response, user, url.searchParams.getAll("scope").join(" "), "token");
     });
     await new Promise<void>((resolve) => tokenServer?.listen(0, "127.0.0.1", resolve));
     const tokenPort = (tokenServer.address() as AddressInfo).port;

@@ -20,7 +20,10 @@ let revision: string;
 let opa: RunningOpa | undefined;
 
 beforeAll(async () => {
-  registry = await startRegistry({ users: { ci: PASSWORD } });
+  registry = await startRegistry({
+    users: { ci: PASSWORD },
+    refreshTokens: { "refresh-for-robot": "robot" },
+  });
   repo = await createRepo({ examplePolicies: true });
   revision = repo.git("rev-parse", "HEAD");
   store = `oci://${registry.host}/acme/policies`;
@@ -75,6 +78,21 @@ describe("registry authentication", () => {
     expect(result.stdout).toContain(`published ${registry.host}/acme/policies:${revision}`);
     expect(registry.issued).toContainEqual({ user: "ci", scope: "repository:acme/policies:pull,push" });
     expect(result.stderr + result.stdout).not.toContain(PASSWORD);
+  });
+
+  it("an identity token in docker's config.json is exchanged at the realm (OAuth2 refresh grant)", async () => {
+    const dir = await dockerConfig("identity", {
+      auths: { [registry.host]: { identitytoken: "refresh-for-robot" } },
+    });
+    const result = await publish({ DOCKER_CONFIG: dir });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(registry.issued).toContainEqual({ user: "robot", scope: "repository:acme/policies:pull" });
+    const wrong = await dockerConfig("identity-wrong", {
+      auths: { [registry.host]: { identitytoken: "stale" } },
+    });
+    const refused = await publish({ DOCKER_CONFIG: wrong });
+    expect(refused.exitCode).toBe(2);
+    expect(expectOneLineError(refused)).toMatch(/rejected the credentials from .*config\.json \(auths\./);
   });
 
   it("a credential helper named in credHelpers", async () => {
