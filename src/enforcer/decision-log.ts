@@ -37,18 +37,34 @@ interface LogEvent {
   custom: { policyship: Record<string, unknown> };
 }
 
+interface Mask {
+  pointer: string;
+  segments: string[];
+}
+
 /** Erases each JSON Pointer (under /input or /result) from {input, result}; returns what remains and what went. */
 export function erasePointers(
   value: { input?: unknown; result?: unknown },
   pointers: readonly string[],
 ): { value: { input?: unknown; result?: unknown }; erased: string[] } {
+  return eraseMasks(value, pointers.map(maskOf));
+}
+
+function maskOf(pointer: string): Mask {
+  return { pointer, segments: parsePointer(pointer) };
+}
+
+function eraseMasks(
+  value: { input?: unknown; result?: unknown },
+  masks: readonly Mask[],
+): { value: { input?: unknown; result?: unknown }; erased: string[] } {
   let current = value as Record<string, unknown>;
   const erased: string[] = [];
-  for (const pointer of pointers) {
-    const next = erase(current, parsePointer(pointer));
+  for (const mask of masks) {
+    const next = erase(current, mask.segments);
     if (next) {
       current = next;
-      erased.push(pointer);
+      erased.push(mask.pointer);
     }
   }
   return { value: current, erased };
@@ -97,7 +113,7 @@ export class DecisionLog {
   private blocked = false;
   private droppedCount = 0;
   private writtenCount = 0;
-  private readonly masks: { pointer: string; segments: string[] }[];
+  private readonly masks: Mask[];
   private readonly sampleRate: number;
   private readonly maxPending: number;
   private readonly stream: WriteStream | undefined;
@@ -107,10 +123,7 @@ export class DecisionLog {
     private readonly options: DecisionLogOptions,
     private readonly path: string,
   ) {
-    this.masks = [...DEFAULT_MASK, ...(options.mask ?? [])].map((pointer) => ({
-      pointer,
-      segments: parsePointer(pointer),
-    }));
+    this.masks = [...DEFAULT_MASK, ...(options.mask ?? [])].map(maskOf);
     this.sampleRate = options.sampleRate ?? 1;
     this.maxPending = options.maxPending ?? 10_000;
     if (typeof options.sink === "string") {
@@ -180,15 +193,10 @@ export class DecisionLog {
   }
 
   private toLogEvent(event: DecisionEvent): LogEvent {
-    let masked: Record<string, unknown> = { input: event.input, result: event.decision.result };
-    const erased: string[] = [];
-    for (const mask of this.masks) {
-      const next = erase(masked, mask.segments);
-      if (next) {
-        masked = next;
-        erased.push(mask.pointer);
-      }
-    }
+    const { value: masked, erased } = eraseMasks(
+      { input: event.input, result: event.decision.result },
+      this.masks,
+    );
     const { decision } = event;
     return {
       labels: { engine: event.engine, ...this.options.labels },

@@ -5,19 +5,16 @@
  */
 import { workerData } from "node:worker_threads";
 import { loadPolicy } from "@open-policy-agent/opa-wasm";
-import { messageOf } from "./wasm-error.ts";
+import { firstResult, messageOf } from "./wasm.ts";
 
 export interface WorkerSetup {
   /** The compiled policy.wasm (a WebAssembly.Module), shared by every worker. */
   module: Parameters<typeof loadPolicy>[0];
   data: ArrayBuffer;
   entrypoint: string;
-  revision: string | undefined;
 }
 
-export type WorkerAnswer =
-  | { ok: true; defined: boolean; result: unknown; revision: string | undefined }
-  | { ok: false; message: string };
+export type WorkerAnswer = { ok: true; defined: boolean; result: unknown } | { ok: false; message: string };
 
 const setup = workerData as WorkerSetup;
 const policy = await loadPolicy(setup.module);
@@ -28,17 +25,7 @@ const encoder = new TextEncoder();
 export default function evaluate(serialized: string | null): WorkerAnswer | null {
   if (serialized === null) return null;
   try {
-    const resultSet = policy.evaluate(encoder.encode(serialized).buffer, setup.entrypoint) as unknown;
-    if (!Array.isArray(resultSet) || resultSet.length === 0) {
-      return { ok: true, defined: false, result: undefined, revision: setup.revision };
-    }
-    const first = resultSet[0] as { result?: unknown };
-    return {
-      ok: true,
-      defined: Object.hasOwn(first, "result"),
-      result: first.result,
-      revision: setup.revision,
-    };
+    return { ok: true, ...firstResult(policy.evaluate(encoder.encode(serialized).buffer, setup.entrypoint)) };
   } catch (error) {
     return { ok: false, message: messageOf(error) };
   }

@@ -6,7 +6,7 @@ import type { Piscina } from "piscina";
 import { readBundle } from "../bundle/read.ts";
 import type { WorkerAnswer, WorkerSetup } from "./embedded-worker.ts";
 import { type Engine, EngineError, type Evaluation } from "./engine.ts";
-import { describeEvaluationError, messageOf } from "./wasm-error.ts";
+import { describeEvaluationError, firstResult, messageOf } from "./wasm.ts";
 
 export interface EmbeddedOptions {
   /** A bundle built with `policyship build --target wasm --entrypoint <entrypoint>`. */
@@ -115,7 +115,6 @@ export class EmbeddedEngine implements Engine {
       module,
       data: new Uint8Array(data).buffer,
       entrypoint: this.entrypoint,
-      revision: this.bundleRevision,
     };
     this.pool = new Piscina({
       filename: workerFile(),
@@ -142,11 +141,7 @@ export class EmbeddedEngine implements Engine {
     } catch (error) {
       throw new EngineError(describeEvaluationError(messageOf(error)), "answer");
     }
-    if (!Array.isArray(resultSet) || resultSet.length === 0) {
-      return { defined: false, result: undefined, revision: this.bundleRevision };
-    }
-    const first = resultSet[0] as { result?: unknown };
-    return { defined: Object.hasOwn(first, "result"), result: first.result, revision: this.bundleRevision };
+    return { ...firstResult(resultSet), revision: this.bundleRevision };
   }
 
   private async evaluateInWorker(
@@ -171,7 +166,7 @@ export class EmbeddedEngine implements Engine {
       throw new EngineError(`policy evaluation failed: ${messageOf(error)}`, "answer");
     }
     if (!answer.ok) throw new EngineError(describeEvaluationError(answer.message), "answer");
-    return { defined: answer.defined, result: answer.result, revision: answer.revision };
+    return { defined: answer.defined, result: answer.result, revision: this.bundleRevision };
   }
 
   async close(): Promise<void> {

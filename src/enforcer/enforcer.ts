@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import { DecisionCache } from "./cache.ts";
+import type { DecisionCache } from "./cache.ts";
 import {
   type Authz,
   badRequestDecision,
@@ -28,6 +28,9 @@ import type { DecisionEvent, Enforcer, EnforcerOptions } from "./types.ts";
 export type { DecisionEvent, Enforcer, EnforcerOptions } from "./types.ts";
 
 const DEFAULT_TIMEOUT_MS = 500;
+
+/** ready()'s refusal of an embedded bundle whose revision is not expectedRevision; decisions answer 503. */
+class UnexpectedRevisionError extends Error {}
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
 function logOptions(value: DecisionLogSink | DecisionLogOptions): DecisionLogOptions {
@@ -73,7 +76,13 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
   };
   const engineKind = options.opa ? "remote" : "embedded";
   const audit = options.mode === "audit";
-  const cache = options.cache ? new DecisionCache(options.cache) : undefined;
+  // lru-cache and the stable serializer load only for an app that asked for a cache.
+  let cache: DecisionCache | undefined;
+  const cacheLoaded = options.cache
+    ? import("./cache.ts").then(({ DecisionCache }) => {
+        cache = new DecisionCache(options.cache as NonNullable<EnforcerOptions["cache"]>);
+      })
+    : undefined;
   const telemetry = new Telemetry(options.telemetry !== false);
   const rulePath = (options.opa?.path ?? options.entrypoint ?? "").replace(/^\/+|\/+$/g, "");
   const bundleName = options.opa?.bundleName ?? "authz";
@@ -88,10 +97,10 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
 
   const ready = () => {
     readyPromise ??= enginePromise.then(async (engine) => {
-      await Promise.all([engine.ready(), telemetry.loaded]);
+      await Promise.all([engine.ready(), telemetry.loaded, cacheLoaded]);
       const revision = engine.revision?.();
       if (options.expectedRevision && engine.kind === "embedded" && revision !== options.expectedRevision) {
-        throw new Error(
+        throw new UnexpectedRevisionError(
           `bundle revision ${revision ?? "(none)"} is not the expected ${options.expectedRevision}`,
         );
       }
@@ -106,7 +115,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
       await ready();
     } catch (error) {
       const message = (error as Error).message;
-      return message.includes("is not the expected")
+      return error instanceof UnexpectedRevisionError
         ? mismatchDecision(message)
         : errorDecision(message, "answer");
     }
@@ -185,7 +194,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     };
     options.onDecision?.(event);
     decisionLog?.record(event);
-    telemetry.record(event, performance.timeOrigin + started);
+    telemetry.record(event);
     return final;
   }
 
@@ -214,15 +223,18 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
   async function decide(input: unknown): Promise<Decision> {
     const started = performance.now();
     if (closed) return finish(input, errorDecision("the enforcer is closed", "closed"), started);
-    if (cache) {
-      const { key, serialized } = cache.keyOf(input);
+    // ready() reports a failed load; a decision then simply goes without the cache.
+    if (cacheLoaded && !cache) await cacheLoaded.catch(() => undefined);
+    const decisions = cache;
+    if (decisions) {
+      const { key, serialized } = decisions.keyOf(input);
       if (key !== undefined) {
-        const hit = cache.get(key, options.expectedRevision);
+        const hit = decisions.get(key, options.expectedRevision);
         if (hit) return finish(input, hit, started, true);
-        const { decision, shared } = await cache.once(key, async () => {
+        const { decision, shared } = await decisions.once(key, async () => {
           const text = serialized ?? serialize(input);
           const made = typeof text === "string" ? await evaluateWithin(text) : text;
-          cache.store(key, made, options.expectedRevision);
+          decisions.store(key, made, options.expectedRevision);
           return made;
         });
         return finish(input, decision, started, shared && !decision.error);

@@ -71,20 +71,12 @@ export const INCLUDE_KEYS = [
 ] as const;
 
 /** Nothing optional in the input: Kong's defaults. */
-export const NO_INCLUDES = Object.fromEntries(INCLUDE_KEYS.map((key) => [key, false])) as Record<
-  (typeof INCLUDE_KEYS)[number],
-  boolean
->;
+export const NO_INCLUDES = Object.fromEntries(
+  INCLUDE_KEYS.map((key) => [key, false]),
+) as InputOptions["include"];
 
 export interface InputOptions {
-  include: {
-    body: boolean;
-    parsedJsonBody: boolean;
-    uriCaptures: boolean;
-    service: boolean;
-    route: boolean;
-    consumer: boolean;
-  };
+  include: Record<(typeof INCLUDE_KEYS)[number], boolean>;
   service?: (req: IncomingMessage) => unknown;
   route?: (req: IncomingMessage) => unknown;
   consumer?: (req: IncomingMessage) => unknown;

@@ -1,11 +1,14 @@
 import type { EnforcerOptions } from "./enforcer.ts";
 import { INCLUDE_KEYS } from "./input.ts";
 
-/** createEnforcer's checks: a wrong option is a TypeError that names it, at start-up, never at a request. */
+// createEnforcer's checks: a wrong option is a TypeError that names it, at start-up, never at a request.
+
 /** setTimeout's ceiling: a larger delay becomes 1 ms in Node. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Buffer's ceiling on 64-bit Node. */
 const MAX_BODY_BYTES = 2 ** 32;
+/** A slash-separated rule path such as authz/allow (opa.path, entrypoint). */
+const RULE_PATH = /^\/*[\w-]+(\/[\w-]+)*\/*$/;
 
 export function throttledStderr(): (message: string) => void {
   const last = new Map<string, number>();
@@ -96,7 +99,7 @@ export function assertRemote(opa: NonNullable<EnforcerOptions["opa"]>) {
   if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
     throw new TypeError(`opa.url must be an http(s) URL, got ${JSON.stringify(opa.url)}`);
   }
-  if (typeof opa.path !== "string" || !/^\/*[\w-]+(\/[\w-]+)*\/*$/.test(opa.path)) {
+  if (typeof opa.path !== "string" || !RULE_PATH.test(opa.path)) {
     throw new TypeError(
       `opa.path must be a rule path such as "authz/allow", got ${JSON.stringify(opa.path)}`,
     );
@@ -110,7 +113,7 @@ export function assertEmbedded(options: EnforcerOptions) {
   if (typeof options.bundle !== "string" || options.bundle === "") {
     throw new TypeError(`bundle must be the path of a wasm bundle, got ${JSON.stringify(options.bundle)}`);
   }
-  if (typeof options.entrypoint !== "string" || !/^\/*[\w-]+(\/[\w-]+)*\/*$/.test(options.entrypoint)) {
+  if (typeof options.entrypoint !== "string" || !RULE_PATH.test(options.entrypoint)) {
     throw new TypeError(
       `entrypoint must be a rule path such as "authz/allow", got ${JSON.stringify(options.entrypoint)}`,
     );

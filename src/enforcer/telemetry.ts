@@ -65,7 +65,8 @@ export class Telemetry {
     return decisionChannel.hasSubscribers || this.tracer !== undefined;
   }
 
-  record(event: DecisionEvent, startedAt: number) {
+  record(event: DecisionEvent) {
+    const startedAt = event.decidedAt;
     if (decisionChannel.hasSubscribers) decisionChannel.publish(event);
     const { api, tracer } = this;
     if (!api || !tracer) return;
