@@ -9,3 +9,4 @@ export const CREDENTIAL_MODES = [
 ] as const;
 export const TARGETS = ["rego", "wasm"] as const;
 export const CONFIG_FORMATS = ["yaml", "json"] as const;
+export const FAIL_ON = ["deny-to-allow", "allow-to-deny", "changed", "to-error"] as const;

@@ -3,7 +3,7 @@ import path from "node:path";
 // zod/v3 is the v3 API that ships inside the zod 4 package. It imports in ~17 ms against ~95 ms for the v4
 // core, and every command pays that on start-up (see README "Performance").
 import { z } from "zod/v3";
-import { CONFIG_FORMATS, CREDENTIAL_MODES, TARGETS } from "./choices.ts";
+import { CONFIG_FORMATS, CREDENTIAL_MODES, FAIL_ON, TARGETS } from "./choices.ts";
 import { UserError } from "./errors.ts";
 import { loadYaml } from "./yaml.ts";
 
@@ -125,7 +125,7 @@ export const settingsSchema = z
     base: z.string().min(1),
     candidate: z.string().min(1),
     decisionPath: z.string().regex(/^\/*[\w-]+(\/[\w-]+)*\/*$/, "must be a rule path such as authz/allow"),
-    failOn: z.array(z.enum(["deny-to-allow", "allow-to-deny", "changed", "to-error"])),
+    failOn: z.array(z.enum(FAIL_ON)),
     examples: z.number().int().min(0).max(1000),
     mask: z.array(z.string().regex(/^\/input(\/|$)/, "must be JSON Pointers under /input")),
     markdown: z.string().min(1),

@@ -69,13 +69,13 @@ function bundlePathOf(raw: string): string | { refused: string } {
 
 /**
  * Reads a bundle tarball once: its sha256 and size, its file list, its .manifest, and the contents of
- * the files named in `keep` (e.g. policy.wasm and data.json for the embedded engine). It refuses what
+ * the files named in `keep` (e.g. policy.wasm and data.json for the embedded engine; "all" for every one). It refuses what
  * no bundle built by opa holds: links, devices, absolute or climbing paths, duplicate paths, and anything
  * past `limits`.
  */
 export async function readBundle(
   source: string | Buffer,
-  keep: string[] = [],
+  keep: string[] | "all" = [],
   limits: BundleLimits = DEFAULT_BUNDLE_LIMITS,
 ): Promise<BundleContents> {
   const { Parser } = await import("tar");
@@ -83,7 +83,7 @@ export async function readBundle(
   let size = 0;
   const files: string[] = [];
   const seen = new Set<string>();
-  const wanted = new Set([".manifest", ...keep]);
+  const wanted = keep === "all" ? undefined : new Set([".manifest", ...keep]);
   const kept = new Map<string, Buffer>();
   let entries = 0;
   let totalBytes = 0;
@@ -116,7 +116,7 @@ export async function readBundle(
       totalBytes += entry.size;
       if (totalBytes > limits.maxBytes) return refuse(`its files hold more than ${limits.maxBytes} bytes`);
       files.push(name);
-      if (!wanted.has(name) || entry.size > MAX_KEPT_BYTES) return void entry.resume();
+      if ((wanted && !wanted.has(name)) || entry.size > MAX_KEPT_BYTES) return void entry.resume();
       const chunks: Buffer[] = [];
       entry.on("data", (chunk: Buffer) => chunks.push(chunk));
       entry.on("end", () => kept.set(name, Buffer.concat(chunks)));

@@ -7,17 +7,11 @@ import { stringify } from "safe-stable-stringify";
 import { createContext, type Io, print } from "../cli-kit.ts";
 import { addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
+import type { Changes } from "../diff/compare.ts";
 import { FailureError } from "../errors.ts";
 import { locateOpaFor } from "../opa/locate.ts";
-import { bundleLimits, storeKind } from "../settings.ts";
-import type { Store } from "../store/store.ts";
+import { bundleLimits } from "../settings.ts";
 import { resolveRevisionArgument } from "./verify.ts";
-
-interface Changes {
-  added: string[];
-  removed: string[];
-  changed: string[];
-}
 
 export interface DiffResult {
   from: { revision: string };
@@ -46,23 +40,18 @@ export async function diff(
     import("../diff/compare.ts"),
     locateOpaFor(context),
   ]);
-  let store: Promise<Store | undefined> | undefined;
-  const resolver = new BundleResolver(context, opa, () => {
-    store ??= storeKind(settings)
-      ? import("../store/open.ts").then(({ openStore }) => openStore(context))
-      : Promise.resolve(undefined);
-    return store;
-  });
+  const resolver = new BundleResolver(context, opa);
   const bundleOf = async (ref: string) => {
     const file = path.resolve(cwd, ref);
     if (/\.tar\.gz$/.test(ref) && (await stat(file).catch(() => undefined))?.isFile()) return file;
     return resolver.bundleOf(await resolveRevisionArgument(context, ref));
   };
   const limits = bundleLimits(settings);
+  // The views hold everything compared below, so what was downloaded or built can go at once.
   const [from, to] = await Promise.all([
     bundleOf(fromRef).then((bundle) => viewOf(opa, bundle, limits)),
     bundleOf(toRef).then((bundle) => viewOf(opa, bundle, limits)),
-  ]);
+  ]).finally(() => resolver.dispose());
   const manifest: DiffResult["manifest"] = {};
   for (const field of MANIFEST_FIELDS) {
     if (stringify(from.manifest[field]) !== stringify(to.manifest[field])) {

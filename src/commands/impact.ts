@@ -2,6 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Command } from "commander";
+import type { FAIL_ON } from "../choices.ts";
 import { createContext, type Io, print } from "../cli-kit.ts";
 import { addStoreOptions, collect, toNumber } from "../cli-options.ts";
 import type { Context } from "../context.ts";
@@ -11,13 +12,10 @@ import type { RecordedDecision } from "../impact/decisions.ts";
 import type { Replayed } from "../impact/evaluate.ts";
 import type { ImpactResult } from "../impact/report.ts";
 import { locateOpaFor } from "../opa/locate.ts";
-import { storeKind } from "../settings.ts";
-import type { Store } from "../store/store.ts";
 import { writeOutput } from "./config.ts";
 
 /** Inputs per opa process: large enough that process start-up is noise, small enough to stay in memory. */
 const BATCH_SIZE = 5_000;
-export const FAIL_ON = ["deny-to-allow", "allow-to-deny", "changed", "to-error"] as const;
 
 interface Pending {
   revision: string;
@@ -56,14 +54,7 @@ export async function impact(context: Context): Promise<ImpactResult> {
     import("../impact/bundles.ts"),
     locateOpaFor(context),
   ]);
-  let store: Promise<Store | undefined> | undefined;
-  const openConfiguredStore = () => {
-    store ??= storeKind(settings)
-      ? import("../store/open.ts").then(({ openStore }) => openStore(context))
-      : Promise.resolve(undefined);
-    return store;
-  };
-  const resolver = new BundleResolver(context, opa, openConfiguredStore);
+  const resolver = new BundleResolver(context, opa);
   const scratch = await mkdtemp(path.join(os.tmpdir(), "policyship-candidate-"));
   try {
     const candidate = settings.candidate
@@ -117,7 +108,7 @@ export async function impact(context: Context): Promise<ImpactResult> {
     await reportOutputs(context, result);
     return result;
   } finally {
-    await rm(scratch, { recursive: true, force: true });
+    await Promise.all([rm(scratch, { recursive: true, force: true }), resolver.dispose()]);
   }
 }
 

@@ -114,8 +114,7 @@ function keyIdsOf(contents: BundleContents): string[] {
 }
 
 export async function viewOf(opa: Opa, bundle: string, limits: BundleLimits): Promise<BundleView> {
-  const listed = await readBundle(bundle, [], limits);
-  const contents = await readBundle(bundle, listed.files, limits);
+  const contents = await readBundle(bundle, "all", limits);
   const manifest = contents.manifest as Record<string, unknown>;
   return {
     revision: typeof manifest.revision === "string" ? manifest.revision : "",

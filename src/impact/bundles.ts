@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Context } from "../context.ts";
@@ -7,6 +7,7 @@ import { UserError } from "../errors.ts";
 import { describeHead, resolveCommit } from "../git.ts";
 import { opaBuild } from "../opa/commands.ts";
 import type { OpaBinary } from "../opa/locate.ts";
+import { REVISION_PATTERN, storeKind } from "../settings.ts";
 import { objectKey, type Store } from "../store/store.ts";
 
 /**
@@ -17,11 +18,26 @@ export class BundleResolver {
   private readonly resolved = new Map<string, Promise<string>>();
   private scratch: Promise<string> | undefined;
 
+  private store: Promise<Store | undefined> | undefined;
+
   constructor(
     private readonly context: Context,
     private readonly opa: OpaBinary,
-    private readonly store: (() => Promise<Store | undefined>) | undefined,
   ) {}
+
+  /** The configured store (bucket, registry or directory), opened on first need; none when none is set. */
+  private openStore(): Promise<Store | undefined> {
+    this.store ??= storeKind(this.context.settings)
+      ? import("../store/open.ts").then(({ openStore }) => openStore(this.context))
+      : Promise.resolve(undefined);
+    return this.store;
+  }
+
+  /** Removes what was downloaded or built for this run. */
+  async dispose(): Promise<void> {
+    const dir = await this.scratch?.catch(() => undefined);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }
 
   private dir(): Promise<string> {
     this.scratch ??= mkdtemp(path.join(os.tmpdir(), "policyship-impact-"));
@@ -41,8 +57,8 @@ export class BundleResolver {
     const { settings, cwd } = this.context;
     const local = path.resolve(cwd, settings.out, `${revision}.tar.gz`);
     if ((await stat(local).catch(() => undefined))?.isFile()) return local;
-    const store = await this.store?.();
-    if (store && /^[A-Za-z0-9._-]{1,128}$/.test(revision)) {
+    const store = await this.openStore();
+    if (store && REVISION_PATTERN.test(revision)) {
       const key = objectKey(settings.prefix, revision);
       if (await store.head(key)) {
         const file = path.join(await this.dir(), `${revision}.tar.gz`);
