@@ -27,11 +27,35 @@ export const OPA_ENV_ALLOWED = [
 
 const LOCALE = /^LC_[A-Z_]+$/;
 
-export function opaEnvironment(env: NodeJS.ProcessEnv, extra: readonly string[] = []): NodeJS.ProcessEnv {
-  const allowed = new Set<string>([...OPA_ENV_ALLOWED, ...extra]);
-  const scrubbed: NodeJS.ProcessEnv = {};
+/** The variables of `env` that are named in `allowed` or match one of `patterns`; nothing else. */
+export function allowListed(
+  env: NodeJS.ProcessEnv,
+  allowed: Iterable<string>,
+  patterns: readonly RegExp[] = [],
+): NodeJS.ProcessEnv {
+  const names = new Set(allowed);
+  const picked: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(env)) {
-    if (value !== undefined && (allowed.has(name) || LOCALE.test(name))) scrubbed[name] = value;
+    if (value !== undefined && (names.has(name) || patterns.some((pattern) => pattern.test(name)))) {
+      picked[name] = value;
+    }
   }
-  return scrubbed;
+  return picked;
+}
+
+export function opaEnvironment(env: NodeJS.ProcessEnv, extra: readonly string[] = []): NodeJS.ProcessEnv {
+  return allowListed(env, [...OPA_ENV_ALLOWED, ...extra], [LOCALE]);
+}
+
+/**
+ * What a docker credential helper sees: what opa may see, the user's identity and session, docker's own
+ * settings, and the cloud credentials the ECR, GCR and ACR helpers read. Never GITHUB_TOKEN, POLICYSHIP_*
+ * or the runner's tokens.
+ */
+export function credentialHelperEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return allowListed(
+    env,
+    [...OPA_ENV_ALLOWED, "USER", "LOGNAME", "SHELL", "DBUS_SESSION_BUS_ADDRESS"],
+    [LOCALE, /^(XDG|DOCKER|AWS|GOOGLE|CLOUDSDK|AZURE)_\w+$/],
+  );
 }

@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { UserError } from "../../errors.ts";
+import { credentialHelperEnvironment } from "../../opa/environment.ts";
 
 /**
  * Registry credentials for the CLI, found the way docker finds them. They are only ever sent to the
@@ -14,17 +15,6 @@ export type Credential =
   | { kind: "identity"; token: string; source: string };
 
 const HELPER_TIMEOUT_MS = 30_000;
-/**
- * What a credential helper sees of our environment: what it needs to find its own store and cloud
- * credentials (ECR, GCR, ACR helpers read AWS_*, GOOGLE_*, CLOUDSDK_*, AZURE_*), never the job's other
- * secrets (GITHUB_TOKEN, POLICYSHIP_*, the runner's tokens).
- */
-const HELPER_ENV =
-  /^(PATH|HOME|USER|LOGNAME|SHELL|TMPDIR|TEMP|TMP|LANG|LC_\w+|TZ|XDG_\w+|DOCKER_\w+|DBUS_SESSION_BUS_ADDRESS|SSL_CERT_\w+|(HTTPS?|NO)_PROXY|(https?|no)_proxy|AWS_\w+|GOOGLE_\w+|CLOUDSDK_\w+|AZURE_\w+)$/;
-
-export function helperEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(env).filter(([name]) => HELPER_ENV.test(name)));
-}
 const HELPER_MAX_OUTPUT = 64 * 1024;
 
 /**
@@ -150,7 +140,7 @@ async function runHelper(
     error?: NodeJS.ErrnoException;
   }>((resolve) => {
     const child = spawn(program, ["get"], {
-      env: helperEnvironment(env),
+      env: credentialHelperEnvironment(env),
       stdio: ["pipe", "pipe", "ignore"],
       timeout: HELPER_TIMEOUT_MS,
     });

@@ -39,6 +39,8 @@ const LIST_CONCURRENCY = 8;
 export class OciStore implements Store {
   readonly location: string;
   private readonly client: RegistryClient;
+  /** The manifest each tag had when head() last read it, for the get() that follows. */
+  private readonly headed = new Map<string, Found>();
 
   constructor(
     readonly reference: RegistryReference,
@@ -71,7 +73,11 @@ export class OciStore implements Store {
   }
 
   async head(key: string): Promise<StoredObject | undefined> {
-    const found = await this.manifest(this.tagOfKey(key));
+    const tag = this.tagOfKey(key);
+    const found = await this.manifest(tag);
+    // get() right after head() (verify, rollback, diff) downloads the layer this very manifest names.
+    if (found) this.headed.set(tag, found);
+    else this.headed.delete(tag);
     return found && this.toObject(key, found);
   }
 
@@ -106,7 +112,8 @@ export class OciStore implements Store {
 
   async get(key: string): Promise<Buffer> {
     const tag = this.tagOfKey(key);
-    const found = await this.manifest(tag);
+    const found = this.headed.get(tag) ?? (await this.manifest(tag));
+    this.headed.delete(tag);
     if (!found) throw new FailureError(`${pinned(this.reference, tag)} does not exist`);
     if (!found.layer) {
       throw new FailureError(
@@ -172,7 +179,12 @@ export class OciStore implements Store {
     const keys = tags.map((tag) => objectKey(this.prefix, tag)).filter((key) => key.startsWith(prefix));
     const objects: StoredObject[] = [];
     for (let i = 0; i < keys.length; i += LIST_CONCURRENCY) {
-      const batch = await Promise.all(keys.slice(i, i + LIST_CONCURRENCY).map((key) => this.head(key)));
+      const batch = await Promise.all(
+        keys.slice(i, i + LIST_CONCURRENCY).map(async (key) => {
+          const found = await this.manifest(this.tagOfKey(key));
+          return found && this.toObject(key, found);
+        }),
+      );
       for (const object of batch) if (object) objects.push(object);
     }
     return objects;
