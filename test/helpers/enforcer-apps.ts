@@ -1,6 +1,7 @@
 import http from "node:http";
 import express from "express";
 import Fastify from "fastify";
+import { afterAll, beforeAll } from "vitest";
 import type { Authz, EnforcerOptions } from "../../src/enforcer/index.ts";
 import {
   decisionOf,
@@ -81,5 +82,21 @@ export async function conformanceEngines(revision: string) {
         log: () => {},
         ...extra,
       }) as EnforcerOptions,
+  };
+}
+
+/**
+ * conformanceEngines for a whole test file: built and started before its tests, stopped after them.
+ * Returns the options of an enforcer on either engine.
+ */
+export function useConformanceEngines(revision: string) {
+  let engines: Awaited<ReturnType<typeof conformanceEngines>> | undefined;
+  beforeAll(async () => {
+    engines = await conformanceEngines(revision);
+  });
+  afterAll(() => engines?.opa.stop());
+  return (engine: EngineName, extra: Partial<EnforcerOptions> = {}): EnforcerOptions => {
+    if (!engines) throw new Error("useConformanceEngines: its beforeAll has not run");
+    return engines.options(engine, extra);
   };
 }

@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEnforcer, type DecisionEvent, type EnforcerOptions } from "../../src/enforcer/index.ts";
-import { ADAPTERS, type Handled, startAdapterApp } from "../helpers/enforcer-apps.ts";
+import {
+  ADAPTERS,
+  ENGINES,
+  type EngineName,
+  type Handled,
+  startAdapterApp,
+} from "../helpers/enforcer-apps.ts";
 import {
   buildBundles,
   CONFORMANCE_CASES,
@@ -27,13 +33,7 @@ afterAll(async () => {
   await opa?.stop();
 });
 
-const ENGINES = ["remote", "embedded"] as const;
-
-function enforcerFor(
-  engine: (typeof ENGINES)[number],
-  events: DecisionEvent[],
-  extra: Partial<EnforcerOptions> = {},
-) {
+function enforcerFor(engine: EngineName, events: DecisionEvent[], extra: Partial<EnforcerOptions> = {}) {
   return createEnforcer({
     ...(engine === "remote"
       ? { opa: { url: proxy.url, path: CONFORMANCE_ENTRYPOINT } }

@@ -2,26 +2,18 @@ import { mkdtemp, readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createEnforcer, type DecisionEvent, type EnforcerOptions } from "../../src/enforcer/index.ts";
 import {
   ADAPTERS,
-  conformanceEngines,
   ENGINES,
-  type EngineName,
   type Handled,
   startAdapterApp,
+  useConformanceEngines,
 } from "../helpers/enforcer-apps.ts";
 import { CONFORMANCE_ENTRYPOINT } from "../helpers/enforcer-fixtures.ts";
 
-let engines: Awaited<ReturnType<typeof conformanceEngines>>;
-beforeAll(async () => {
-  engines = await conformanceEngines("log-1");
-});
-afterAll(() => engines?.opa.stop());
-
-const optionsFor = (engine: EngineName, extra: Partial<EnforcerOptions> = {}) =>
-  engines.options(engine, extra);
+const optionsFor = useConformanceEngines("log-1");
 
 interface LogLine {
   decision_id: string;

@@ -11,15 +11,14 @@ import {
   InMemorySpanExporter,
   SimpleSpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEnforcer, type DecisionEvent, type EnforcerOptions } from "../../src/enforcer/index.ts";
+import { describe, expect, it } from "vitest";
+import { createEnforcer, type DecisionEvent } from "../../src/enforcer/index.ts";
 import {
   ADAPTERS,
-  conformanceEngines,
   ENGINES,
-  type EngineName,
   type Handled,
   startAdapterApp,
+  useConformanceEngines,
 } from "../helpers/enforcer-apps.ts";
 
 // The real OpenTelemetry SDK, with its in-memory exporters, registered as a user's app would.
@@ -32,14 +31,7 @@ const reader = new PeriodicExportingMetricReader({
 trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }));
 metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
 
-let engines: Awaited<ReturnType<typeof conformanceEngines>>;
-beforeAll(async () => {
-  engines = await conformanceEngines("otel-1");
-});
-afterAll(() => engines?.opa.stop());
-
-const optionsFor = (engine: EngineName, extra: Partial<EnforcerOptions> = {}) =>
-  engines.options(engine, extra);
+const optionsFor = useConformanceEngines("otel-1");
 
 const attributesOf = (decisionId: string) =>
   spans.getFinishedSpans().find((span) => span.attributes["policyship.decision_id"] === decisionId)
