@@ -104,6 +104,15 @@ function enforcerFor(
   });
 }
 
+/** POST /orders with a sample's content type and bytes. */
+function postOrder(url: string, sample: { type: string; body: string }) {
+  return fetch(`${url}/orders`, {
+    method: "POST",
+    headers: { "content-type": sample.type },
+    body: sample.body,
+  });
+}
+
 function seenOf(events: DecisionEvent[]): Seen {
   const last = events.at(-1);
   if (!last) throw new Error("the enforcer made no decision");
@@ -135,11 +144,7 @@ for (const engine of ["remote", "embedded"] as const) {
           const app = await expressApp(framework, parser, enforcer);
           try {
             const sample = SAMPLES[parser === "none" ? "json" : parser];
-            const response = await fetch(`${app.url}/orders`, {
-              method: "POST",
-              headers: { "content-type": sample.type },
-              body: sample.body,
-            });
+            const response = await postOrder(app.url, sample);
             expect(response.status).toBe(200);
             const received = (await response.json()) as Received;
             expect(received.kind).not.toBe("none");
@@ -156,11 +161,7 @@ for (const engine of ["remote", "embedded"] as const) {
         const enforcer = enforcerFor(engine, { body: true }, events);
         const app = await expressApp(framework, "json", enforcer);
         try {
-          const response = await fetch(`${app.url}/orders`, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body: SAMPLES.json.body,
-          });
+          const response = await postOrder(app.url, SAMPLES.json);
           expect(response.status).toBe(500);
           expect(app.handled()).toBe(0);
           expect(events.at(-1)?.decision.error).toMatch(/consumed by a body parser/);
@@ -177,11 +178,7 @@ for (const engine of ["remote", "embedded"] as const) {
         const enforcer = enforcerFor(engine, { body: true, parsedJsonBody: true }, events);
         const app = await fastifyApp(enforcer);
         try {
-          const response = await fetch(`${app.url}/orders`, {
-            method: "POST",
-            headers: { "content-type": sample.type },
-            body: sample.body,
-          });
+          const response = await postOrder(app.url, sample);
           expect(response.status).toBe(200);
           const received = (await response.json()) as Received;
           const seen = seenOf(events);
