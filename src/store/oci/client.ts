@@ -12,6 +12,12 @@ import { baseUrl, isLoopback, type RegistryReference } from "./reference.ts";
 
 export type Access = "pull" | "push" | "delete";
 
+interface SendInit {
+  headers?: Record<string, string>;
+  body?: Buffer | string | ReadableStream;
+  timeoutMs?: number;
+}
+
 interface Challenge {
   scheme: string;
   params: Record<string, string>;
@@ -43,16 +49,7 @@ export class RegistryClient {
    * One API call, authenticated as the registry asks. Network errors, 429 and 5xx are retried with backoff
    * when the body can be sent again; a stream body is sent once (the caller retries the whole upload).
    */
-  async send(
-    method: string,
-    target: string,
-    access: Access,
-    init: {
-      headers?: Record<string, string>;
-      body?: Buffer | string | ReadableStream;
-      timeoutMs?: number;
-    } = {},
-  ): Promise<Response> {
+  async send(method: string, target: string, access: Access, init: SendInit = {}): Promise<Response> {
     const replayable = !(init.body instanceof ReadableStream);
     for (let attempt = 1; ; attempt++) {
       let response: Response;
@@ -80,7 +77,7 @@ export class RegistryClient {
     method: string,
     target: string,
     access: Access,
-    init: { headers?: Record<string, string>; body?: Buffer | string | ReadableStream; timeoutMs?: number },
+    init: SendInit,
     replayable: boolean,
   ): Promise<Response> {
     const scope = `repository:${this.reference.repository}:${access === "push" ? "pull,push" : access}`;
