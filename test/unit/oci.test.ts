@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -12,10 +11,22 @@ import { parseChallenge, RegistryClient } from "../../src/store/oci/client.ts";
 import { findCredential } from "../../src/store/oci/credentials.ts";
 import { OciStore } from "../../src/store/oci/oci.ts";
 import { parseRegistry, tagOf } from "../../src/store/oci/reference.ts";
+import { listen } from "../helpers/serve.ts";
 
 const settings = (overrides: Partial<Settings> = {}): Settings =>
   ({ ...DEFAULTS, entrypoints: [], ignore: [], ...overrides }) as Settings;
 const sha = "b".repeat(40);
+
+const closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  await Promise.all(closers.splice(0).map((close) => close()));
+});
+/** A loopback server; returns its host:port. */
+async function serve(handler: http.RequestListener): Promise<string> {
+  const { url, close } = await listen(http.createServer(handler));
+  closers.push(close);
+  return new URL(url).host;
+}
 
 describe("registry references", () => {
   it("parses oci://registry/repository, with plain HTTP only for loopback and named hosts", () => {
@@ -165,9 +176,6 @@ describe("registry credentials", () => {
 });
 
 describe("the bearer challenge", () => {
-  let server: http.Server | undefined;
-  afterEach(() => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve())));
-
   it("parses quoted and bare parameters", () => {
     expect(
       parseChallenge(
@@ -182,16 +190,14 @@ describe("the bearer challenge", () => {
 
   it("never sends credentials to a realm that is not HTTPS and not on this machine", async () => {
     let authorizations = 0;
-    server = http.createServer((request, response) => {
+    const host = await serve((request, response) => {
       if (request.headers.authorization) authorizations++;
       response.writeHead(401, {
         "www-authenticate": 'Bearer realm="http://token.attacker.example/token",service="x"',
       });
       response.end();
     });
-    await new Promise<void>((resolve) => server?.listen(0, "127.0.0.1", resolve));
-    const port = (server.address() as AddressInfo).port;
-    const client = new RegistryClient(parseRegistry(`127.0.0.1:${port}/acme/p`), {
+    const client = new RegistryClient(parseRegistry(`${host}/acme/p`), {
       kind: "basic",
       username: "u",
       password: "p",
@@ -209,21 +215,10 @@ describe("the bearer challenge", () => {
 });
 
 describe("blobs behind a redirect", () => {
-  const servers: http.Server[] = [];
-  afterEach(async () => {
-    await Promise.all(servers.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
-  });
-  const listen = async (handler: http.RequestListener) => {
-    const server = http.createServer(handler);
-    servers.push(server);
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    return `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  };
-
   /** A registry that wants basic credentials and sends blobs to a CDN on another origin. */
   async function setup(served: Buffer, declared: Buffer) {
     const cdnAuthorizations: (string | undefined)[] = [];
-    const cdn = await listen((request, response) => {
+    const cdn = await serve((request, response) => {
       cdnAuthorizations.push(request.headers.authorization);
       response.end(served);
     });
@@ -233,7 +228,7 @@ describe("blobs behind a redirect", () => {
       mediaType: "application/vnd.oci.image.manifest.v1+json",
       layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest, size: declared.length }],
     });
-    const host = await listen((request, response) => {
+    const host = await serve((request, response) => {
       if (request.headers.authorization !== `Basic ${Buffer.from("u:p").toString("base64")}`) {
         response.writeHead(401, { "www-authenticate": 'Basic realm="registry"' }).end();
       } else if (request.url?.includes("/manifests/")) {
@@ -264,5 +259,70 @@ describe("blobs behind a redirect", () => {
     await expect(other.store.get(`${sha}.tar.gz`)).rejects.toThrow(/served sha256:[0-9a-f]{64} for the blob/);
     const longer = await setup(Buffer.alloc(100_000, 1), Buffer.from("short"));
     await expect(longer.store.get(`${sha}.tar.gz`)).rejects.toThrow(/sent more than the 5 bytes/);
+  });
+});
+
+describe("URLs the registry hands back", () => {
+  const credential = { kind: "basic", username: "u", password: "p", source: "test" } as const;
+
+  /** A registry with basic auth whose upload locations and tag pages point wherever `elsewhere` says. */
+  async function setup(elsewhere: string) {
+    const foreign: (string | undefined)[] = [];
+    const other = await serve((request, response) => {
+      foreign.push(request.headers.authorization);
+      response.writeHead(201).end(JSON.stringify({ tags: [] }));
+    });
+    const host = await serve((request, response) => {
+      if (!request.headers.authorization) {
+        response.writeHead(401, { "www-authenticate": 'Basic realm="registry"' }).end();
+      } else if (request.method === "HEAD" || request.url?.includes("/manifests/")) {
+        response.writeHead(404).end();
+      } else if (request.method === "POST") {
+        response.writeHead(202, { location: elsewhere.replace("OTHER", other) }).end();
+      } else if (request.url?.includes("/tags/list")) {
+        response
+          .writeHead(200, { link: `<${elsewhere.replace("OTHER", other)}>; rel="next"` })
+          .end(JSON.stringify({ tags: [] }));
+      } else {
+        response.writeHead(500).end();
+      }
+    });
+    const store = new OciStore(parseRegistry(`${host}/acme/p`), credential, "");
+    return { store, foreign };
+  }
+
+  async function publish(store: OciStore) {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "policyship-oci-"));
+    const file = path.join(dir, "bundle.tar.gz");
+    const bytes = Buffer.from("bundle");
+    await writeFile(file, bytes);
+    return store.createIfAbsent({
+      key: `${sha}.tar.gz`,
+      file,
+      size: bytes.length,
+      sha256: createHash("sha256").update(bytes).digest("hex"),
+      contentType: "application/gzip",
+      metadata: {},
+    });
+  }
+
+  it("never sends the registry's credentials to an upload location on another host", async () => {
+    const { store, foreign } = await setup("http://OTHER/v2/acme/p/blobs/uploads/1");
+    await expect(publish(store)).rejects.toThrow(
+      /sent the upload to another host \(127\.0\.0\.1:\d+\); refused/,
+    );
+    expect(foreign).toEqual([]);
+  });
+
+  it("never follows a page of tags on another host", async () => {
+    const { store, foreign } = await setup("http://OTHER/v2/acme/p/tags/list?last=x");
+    await expect(store.list("")).rejects.toThrow(/sent the next page of tags to another host/);
+    expect(foreign).toEqual([]);
+  });
+
+  it("an unparseable location is one clear refusal", async () => {
+    const { store } = await setup("http://[oops/");
+    await expect(publish(store)).rejects.toThrow(/sent the upload to an invalid URL; refused/);
+    await expect(store.list("")).rejects.toThrow(/sent the next page of tags to an invalid URL/);
   });
 });

@@ -46,6 +46,25 @@ export class RegistryClient {
   }
 
   /**
+   * A URL the registry hands back (an upload location, the next page of tags), resolved against it. The
+   * call to it carries the registry's credentials, so it must be the registry itself.
+   */
+  ownUrl(location: string, what: string): URL {
+    let url: URL;
+    try {
+      url = new URL(location, this.base);
+    } catch {
+      throw new FailureError(`${this.reference.registry} sent ${what} to an invalid URL; refused`);
+    }
+    if (url.origin !== new URL(this.base).origin) {
+      throw new FailureError(
+        `${this.reference.registry} sent ${what} to another host (${url.host}); refused`,
+      );
+    }
+    return url;
+  }
+
+  /**
    * One API call, authenticated as the registry asks. Network errors, 429 and 5xx are retried with backoff
    * when the body can be sent again; a stream body is sent once (the caller retries the whole upload).
    */

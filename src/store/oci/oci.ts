@@ -174,7 +174,7 @@ export class OciStore implements Store {
         if (typeof tag === "string" && isTag(tag)) tags.push(tag);
       // RFC 5988 Link: <url>; rel="next"
       const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(response.headers.get("link") ?? "")?.[1];
-      next = link ? new URL(link, this.client.base).toString() : undefined;
+      next = link ? this.client.ownUrl(link, "the next page of tags").toString() : undefined;
     }
     const keys = tags.map((tag) => objectKey(this.prefix, tag)).filter((key) => key.startsWith(prefix));
     const objects: StoredObject[] = [];
@@ -255,13 +255,7 @@ export class OciStore implements Store {
     });
     if (start.status !== 202) throw await this.client.refused(start, `starting the upload of ${digest}`);
     await start.body?.cancel();
-    const location = new URL(start.headers.get("location") ?? "", this.client.base);
-    // The upload URL receives the registry's credentials, so it must be the registry itself.
-    if (location.origin !== new URL(this.client.base).origin) {
-      throw new FailureError(
-        `${this.reference.registry} sent the upload to another host (${location.host}); refused`,
-      );
-    }
+    const location = this.client.ownUrl(start.headers.get("location") ?? "", "the upload");
     location.searchParams.set("digest", digest);
     const put = await this.client.send("PUT", location.toString(), "push", {
       headers: { "content-type": "application/octet-stream", "content-length": String(size) },
