@@ -1,4 +1,4 @@
-import type { Settings } from "./settings.ts";
+import type { Settings } from "./settings-schema.ts";
 
 export interface Logger {
   /** Progress for humans, on stderr (silentLogger for library callers who want none). */

@@ -17,4 +17,5 @@ export { checkPublished, verify } from "./commands/verify.ts";
 export { type Context, type Logger, silentLogger, stderrLogger } from "./context.ts";
 export { FailureError, UserError } from "./errors.ts";
 export { renderOpaConfig } from "./opa-config/render.ts";
-export { resolveSettings, type Settings } from "./settings.ts";
+export { resolveSettings } from "./settings.ts";
+export type { Settings } from "./settings-schema.ts";

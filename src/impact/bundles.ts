@@ -7,7 +7,8 @@ import { UserError } from "../errors.ts";
 import { describeHead, resolveCommit } from "../git.ts";
 import { opaBuild } from "../opa/commands.ts";
 import type { OpaBinary } from "../opa/locate.ts";
-import { REVISION_PATTERN, storeKind } from "../settings.ts";
+import { storeKind } from "../settings.ts";
+import { REVISION_PATTERN } from "../settings-schema.ts";
 import { objectKey, type Store } from "../store/store.ts";
 
 /**

@@ -1,5 +1,6 @@
 import { UserError } from "../errors.ts";
-import { flagName, type Settings, storeKind } from "../settings.ts";
+import { flagName, storeKind } from "../settings.ts";
+import type { Settings } from "../settings-schema.ts";
 import { parseRegistry, pinned, tagOf } from "../store/oci/reference.ts";
 import { objectKey } from "../store/store.ts";
 

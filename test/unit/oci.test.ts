@@ -6,7 +6,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { FailureError, UserError } from "../../src/errors.ts";
 import { renderOpaConfig } from "../../src/opa-config/render.ts";
-import { DEFAULTS, type Settings } from "../../src/settings.ts";
+import { DEFAULTS, type Settings } from "../../src/settings-schema.ts";
 import { parseChallenge, RegistryClient } from "../../src/store/oci/client.ts";
 import { findCredential } from "../../src/store/oci/credentials.ts";
 import { OciStore } from "../../src/store/oci/oci.ts";

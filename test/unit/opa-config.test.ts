@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { UserError } from "../../src/errors.ts";
 import { renderOpaConfig, s3Signing, serviceUrl } from "../../src/opa-config/render.ts";
-import { DEFAULTS, type Settings } from "../../src/settings.ts";
+import { DEFAULTS, type Settings } from "../../src/settings-schema.ts";
 import { objectKey, revisionOfKey } from "../../src/store/store.ts";
 
 const settings = (overrides: Partial<Settings> = {}): Settings =>

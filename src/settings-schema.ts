@@ -1,0 +1,191 @@
+/** What each setting may hold, and its default; settings.ts reads the sources and merges them. */
+
+// zod/v3 is the v3 API that ships inside the zod 4 package. It imports in ~17 ms against ~95 ms for the v4
+// core, and every command pays that on start-up (see README "Performance").
+import { z } from "zod/v3";
+import { CONFIG_FORMATS, CREDENTIAL_MODES, FAIL_ON, TARGETS } from "./choices.ts";
+
+/** Characters that are safe in an S3 key, a file name and OPA's manifest. */
+export const REVISION_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+const revision = z.string().regex(REVISION_PATTERN, "must be 1–128 characters of A-Z a-z 0-9 . _ -");
+
+// https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+const bucket = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "must be 3–63 lower-case letters, digits, '.' or '-'")
+  .refine(
+    (name) => !name.includes("..") && !/^\d+\.\d+\.\d+\.\d+$/.test(name),
+    "is not a valid S3 bucket name",
+  );
+
+const prefix = z
+  .string()
+  .max(512)
+  .refine((value) => !value.startsWith("/"), "must not start with '/'")
+  .refine((value) => !value.split("/").includes(".."), "must not contain '..'")
+  .refine((value) => !/[\s\\]/.test(value), "must not contain spaces or backslashes");
+
+const region = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/, "must look like us-east-1");
+
+const url = z
+  .string()
+  .url("must be an http(s) URL")
+  .refine((value) => /^https?:\/\//.test(value), "must be an http(s) URL");
+
+export const SIGNING_ALGORITHMS = [
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "HS256",
+  "HS384",
+  "HS512",
+] as const;
+
+/**
+ * Every setting, from policyship.yaml, POLICYSHIP_* environment variables and flags.
+ * All optional here; DEFAULTS fills the gaps after the sources are merged.
+ */
+export const settingsSchema = z
+  .object({
+    // build
+    policies: z.string().min(1),
+    out: z.string().min(1),
+    revision: revision,
+    allowDirty: z.boolean(),
+    optimize: z.number().int().min(0).max(2),
+    target: z.enum(TARGETS),
+    entrypoints: z.array(
+      z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_/.-]*$/, "must be a slash-separated path"),
+    ),
+    signingKey: z.string().min(1),
+    signingAlg: z.enum(SIGNING_ALGORITHMS),
+    claimsFile: z.string().min(1),
+    v0Compatible: z.boolean(),
+    ignore: z.array(z.string().min(1)),
+    // test
+    bundle: z.string().min(1),
+    coverageThreshold: z.number().min(0).max(100),
+    run: z.string().min(1),
+    // store
+    bucket: bucket,
+    prefix: prefix,
+    region: region,
+    endpoint: url,
+    forcePathStyle: z.boolean(),
+    profile: z.string().min(1),
+    to: z.string().min(1),
+    store: z
+      .string()
+      .regex(/^(oci|s3):\/\/[^/]/, "must be oci://<registry>/<repository> or s3://<bucket>[/<prefix>]"),
+    registry: z.string().min(1),
+    insecureRegistry: z.array(
+      z.string().regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, "must be registry hosts such as registry.lan:5000"),
+    ),
+    registryTokenPath: z.string().min(1),
+    registryTokenEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name"),
+    registryTokenScheme: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9_-]{0,31}$/, "must be a scheme such as Bearer or Basic"),
+    // OPA configuration
+    bundleName: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be letters, digits, '.', '_' or '-'"),
+    serviceName: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be letters, digits, '.', '_' or '-'"),
+    serviceUrl: url,
+    credentials: z.enum(CREDENTIAL_MODES),
+    roleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, "must be an IAM role ARN"),
+    iamRole: z.string().min(1),
+    pollingMin: z.number().int().min(1),
+    pollingMax: z.number().int().min(1),
+    persist: z.boolean(),
+    decisionLogs: z.enum(["console"]),
+    status: z.enum(["console"]),
+    verificationKey: z.string().min(1),
+    verificationKeyEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name"),
+    keyId: z.string().min(1),
+    format: z.enum(CONFIG_FORMATS),
+    output: z.string().min(1),
+    // reading bundles (see bundle/read.ts)
+    bundleMaxEntries: z.number().int().min(1),
+    bundleMaxBytes: z.number().int().min(1),
+    bundleMaxFileBytes: z.number().int().min(1),
+    bundleMaxPathLength: z.number().int().min(1),
+    // tools
+    opa: z.string().min(1),
+    opaEnv: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be environment variable names")),
+    limit: z.number().int().min(1).max(1000),
+    // impact
+    decisions: z.string().min(1),
+    base: z.string().min(1),
+    candidate: z.string().min(1),
+    decisionPath: z.string().regex(/^\/*[\w-]+(\/[\w-]+)*\/*$/, "must be a rule path such as authz/allow"),
+    failOn: z.array(z.enum(FAIL_ON)),
+    examples: z.number().int().min(0).max(1000),
+    mask: z.array(z.string().regex(/^\/input(\/|$)/, "must be JSON Pointers under /input")),
+    markdown: z.string().min(1),
+    // status
+    expect: z.string().min(1),
+    wait: z.string().regex(/^\d+(\.\d+)?(ms|s|m|h)?$/, "must be a duration such as 90s, 5m or 1h"),
+    statusBundle: z.string().min(1),
+    // prune
+    keep: z.number().int().min(1),
+    olderThan: z.string().regex(/^\d+(\.\d+)?(ms|s|m|h|d)?$/, "must be a duration such as 90d or 12h"),
+    protect: z.array(z.string().min(1)),
+    yes: z.boolean(),
+    // diff
+    patch: z.boolean(),
+    exitCode: z.boolean(),
+    // per-command switches
+    verify: z.boolean(),
+    dryRun: z.boolean(),
+  })
+  .strict();
+
+export type SettingsInput = Partial<z.infer<typeof settingsSchema>>;
+
+export const DEFAULTS = {
+  policies: "policies",
+  out: "dist",
+  allowDirty: false,
+  optimize: 0,
+  target: "rego",
+  entrypoints: [],
+  signingAlg: "RS256",
+  v0Compatible: false,
+  ignore: [],
+  prefix: "",
+  forcePathStyle: false,
+  insecureRegistry: [],
+  registryTokenScheme: "Bearer",
+  bundleName: "authz",
+  serviceName: "bundles",
+  credentials: "environment",
+  pollingMin: 60,
+  pollingMax: 120,
+  persist: false,
+  verificationKeyEnv: "OPA_VERIFICATION_KEY",
+  format: "yaml",
+  opaEnv: [],
+  failOn: [],
+  examples: 20,
+  mask: [],
+  patch: false,
+  protect: [],
+  yes: false,
+  exitCode: false,
+  bundleMaxEntries: 10_000,
+  bundleMaxBytes: 1024 * 1024 * 1024,
+  bundleMaxFileBytes: 1024 * 1024 * 1024,
+  bundleMaxPathLength: 1024,
+  limit: 20,
+  verify: false,
+  dryRun: false,
+} as const satisfies SettingsInput;
+
+export type Settings = Omit<SettingsInput, keyof typeof DEFAULTS> & {
+  -readonly [K in keyof typeof DEFAULTS]-?: z.infer<typeof settingsSchema>[K];
+};
