@@ -1,3 +1,5 @@
+import { printable } from "./printable.ts";
+
 /**
  * The error vocabulary. Only bin/ turns these into exit codes:
  * UserError → 2 (could not start), FailureError → 1 (ran and failed), anything else → 70 (a bug).
@@ -45,6 +47,7 @@ export function formatError(error: unknown): string {
   return `policyship: internal error: ${oneLine(message)} — please report it with the output of --verbose`;
 }
 
+/** One line, whatever the message quotes: a bad input's control characters are shown, not obeyed. */
 function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, "; ").trim();
+  return printable(text.replace(/\s*\n\s*/g, "; ").trim(), 4_000);
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { appendFile } from "node:fs/promises";
+import { printable } from "./printable.ts";
 
 /** GitHub Actions: workflow commands, job outputs and the step summary. */
 
@@ -51,8 +52,30 @@ export async function appendStepSummary(env: NodeJS.ProcessEnv, markdown: string
   await appendFile(env.GITHUB_STEP_SUMMARY, markdown.endsWith("\n") ? markdown : `${markdown}\n`);
 }
 
+/** Line breaks become spaces (a markdown line or cell is one line); then as printable() shows it. */
+function oneLine(value: unknown): string {
+  return printable(String(value ?? "").replace(/\r?\n|\r/g, " "));
+}
+
+/**
+ * Text from outside as markdown that shows it and nothing else: no link, image, HTML tag or code span can
+ * start inside it, and a table cell cannot end early. Emphasis characters are left; they only restyle.
+ */
+export function markdownText(value: unknown): string {
+  return oneLine(value).replace(/[\\`[\]<>|]/g, (char) => `\\${char}`);
+}
+
+/** Text from outside as an inline code span: the fence is longer than any run of backticks inside. */
+export function markdownCode(value: unknown): string {
+  const text = oneLine(value);
+  const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
+  const fence = "`".repeat(longest + 1);
+  const pad = longest > 0 || text.startsWith(" ") || text.endsWith(" ") ? " " : "";
+  return `${fence}${pad}${text}${pad}${fence}`;
+}
+
 export function markdownTable(header: string[], rows: string[][]): string {
-  const cell = (value: string) => value.replaceAll("|", "\\|").replaceAll("\n", " ");
+  const cell = markdownText;
   return [
     `| ${header.map(cell).join(" | ")} |`,
     `| ${header.map(() => "---").join(" | ")} |`,

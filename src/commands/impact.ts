@@ -7,11 +7,12 @@ import { createContext, type Io, print } from "../cli-kit.ts";
 import { addStoreOptions, collect, toNumber } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
-import { appendStepSummary, inGitHubActions, markdownTable } from "../github.ts";
+import { appendStepSummary, inGitHubActions, markdownCode, markdownTable } from "../github.ts";
 import type { RecordedDecision } from "../impact/decisions.ts";
 import type { Replayed } from "../impact/evaluate.ts";
 import type { ImpactResult } from "../impact/report.ts";
 import { locateOpaFor } from "../opa/locate.ts";
+import { printable } from "../printable.ts";
 import { writeOutput } from "./config.ts";
 
 /** Inputs per opa process: large enough that process start-up is noise, small enough to stay in memory. */
@@ -172,7 +173,7 @@ export function renderImpact(result: ImpactResult): string {
   if (result.groups.length > 0) {
     lines.push("", "most changed requests:");
     for (const group of result.groups)
-      lines.push(`  ${String(group.changed).padStart(6)}  ${group.method} ${group.path}`);
+      lines.push(`  ${String(group.changed).padStart(6)}  ${printable(`${group.method} ${group.path}`)}`);
   }
   return lines.join("\n");
 }
@@ -208,7 +209,7 @@ export function renderImpactMarkdown(result: ImpactResult): string {
     sections.push("", "<details><summary>Examples (inputs masked)</summary>", "");
     for (const example of result.examples) {
       sections.push(
-        `- \`${example.method} ${example.path}\` ${example.flip.replaceAll("_", " ")}: \`${JSON.stringify(example.base)}\` → \`${JSON.stringify(example.candidate)}\``,
+        `- ${markdownCode(`${example.method} ${example.path}`)} ${example.flip.replaceAll("_", " ")}: ${markdownCode(JSON.stringify(example.base))} → ${markdownCode(JSON.stringify(example.candidate))}`,
       );
     }
     sections.push("", "</details>");

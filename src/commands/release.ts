@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { createContext, type Io, print } from "../cli-kit.ts";
 import { addBuildOptions, addConfigOptions, addStoreOptions, addTestOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
-import { appendStepSummary, inGitHubActions, writeOutputs } from "../github.ts";
+import { appendStepSummary, inGitHubActions, markdownText, writeOutputs } from "../github.ts";
 import { locateOpaFor } from "../opa/locate.ts";
 import { resolveBuildRevision } from "../revision.ts";
 import { assertPoliciesDir, type BuildResult, build } from "./build.ts";
@@ -119,7 +119,7 @@ async function reportToGitHub(
     `## policyship release ${result.revision}`,
     "",
     `- **Revision**: \`${result.revision}\``,
-    `- **Commit**: ${built.git?.subject ?? "(unknown)"}`,
+    `- **Commit**: ${built.git ? markdownText(built.git.subject) : "(unknown)"}`,
     `- **Tests**: ${result.tests.passed} passed, ${result.tests.failed} failed; coverage ${coverage}`,
     `- **Object**: ${object}`,
     `- **Size**: ${result.size} bytes, sha256 \`${result.sha256}\``,

@@ -3,6 +3,8 @@ import { createContext, type Io, opaFlags, print } from "../cli-kit.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { appendStepSummary, inGitHubActions, markdownTable } from "../github.ts";
+import { readCapped } from "../http-body.ts";
+import { printable } from "../printable.ts";
 import { resolveRevisionArgument } from "./verify.ts";
 
 export interface InstanceStatus {
@@ -27,6 +29,8 @@ export interface StatusResult {
 }
 
 const REQUEST_TIMEOUT_MS = 5_000;
+/** /v1/status of an OPA with many bundles is a few kilobytes; this is far above and still bounded. */
+const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 const POLL_MS = 1_000;
 
 /** "90s", "5m", "1h", "500ms", or plain seconds. */
@@ -40,28 +44,52 @@ export function parseDuration(text: string | undefined): number {
   return Number(match[1]) * scale;
 }
 
+/** One bundle in OPA's /v1/status, as it might arrive: nothing in it is trusted to have its type. */
 interface BundleStatus {
-  active_revision?: string;
-  last_successful_download?: string;
-  last_successful_activation?: string;
-  code?: string;
-  message?: string;
-  errors?: { message?: string }[];
+  active_revision?: unknown;
+  last_successful_download?: unknown;
+  last_successful_activation?: unknown;
+  code?: unknown;
+  message?: unknown;
+  errors?: { message?: unknown }[];
 }
+
+class TooLarge extends Error {}
 
 async function getJson(url: string): Promise<{ status: number; body: unknown }> {
   const response = await fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-  const text = await response.text();
+  const bytes = await readCapped(
+    response,
+    MAX_RESPONSE_BYTES,
+    () => new TooLarge(`answered more than ${MAX_RESPONSE_BYTES} bytes`),
+  );
   let body: unknown;
   try {
-    body = JSON.parse(text);
+    body = JSON.parse(bytes.toString("utf8"));
   } catch {
     body = undefined;
   }
   return { status: response.status, body };
 }
 
-const real = (time: string | undefined) => (time && !time.startsWith("0001-") ? time : null);
+/** What OPA says is shown, never obeyed: a string made printable, anything else nothing. */
+const text = (value: unknown, max = 2_000) =>
+  typeof value === "string" && value !== "" ? printable(value, max) : null;
+const real = (time: unknown) => {
+  const shown = text(time, 100);
+  return shown && !shown.startsWith("0001-") ? shown : null;
+};
+
+function bundleError(state: BundleStatus): string | null {
+  const code = text(state.code);
+  if (!code) return null;
+  const details = Array.isArray(state.errors)
+    ? state.errors.map((entry) => text(entry?.message)).filter(Boolean)
+    : [];
+  return [`${code}: ${text(state.message) ?? ""}`.trim(), details.length ? `(${details.join("; ")})` : ""]
+    .filter(Boolean)
+    .join(" ");
+}
 
 /** One instance: /v1/status, or /health?bundles=true where the status plugin is off. */
 export async function readInstance(url: string, bundle: string): Promise<InstanceStatus> {
@@ -77,21 +105,18 @@ export async function readInstance(url: string, bundle: string): Promise<Instanc
     const status = await getJson(`${base}/v1/status`);
     const bundles = (status.body as { result?: { bundles?: Record<string, BundleStatus> } })?.result?.bundles;
     if (status.status === 200 && bundles) {
-      const state = bundles[bundle];
-      if (!state)
+      const state = Object.hasOwn(bundles, bundle) ? bundles[bundle] : undefined;
+      if (!state || typeof state !== "object")
         return {
           ...blank,
-          error: `no bundle named ${bundle} (it has: ${Object.keys(bundles).join(", ") || "none"})`,
+          error: `no bundle named ${bundle} (it has: ${printable(Object.keys(bundles).join(", "), 300) || "none"})`,
         };
-      const error = state.code
-        ? `${state.code}: ${state.message ?? ""}${state.errors?.length ? ` (${state.errors.map((e) => e.message).join("; ")})` : ""}`.trim()
-        : null;
       return {
         url,
-        revision: state.active_revision || null,
+        revision: text(state.active_revision, 300),
         lastDownload: real(state.last_successful_download),
         lastActivation: real(state.last_successful_activation),
-        error,
+        error: bundleError(state),
       };
     }
     // The status plugin is off: health says whether every bundle is active, though not which revision.
@@ -104,8 +129,9 @@ export async function readInstance(url: string, bundle: string): Promise<Instanc
           : `status plugin off and bundles not active (GET /health?bundles=true answered ${health.status})`,
     };
   } catch (error) {
+    if (error instanceof TooLarge) return { ...blank, error: error.message };
     const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name;
-    return { ...blank, error: `unreachable (${cause})` };
+    return { ...blank, error: `unreachable (${printable(cause, 100)})` };
   }
 }
 

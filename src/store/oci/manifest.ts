@@ -123,15 +123,3 @@ export function metadataOf(found: Found): Record<string, string> {
   metadata["manifest-digest"] = found.digest;
   return metadata;
 }
-
-/** The body, refused as soon as it grows past `max` bytes (a registry's word on sizes is not trusted). */
-export async function readCapped(response: Response, max: number, tooLong: string): Promise<Buffer> {
-  const chunks: Uint8Array[] = [];
-  let received = 0;
-  for await (const chunk of response.body ?? []) {
-    received += chunk.length;
-    if (received > max) throw new FailureError(tooLong, "do not deploy it");
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
-}

@@ -2,6 +2,7 @@ import { createReadStream } from "node:fs";
 import { pipeline, Readable, Transform } from "node:stream";
 import { digestVerifier, READ_CHUNK_BYTES } from "../../bundle/read.ts";
 import { FailureError, UserError } from "../../errors.ts";
+import { readCapped } from "../../http-body.ts";
 import {
   type CreateOutcome,
   normalizePrefix,
@@ -24,7 +25,6 @@ import {
   MEDIA_TYPES,
   metadataOf,
   parseManifest,
-  readCapped,
 } from "./manifest.ts";
 import { isTag, pinned, type RegistryReference, tagOf } from "./reference.ts";
 
@@ -105,7 +105,11 @@ export class OciStore implements Store {
     const bytes = await readCapped(
       response,
       MAX_MANIFEST_BYTES,
-      `the manifest of ${pinned(this.reference, reference)} is larger than ${MAX_MANIFEST_BYTES} bytes`,
+      () =>
+        new FailureError(
+          `the manifest of ${pinned(this.reference, reference)} is larger than ${MAX_MANIFEST_BYTES} bytes`,
+          "do not deploy it",
+        ),
     );
     return parseManifest(bytes, pinned(this.reference, reference));
   }
@@ -154,7 +158,11 @@ export class OciStore implements Store {
     return readCapped(
       response,
       size,
-      `${this.reference.registry} sent more than the ${size} bytes of ${digest}`,
+      () =>
+        new FailureError(
+          `${this.reference.registry} sent more than the ${size} bytes of ${digest}`,
+          "do not deploy it",
+        ),
     );
   }
 
