@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { createContext, type Io, print } from "../cli-kit.ts";
 import { addStoreOptions, toNumber } from "../cli-options.ts";
 import type { Context } from "../context.ts";
+import { printable } from "../printable.ts";
 import { openStore } from "../store/open.ts";
 
 export interface ListedRevision {
@@ -39,7 +40,8 @@ export function renderList(revisions: ListedRevision[]): string {
         r.revision.padEnd(40),
         (r.lastModified ?? "").slice(0, 19).replace("T", " "),
         `${r.size} B`.padStart(10),
-        r.subject ?? "",
+        // The store's metadata is whatever its writers put there.
+        printable(r.subject ?? "", 200),
       ]
         .join("  ")
         .trimEnd(),

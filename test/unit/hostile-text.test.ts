@@ -1,6 +1,7 @@
 import http from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import { renderImpact, renderImpactMarkdown } from "../../src/commands/impact.ts";
+import { renderList } from "../../src/commands/list.ts";
 import { readInstance, renderStatus } from "../../src/commands/status.ts";
 import { ImpactReport } from "../../src/impact/report.ts";
 import { listen } from "../helpers/serve.ts";
@@ -115,5 +116,15 @@ describe("impact shows recorded requests, and never lets them format the report"
     const rows = markdown.split("\n").filter((line) => line.startsWith("| GET"));
     expect(rows).toHaveLength(1);
     expect(rows[0]).not.toMatch(/(^|[^\\])[[<`]/);
+  });
+});
+
+describe("list shows the store's metadata, and never lets it format the listing", () => {
+  it("a commit subject with escapes is shown as escapes", () => {
+    const text = renderList([
+      { revision: "a".repeat(40), key: "a.tar.gz", size: 10, subject: `fix typo${ESCAPE}` },
+    ]);
+    expect(text).toContain("fix typo\\u001b[2K");
+    expect(text).not.toContain("\u001b");
   });
 });
