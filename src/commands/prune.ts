@@ -5,7 +5,7 @@ import { addStoreOptions, collect, toNumber } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { openStore } from "../store/open.ts";
-import { parseDuration, readInstance } from "./status.ts";
+import { checkOpaUrls, parseDuration, readInstance } from "./status.ts";
 import { resolveRevisionArgument } from "./verify.ts";
 
 export interface PrunedRevision {
@@ -34,6 +34,7 @@ export async function prune(context: Context, instances: string[]): Promise<Prun
     );
   }
   const minimumAgeMs = parseDuration(settings.olderThan);
+  checkOpaUrls(instances);
   const store = await openStore(context);
   // Listed once, before anything is deleted: a revision published meanwhile is not in the list, so it stays.
   const published = await listPublished(store, settings.prefix);

@@ -136,18 +136,36 @@ export async function readInstance(url: string, bundle: string): Promise<Instanc
 }
 
 /**
+ * Each --opa is an http(s) URL without user:password, which would be printed with every line and sent
+ * nowhere (fetch refuses it); the refusal does not repeat the password.
+ */
+export function checkOpaUrls(urls: readonly string[]) {
+  for (const url of urls) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(url);
+    } catch {}
+    if (parsed && (parsed.username || parsed.password)) {
+      throw new UserError(
+        `--opa ${parsed.protocol}//***@${parsed.host} carries credentials in the URL`,
+        "leave them out: status reads /v1/status and /health, which OPA serves without a token by default",
+      );
+    }
+    if (!parsed || !/^https?:$/.test(parsed.protocol) || !parsed.host)
+      throw new UserError(
+        `--opa ${printable(url, 200)} is not an http(s) URL`,
+        "pass OPA's address, e.g. http://10.0.0.5:8181",
+      );
+  }
+}
+
+/**
  * Reads every OPA's bundle status; with --expect, waits (up to --wait) until every one runs that revision,
  * and fails naming each laggard and its error.
  */
 export async function status(context: Context, urls: string[]): Promise<StatusResult> {
   if (urls.length === 0) throw new UserError("no OPA instance given", "pass --opa <url> (repeatable)");
-  for (const url of urls) {
-    if (!/^https?:\/\/[^/]+/.test(url))
-      throw new UserError(
-        `--opa ${url} is not an http(s) URL`,
-        "pass OPA's address, e.g. http://10.0.0.5:8181",
-      );
-  }
+  checkOpaUrls(urls);
   const { settings } = context;
   const bundle = settings.statusBundle ?? settings.bundleName;
   const expect = settings.expect ? await resolveRevisionArgument(context, settings.expect) : null;

@@ -253,6 +253,24 @@ const CASES: Case[] = [
     line: /--protect deadbeef is not a published revision/,
   },
   {
+    name: "status --opa with user:password in the URL, which is not repeated",
+    args: () => ["status", "--opa", "http://admin:hunter2@127.0.0.1:8181"],
+    code: 2,
+    line: /^(?!.*hunter2).*--opa http:\/\/\*\*\*@127\.0\.0\.1:8181 carries credentials in the URL/,
+  },
+  {
+    name: "status --opa that is not an http(s) URL",
+    args: () => ["status", "--opa", "file:///etc/passwd"],
+    code: 2,
+    line: /--opa file:\/\/\/etc\/passwd is not an http\(s\) URL/,
+  },
+  {
+    name: "prune --opa with user:password in the URL, checked before the store is read",
+    args: (c) => ["prune", "--keep", "1", "--opa", "https://u:hunter2@opa.example", ...store(c)],
+    code: 2,
+    line: /^(?!.*hunter2).*--opa https:\/\/\*\*\*@opa\.example carries credentials/,
+  },
+  {
     name: "a store URL of another scheme",
     args: () => ["list", "--store", "ftp://example.com/policies"],
     code: 2,
