@@ -9,6 +9,7 @@ import { renderOpaConfig } from "../../src/opa-config/render.ts";
 import { DEFAULTS, type Settings } from "../../src/settings-schema.ts";
 import { parseChallenge, RegistryClient } from "../../src/store/oci/client.ts";
 import { findCredential } from "../../src/store/oci/credentials.ts";
+import { parseManifest } from "../../src/store/oci/manifest.ts";
 import { OciStore } from "../../src/store/oci/oci.ts";
 import { parseRegistry, tagOf } from "../../src/store/oci/reference.ts";
 import { listen } from "../helpers/serve.ts";
@@ -324,5 +325,31 @@ describe("URLs the registry hands back", () => {
     const { store } = await setup("http://[oops/");
     await expect(publish(store)).rejects.toThrow(/sent the upload to an invalid URL; refused/);
     await expect(store.list("")).rejects.toThrow(/sent the next page of tags to an invalid URL/);
+  });
+});
+
+describe("the bundle layer of a manifest", () => {
+  const gzip = "application/vnd.oci.image.layer.v1.tar+gzip";
+  const manifest = (layers: unknown[]) => Buffer.from(JSON.stringify({ schemaVersion: 2, layers }));
+  const good = { mediaType: gzip, digest: `sha256:${"a".repeat(64)}`, size: 10 };
+
+  it("is the first gzip layer, the one OPA deploys", () => {
+    const other = { ...good, digest: `sha256:${"b".repeat(64)}` };
+    const found = parseManifest(
+      manifest([{ mediaType: "text/plain", digest: good.digest, size: 1 }, good, other]),
+      "m",
+    );
+    expect(found.layer).toEqual(good);
+  });
+
+  it("is none when OPA's first gzip layer cannot be checked, even if a later one could", () => {
+    for (const first of [
+      { ...good, digest: `sha512:${"c".repeat(128)}` },
+      { ...good, size: -1 },
+      { ...good, size: "10" },
+      { mediaType: gzip },
+    ]) {
+      expect(parseManifest(manifest([first, good]), "m").layer, JSON.stringify(first)).toBeUndefined();
+    }
   });
 });

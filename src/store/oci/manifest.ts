@@ -89,15 +89,18 @@ export function parseManifest(bytes: Buffer, name: string): Found {
   if (typeof parsed !== "object" || parsed === null) {
     throw new FailureError(`the manifest of ${name} is not a JSON object`, "do not deploy it");
   }
-  const layers = Array.isArray(parsed.layers) ? (parsed.layers as Layer[]) : [];
-  const layer = layers.find(
-    (entry) =>
-      entry?.mediaType === MEDIA_TYPES.layer &&
-      typeof entry.digest === "string" &&
-      /^sha256:[0-9a-f]{64}$/.test(entry.digest) &&
-      Number.isSafeInteger(entry.size) &&
-      entry.size >= 0,
-  );
+  const layers = Array.isArray(parsed.layers) ? (parsed.layers as Partial<Layer>[]) : [];
+  // OPA deploys the first gzip layer (bundleLayer in v1/download/oci_download.go), so that is the one read
+  // here too; if it is not a sha256 digest with a size, there is no bundle to check, not a later one.
+  const first = layers.find((entry) => entry?.mediaType === MEDIA_TYPES.layer);
+  const layer =
+    first &&
+    typeof first.digest === "string" &&
+    /^sha256:[0-9a-f]{64}$/.test(first.digest) &&
+    Number.isSafeInteger(first.size) &&
+    (first.size as number) >= 0
+      ? (first as Layer)
+      : undefined;
   const annotations: Record<string, string> = Object.create(null);
   if (parsed.annotations && typeof parsed.annotations === "object") {
     for (const [name, value] of Object.entries(parsed.annotations)) {
