@@ -227,6 +227,8 @@ describe("headers named like Object.prototype members are plain keys", () => {
     const { buildBundles } = await import("../helpers/enforcer-fixtures.ts");
     const built = await buildBundles(path.join(repoRoot, "test/fixtures/echo"), "echo-1", "echo/decision");
     const embedded = createEnforcer({ bundle: built.wasm, entrypoint: "echo/decision" });
+    // Workers start within the first request's 500 ms budget on an idle machine, not on a loaded one.
+    await embedded.ready();
     for (const engine of [enforcer, embedded]) {
       const app = await serve(
         http.createServer(

@@ -32,11 +32,12 @@ describe("the embedded engine evaluates off the event loop", () => {
     await enforcer?.close();
   });
 
-  it("while one evaluation spins for 2 s, a route without authorization answers within 50 ms", async () => {
+  it("while one evaluation spins for 2 s, a route without authorization answers without waiting for it", async () => {
     enforcer = createEnforcer({
       bundle: wasm,
       entrypoint: "spin/decision",
-      timeoutMs: 10_000,
+      // Far above the spin even on a loaded 2-core runner: this test is about the event loop, not timeouts.
+      timeoutMs: 60_000,
       log: () => {},
     });
     await enforcer.ready();
@@ -48,7 +49,9 @@ describe("the embedded engine evaluates off the event loop", () => {
     const health = await fetch(`${server.url}/health`);
     const probeMs = performance.now() - probeStarted;
     expect(await health.text()).toBe("ok");
-    expect(probeMs).toBeLessThan(50);
+    // A blocked event loop would hold the probe for the rest of the spin (~1.8 s); the bound leaves room for
+    // a runner busy with other test files.
+    expect(probeMs).toBeLessThan(500);
     const answer = await slow;
     expect(answer.status).toBe(200);
     // The spin really was long, so the probe ran while it was under way.
