@@ -1,5 +1,7 @@
 import type http from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { afterEach } from "vitest";
 
 export interface Listening {
   url: string;
@@ -17,5 +19,21 @@ export async function listen(server: http.Server): Promise<Listening> {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+/**
+ * For a test file's top level: returns a function that starts a loopback server for a handler and gives its
+ * URL; every server it started is closed after each test.
+ */
+export function serversClosedAfterEach(): (handler: http.RequestListener) => Promise<string> {
+  const closers: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    await Promise.all(closers.splice(0).map((close) => close()));
+  });
+  return async (handler) => {
+    const { url, close } = await listen(createServer(handler));
+    closers.push(close);
+    return url;
   };
 }

@@ -1,24 +1,16 @@
-import http from "node:http";
-import { afterEach, describe, expect, it } from "vitest";
+import type http from "node:http";
+import { describe, expect, it } from "vitest";
 import { renderImpact, renderImpactMarkdown } from "../../src/commands/impact.ts";
 import { renderList } from "../../src/commands/list.ts";
 import { readInstance, renderStatus } from "../../src/commands/status.ts";
 import { ImpactReport } from "../../src/impact/report.ts";
-import { listen } from "../helpers/serve.ts";
+import { serversClosedAfterEach } from "../helpers/serve.ts";
 
 /** What an attacker can put in front of a reader: an escape that rewrites the terminal, markdown that links out. */
 const ESCAPE = "\u001b[2K\u001b[1G\u001b[32m✓ all good";
 const LINK = "[approve](https://attacker.example) <img src=https://attacker.example/x.png> `";
 
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await Promise.all(closers.splice(0).map((close) => close()));
-});
-async function opaAnswering(handler: http.RequestListener): Promise<string> {
-  const { url, close } = await listen(http.createServer(handler));
-  closers.push(close);
-  return url;
-}
+const opaAnswering = serversClosedAfterEach();
 const json = (body: unknown) => (_request: http.IncomingMessage, response: http.ServerResponse) => {
   response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
 };

@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { mkdtemp, writeFile } from "node:fs/promises";
-import http from "node:http";
+import type http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { FailureError, UserError } from "../../src/errors.ts";
 import { renderOpaConfig } from "../../src/opa-config/render.ts";
 import { DEFAULTS, type Settings } from "../../src/settings-schema.ts";
@@ -12,22 +12,15 @@ import { findCredential } from "../../src/store/oci/credentials.ts";
 import { parseManifest } from "../../src/store/oci/manifest.ts";
 import { OciStore } from "../../src/store/oci/oci.ts";
 import { parseRegistry, tagOf } from "../../src/store/oci/reference.ts";
-import { listen } from "../helpers/serve.ts";
+import { serversClosedAfterEach } from "../helpers/serve.ts";
 
 const settings = (overrides: Partial<Settings> = {}): Settings =>
   ({ ...DEFAULTS, entrypoints: [], ignore: [], ...overrides }) as Settings;
 const sha = "b".repeat(40);
 
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await Promise.all(closers.splice(0).map((close) => close()));
-});
+const server = serversClosedAfterEach();
 /** A loopback server; returns its host:port. */
-async function serve(handler: http.RequestListener): Promise<string> {
-  const { url, close } = await listen(http.createServer(handler));
-  closers.push(close);
-  return new URL(url).host;
-}
+const serve = async (handler: http.RequestListener) => new URL(await server(handler)).host;
 
 describe("registry references", () => {
   it("parses oci://registry/repository, with plain HTTP only for loopback and named hosts", () => {
