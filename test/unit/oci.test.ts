@@ -346,3 +346,51 @@ describe("the bundle layer of a manifest", () => {
     }
   });
 });
+
+describe("answers from a registry are read under a cap", () => {
+  /** Writes spaces until the client stops reading. */
+  const endless = (response: http.ServerResponse) => {
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    const pump = () => {
+      while (response.write(chunk));
+    };
+    response.on("drain", pump);
+    response.on("close", () => response.off("drain", pump));
+    pump();
+  };
+
+  it("an endless or broken tag list is one clear failure, not an empty list", async () => {
+    const endlessHost = await serve((_request, response) => {
+      response.writeHead(200, { "content-type": "application/json" });
+      endless(response);
+    });
+    const store = new OciStore(parseRegistry(`${endlessHost}/acme/p`), undefined, "");
+    await expect(store.list("")).rejects.toThrow(
+      /answered the tag list of acme\/p with something that is not JSON of at most 16777216 bytes/,
+    );
+    const brokenHost = await serve((_request, response) => {
+      response.writeHead(200, { "content-type": "application/json" }).end("<html>");
+    });
+    const broken = new OciStore(parseRegistry(`${brokenHost}/acme/p`), undefined, "");
+    await expect(broken.list("")).rejects.toThrow(FailureError);
+  });
+
+  it("an endless token answer is no token", async () => {
+    const host = await serve((request, response) => {
+      if (request.url?.startsWith("/token")) {
+        response.writeHead(200, { "content-type": "application/json" });
+        endless(response);
+        return;
+      }
+      response
+        .writeHead(401, {
+          "www-authenticate": `Bearer realm="http://${request.headers.host}/token",service="x"`,
+        })
+        .end();
+    });
+    const client = new RegistryClient(parseRegistry(`${host}/acme/p`), undefined);
+    await expect(client.send("GET", client.url("tags/list"), "pull")).rejects.toThrow(
+      /the token service of 127\.0\.0\.1:\d+ answered 200 without a token/,
+    );
+  });
+});

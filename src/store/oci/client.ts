@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { FailureError, isKnownError, UserError } from "../../errors.ts";
+import { readCapped } from "../../http-body.ts";
 import type { Credential } from "./credentials.ts";
 import { baseUrl, isLoopback, type RegistryReference } from "./reference.ts";
 
@@ -26,6 +27,8 @@ interface Challenge {
 const REQUEST_TIMEOUT_MS = 60_000;
 const MAX_ATTEMPTS = 4;
 const MAX_ERROR_BODY = 16 * 1024;
+/** A token answer is a few kilobytes of JWT; a larger one is not read. */
+const MAX_TOKEN_RESPONSE = 1024 * 1024;
 
 export class RegistryClient {
   private readonly tokens = new Map<string, string>();
@@ -184,7 +187,7 @@ export class RegistryClient {
       await response.body?.cancel();
       throw this.credential ? this.rejected() : this.needsCredentials();
     }
-    const body = (await response.json().catch(() => undefined)) as
+    const body = (await readJson(response, MAX_TOKEN_RESPONSE)) as
       | { token?: unknown; access_token?: unknown }
       | undefined;
     const token = body?.token ?? body?.access_token;
@@ -266,6 +269,16 @@ export class RegistryClient {
       `${this.reference.registry} refused ${what}: ${detail.slice(0, 300)}`,
       "run again; if it persists check the registry",
     );
+  }
+}
+
+/** JSON from a registry or its token service, read under a cap; undefined if it is not JSON or too long. */
+export async function readJson(response: Response, max: number): Promise<unknown> {
+  try {
+    const bytes = await readCapped(response, max, () => new Error("too long"));
+    return JSON.parse(bytes.toString("utf8"));
+  } catch {
+    return undefined;
   }
 }
 

@@ -12,7 +12,7 @@ import {
   type Store,
   type StoredObject,
 } from "../store.ts";
-import { RegistryClient } from "./client.ts";
+import { RegistryClient, readJson } from "./client.ts";
 import type { Credential } from "./credentials.ts";
 import {
   ACCEPT_MANIFESTS,
@@ -31,6 +31,8 @@ import { isTag, pinned, type RegistryReference, tagOf } from "./reference.ts";
 const UPLOAD_TIMEOUT_MS = 30 * 60_000;
 const DOWNLOAD_TIMEOUT_MS = 10 * 60_000;
 const LIST_CONCURRENCY = 8;
+/** A page of up to 1,000 tags is some 50 KB; a registry that sends more is not read further. */
+const MAX_TAG_PAGE_BYTES = 16 * 1024 * 1024;
 
 /**
  * A store in an OCI registry, in the layout OPA's OCI downloader pulls (see manifest.ts): each revision is
@@ -177,7 +179,13 @@ export class OciStore implements Store {
       }
       if (!response.ok)
         throw await this.client.refused(response, `listing the tags of ${this.reference.repository}`);
-      const body = (await response.json().catch(() => ({}))) as { tags?: unknown };
+      const body = (await readJson(response, MAX_TAG_PAGE_BYTES)) as { tags?: unknown } | undefined;
+      if (typeof body !== "object" || body === null) {
+        throw new FailureError(
+          `${this.reference.registry} answered the tag list of ${this.reference.repository} with something that is not JSON of at most ${MAX_TAG_PAGE_BYTES} bytes`,
+          "run again; if it persists check the registry",
+        );
+      }
       for (const tag of Array.isArray(body.tags) ? body.tags : [])
         if (typeof tag === "string" && isTag(tag)) tags.push(tag);
       // RFC 5988 Link: <url>; rel="next"
