@@ -4,8 +4,9 @@ import { createContext, type Io, opaFlags, print } from "../cli-kit.ts";
 import { addStoreOptions, collect, toNumber } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
+import { opaTargets, readInstance } from "../opa/instances.ts";
 import { openStore } from "../store/open.ts";
-import { checkOpaUrls, parseDuration, readInstance } from "./status.ts";
+import { parseDuration } from "./status.ts";
 import { resolveRevisionArgument } from "./verify.ts";
 
 export interface PrunedRevision {
@@ -34,7 +35,7 @@ export async function prune(context: Context, instances: string[]): Promise<Prun
     );
   }
   const minimumAgeMs = parseDuration(settings.olderThan);
-  checkOpaUrls(instances);
+  const { token } = opaTargets(instances, context.env);
   const store = await openStore(context);
   // Listed once, before anything is deleted: a revision published meanwhile is not in the list, so it stays.
   const published = await listPublished(store, settings.prefix);
@@ -52,7 +53,7 @@ export async function prune(context: Context, instances: string[]): Promise<Prun
   }
   const active = new Set<string>();
   for (const url of instances) {
-    const instance = await readInstance(url, settings.bundleName);
+    const instance = await readInstance(url, settings.bundleName, token);
     if (!instance.revision) {
       throw new FailureError(
         `cannot tell which revision ${url} runs (${instance.error ?? "no active revision"}); nothing deleted`,
@@ -114,7 +115,8 @@ Examples:
   $ policyship prune --keep 20 --older-than 90d --protect v1.4.2 --opa http://opa-0:8181 --yes
   $ policyship prune --keep 50 --store oci://ghcr.io/acme/policies
 
---opa (repeatable) names OPA instances whose active revisions must stay.`,
+--opa (repeatable) names OPA instances whose active revisions must stay (a token for them goes in
+POLICYSHIP_OPA_TOKEN).`,
     )
     .action(async (_options, command: Command) => {
       const context = await createContext(io, command);

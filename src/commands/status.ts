@@ -3,21 +3,8 @@ import { createContext, type Io, opaFlags, print } from "../cli-kit.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { appendStepSummary, inGitHubActions, markdownTable } from "../github.ts";
-import { readCapped } from "../http-body.ts";
-import { printable } from "../printable.ts";
+import { type InstanceStatus, opaTargets, readInstance } from "../opa/instances.ts";
 import { resolveRevisionArgument } from "./verify.ts";
-
-export interface InstanceStatus {
-  url: string;
-  /** The active revision of the bundle; null when none is active or OPA cannot say. */
-  revision: string | null;
-  lastDownload: string | null;
-  lastActivation: string | null;
-  /** The last bundle error OPA reports, or why the instance could not be read. */
-  error: string | null;
-  /** With --expect: this instance runs that revision. */
-  ok?: boolean;
-}
 
 export interface StatusResult {
   bundle: string;
@@ -28,9 +15,6 @@ export interface StatusResult {
   waitedMs: number;
 }
 
-const REQUEST_TIMEOUT_MS = 5_000;
-/** /v1/status of an OPA with many bundles is a few kilobytes; this is far above and still bounded. */
-const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 const POLL_MS = 1_000;
 
 /** "90s", "5m", "1h", "500ms", or plain seconds. */
@@ -44,128 +28,13 @@ export function parseDuration(text: string | undefined): number {
   return Number(match[1]) * scale;
 }
 
-/** One bundle in OPA's /v1/status, as it might arrive: nothing in it is trusted to have its type. */
-interface BundleStatus {
-  active_revision?: unknown;
-  last_successful_download?: unknown;
-  last_successful_activation?: unknown;
-  code?: unknown;
-  message?: unknown;
-  errors?: { message?: unknown }[];
-}
-
-class TooLarge extends Error {}
-
-async function getJson(url: string): Promise<{ status: number; body: unknown }> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-  const bytes = await readCapped(
-    response,
-    MAX_RESPONSE_BYTES,
-    () => new TooLarge(`answered more than ${MAX_RESPONSE_BYTES} bytes`),
-  );
-  let body: unknown;
-  try {
-    body = JSON.parse(bytes.toString("utf8"));
-  } catch {
-    body = undefined;
-  }
-  return { status: response.status, body };
-}
-
-/** What OPA says is shown, never obeyed: a string made printable, anything else nothing. */
-const text = (value: unknown, max = 2_000) =>
-  typeof value === "string" && value !== "" ? printable(value, max) : null;
-const real = (time: unknown) => {
-  const shown = text(time, 100);
-  return shown && !shown.startsWith("0001-") ? shown : null;
-};
-
-function bundleError(state: BundleStatus): string | null {
-  const code = text(state.code);
-  if (!code) return null;
-  const details = Array.isArray(state.errors)
-    ? state.errors.map((entry) => text(entry?.message)).filter(Boolean)
-    : [];
-  return [`${code}: ${text(state.message) ?? ""}`.trim(), details.length ? `(${details.join("; ")})` : ""]
-    .filter(Boolean)
-    .join(" ");
-}
-
-/** One instance: /v1/status, or /health?bundles=true where the status plugin is off. */
-export async function readInstance(url: string, bundle: string): Promise<InstanceStatus> {
-  const base = url.replace(/\/+$/, "");
-  const blank: InstanceStatus = {
-    url,
-    revision: null,
-    lastDownload: null,
-    lastActivation: null,
-    error: null,
-  };
-  try {
-    const status = await getJson(`${base}/v1/status`);
-    const bundles = (status.body as { result?: { bundles?: Record<string, BundleStatus> } })?.result?.bundles;
-    if (status.status === 200 && bundles) {
-      const state = Object.hasOwn(bundles, bundle) ? bundles[bundle] : undefined;
-      if (!state || typeof state !== "object")
-        return {
-          ...blank,
-          error: `no bundle named ${bundle} (it has: ${printable(Object.keys(bundles).join(", "), 300) || "none"})`,
-        };
-      return {
-        url,
-        revision: text(state.active_revision, 300),
-        lastDownload: real(state.last_successful_download),
-        lastActivation: real(state.last_successful_activation),
-        error: bundleError(state),
-      };
-    }
-    // The status plugin is off: health says whether every bundle is active, though not which revision.
-    const health = await getJson(`${base}/health?bundles=true`);
-    return {
-      ...blank,
-      error:
-        health.status === 200
-          ? "status plugin off: bundles are active, revision unknown (enable status in the OPA config)"
-          : `status plugin off and bundles not active (GET /health?bundles=true answered ${health.status})`,
-    };
-  } catch (error) {
-    if (error instanceof TooLarge) return { ...blank, error: error.message };
-    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name;
-    return { ...blank, error: `unreachable (${printable(cause, 100)})` };
-  }
-}
-
-/**
- * Each --opa is an http(s) URL without user:password, which would be printed with every line and sent
- * nowhere (fetch refuses it); the refusal does not repeat the password.
- */
-export function checkOpaUrls(urls: readonly string[]) {
-  for (const url of urls) {
-    let parsed: URL | undefined;
-    try {
-      parsed = new URL(url);
-    } catch {}
-    if (parsed && (parsed.username || parsed.password)) {
-      throw new UserError(
-        `--opa ${parsed.protocol}//***@${parsed.host} carries credentials in the URL`,
-        "leave them out: status reads /v1/status and /health, which OPA serves without a token by default",
-      );
-    }
-    if (!parsed || !/^https?:$/.test(parsed.protocol) || !parsed.host)
-      throw new UserError(
-        `--opa ${printable(url, 200)} is not an http(s) URL`,
-        "pass OPA's address, e.g. http://10.0.0.5:8181",
-      );
-  }
-}
-
 /**
  * Reads every OPA's bundle status; with --expect, waits (up to --wait) until every one runs that revision,
  * and fails naming each laggard and its error.
  */
 export async function status(context: Context, urls: string[]): Promise<StatusResult> {
   if (urls.length === 0) throw new UserError("no OPA instance given", "pass --opa <url> (repeatable)");
-  checkOpaUrls(urls);
+  const { token } = opaTargets(urls, context.env);
   const { settings } = context;
   const bundle = settings.statusBundle ?? settings.bundleName;
   const expect = settings.expect ? await resolveRevisionArgument(context, settings.expect) : null;
@@ -173,7 +42,7 @@ export async function status(context: Context, urls: string[]): Promise<StatusRe
   const started = Date.now();
   let instances: InstanceStatus[];
   for (;;) {
-    instances = await Promise.all(urls.map((url) => readInstance(url, bundle)));
+    instances = await Promise.all(urls.map((url) => readInstance(url, bundle, token)));
     if (expect) for (const instance of instances) instance.ok = instance.revision === expect;
     const done = expect ? instances.every((instance) => instance.ok) : true;
     if (done || Date.now() - started >= wait) break;
@@ -261,7 +130,8 @@ Examples:
   $ policyship status --opa http://127.0.0.1:8181 --expect HEAD --json
 
 --opa is repeatable here and names OPA instances. With --expect, exit 0 as soon as every instance runs
-that revision, 1 (naming each laggard and its error) when --wait runs out.`,
+that revision, 1 (naming each laggard and its error) when --wait runs out. An OPA started with
+--authentication=token gets the token in POLICYSHIP_OPA_TOKEN (over HTTPS, or to this machine).`,
     )
     .action(async (options: { bundle?: string }, command: Command) => {
       const context = await createContext(io, command);

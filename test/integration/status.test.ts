@@ -14,7 +14,7 @@ let healthy: RunningOpa;
 let broken: RunningOpa;
 
 /** An OPA on the config policyship renders for `revision` (published or not). */
-async function opaPinnedTo(revision: string, name: string, wait: boolean) {
+async function opaPinnedTo(revision: string, name: string, wait: boolean, args: string[] = []) {
   const file = path.join(repo.dir, `${name}.yaml`);
   const rendered = await runCli(
     ["config", "--revision", revision, ...store, "--polling-min", "1", "--polling-max", "2", "-o", file],
@@ -24,7 +24,10 @@ async function opaPinnedTo(revision: string, name: string, wait: boolean) {
     },
   );
   expect(rendered.exitCode, rendered.stderr).toBe(0);
-  const server = await startOpaServer(["--config-file", file], { env: awsEnv(), waitForBundles: wait });
+  const server = await startOpaServer(["--config-file", file, ...args], {
+    env: awsEnv(),
+    waitForBundles: wait,
+  });
   servers.push(server);
   return server;
 }
@@ -108,5 +111,68 @@ describe("policyship status: did the rollout land?", () => {
     const bad = await runCli(["status", "--opa", healthy.url, "--wait", "soon"], { cwd: repo.dir });
     expect(bad.exitCode).toBe(2);
     expect(expectOneLineError(bad)).toMatch(/--wait: must be a duration/);
+  });
+});
+
+describe("status against an OPA that asks for a token", () => {
+  const TOKEN = "rollout-reader-7f3a";
+  let guarded: RunningOpa;
+
+  let revisionB: string;
+
+  beforeAll(async () => {
+    // OPA's own authorization travels in the bundle (a bundle owning every root replaces local files): /health
+    // for anyone, so the test can wait for it, and the rest for TOKEN only.
+    await repo.write(
+      "policies/system/authz.rego",
+      `package system.authz\n\ndefault allow := false\n\nallow if input.path == ["health"]\n\nallow if input.identity == "${TOKEN}"\n`,
+    );
+    repo.commit("OPA's API only for the rollout token");
+    revisionB = repo.git("rev-parse", "HEAD");
+    const released = await runCli(["release", ...store], { cwd: repo.dir, env: awsEnv() });
+    expect(released.exitCode, released.stderr).toBe(0);
+    guarded = await opaPinnedTo(revisionB, "guarded", false, [
+      "--authentication=token",
+      "--authorization=basic",
+    ]);
+  }, 120_000);
+
+  const status = (env: NodeJS.ProcessEnv, url = guarded.url) =>
+    runCli(["status", "--opa", url, "--expect", revisionB, "--wait", "20s", "--json"], {
+      cwd: repo.dir,
+      env,
+    });
+
+  it("POLICYSHIP_OPA_TOKEN is sent as a bearer token, and the revision is read", async () => {
+    const result = await status({ POLICYSHIP_OPA_TOKEN: TOKEN });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout).instances[0]).toMatchObject({ revision: revisionB, error: null });
+  });
+
+  it("without the token, or with another, the laggard's error says so; the token is never printed", async () => {
+    const missing = await runCli(["status", "--opa", guarded.url, "--expect", revisionB], { cwd: repo.dir });
+    expect(missing.exitCode).toBe(1);
+    expect(expectOneLineError(missing)).toContain(
+      "OPA asks for a token (HTTP 401): set POLICYSHIP_OPA_TOKEN",
+    );
+    const wrong = await runCli(["status", "--opa", guarded.url, "--expect", revisionB], {
+      cwd: repo.dir,
+      env: { POLICYSHIP_OPA_TOKEN: "guessed-token" },
+    });
+    expect(wrong.exitCode).toBe(1);
+    expect(expectOneLineError(wrong)).toContain("OPA refused POLICYSHIP_OPA_TOKEN (HTTP 401)");
+    expect(`${wrong.stdout}${wrong.stderr}`).not.toContain("guessed-token");
+  });
+
+  it("the token never goes over plain HTTP to another machine, and must be one token", async () => {
+    const plain = await status({ POLICYSHIP_OPA_TOKEN: TOKEN }, "http://opa-0.internal:8181");
+    expect(plain.exitCode).toBe(2);
+    expect(expectOneLineError(plain)).toContain(
+      "POLICYSHIP_OPA_TOKEN would cross the network in plain text to opa-0.internal:8181",
+    );
+    const spaced = await status({ POLICYSHIP_OPA_TOKEN: `Bearer ${TOKEN}` });
+    expect(spaced.exitCode).toBe(2);
+    expect(expectOneLineError(spaced)).toContain("POLICYSHIP_OPA_TOKEN holds spaces");
+    expect(`${spaced.stdout}${spaced.stderr}`).not.toContain(TOKEN);
   });
 });

@@ -2,8 +2,9 @@ import type http from "node:http";
 import { describe, expect, it } from "vitest";
 import { renderImpact, renderImpactMarkdown } from "../../src/commands/impact.ts";
 import { renderList } from "../../src/commands/list.ts";
-import { readInstance, renderStatus } from "../../src/commands/status.ts";
+import { renderStatus } from "../../src/commands/status.ts";
 import { ImpactReport } from "../../src/impact/report.ts";
+import { readInstance } from "../../src/opa/instances.ts";
 import { serversClosedAfterEach } from "../helpers/serve.ts";
 
 /** What an attacker can put in front of a reader: an escape that rewrites the terminal, markdown that links out. */
