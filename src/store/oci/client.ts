@@ -9,6 +9,10 @@ import { baseUrl, isLoopback, type RegistryReference } from "./reference.ts";
  * first, then the registry's challenge (a bearer token from its realm, or basic credentials).
  * https://github.com/opencontainers/distribution-spec/blob/main/spec.md
  * https://distribution.github.io/distribution/spec/auth/token/
+ *
+ * Written here because no Node client fits: @snyk/docker-registry-v2-client only pulls, and
+ * docker-registry-client pushes through restify-clients and bunyan, far more than the few calls here need. It is
+ * tested against CNCF Distribution with and without token auth (test/integration/oci*.test.ts).
  */
 
 export type Access = "pull" | "push" | "delete";
