@@ -1,3 +1,7 @@
+import { createReadStream } from "node:fs";
+import { mkdtemp, readdir } from "node:fs/promises";
+import http from "node:http";
+import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectOneLineError, runCli } from "../helpers/cli.ts";
@@ -5,9 +9,40 @@ import { createRepo, type TempRepo } from "../helpers/git-repo.ts";
 import { type RunningOpa, startOpaServer } from "../helpers/opa-server.ts";
 import { type RunningRegistry, startRegistry } from "../helpers/registry.ts";
 import { awsEnv, createBucket, minio } from "../helpers/s3.ts";
+import { listen } from "../helpers/serve.ts";
 
-/** The same guarantees on each store: S3 (MinIO) and an OCI registry (CNCF Distribution). */
-const STORES = [
+/** A directory store, served over HTTP the way a static web server would, so OPA can pull from it. */
+async function servedDirectory(): Promise<OpenedStore> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "policyship-prune-dir-"));
+  const server = await listen(
+    http.createServer((request, response) => {
+      const file = path.join(dir, path.basename(new URL(request.url ?? "/", "http://x").pathname));
+      createReadStream(file)
+        .on("error", () => response.writeHead(404).end())
+        .on("open", () => response.writeHead(200, { "content-type": "application/gzip" }))
+        .pipe(response);
+    }),
+  );
+  // Only config takes --service-url; the environment gives it to every command.
+  return {
+    args: ["--to", dir],
+    env: { POLICYSHIP_SERVICE_URL: server.url },
+    files: () => readdir(dir),
+    stop: server.close,
+  };
+}
+
+/** The same guarantees on each store: S3 (MinIO), an OCI registry (CNCF Distribution) and a directory. */
+interface OpenedStore {
+  args: string[];
+  /** Settings the store needs beyond its flags. */
+  env?: NodeJS.ProcessEnv;
+  /** Where the store is files: every file in it, so nothing a deleted revision left behind goes unseen. */
+  files?: () => Promise<string[]>;
+  stop: () => Promise<void>;
+}
+
+const STORES: { name: string; open: () => Promise<OpenedStore>; spacingMs: number }[] = [
   {
     name: "S3",
     open: async () => ({
@@ -26,6 +61,12 @@ const STORES = [
     // The build time in the manifest has milliseconds.
     spacingMs: 20,
   },
+  {
+    name: "a directory",
+    open: servedDirectory,
+    // File times have nanoseconds.
+    spacingMs: 20,
+  },
 ];
 
 describe.each(STORES)(
@@ -38,7 +79,9 @@ describe.each(STORES)(
     const revisions: string[] = [];
     let opa: RunningOpa | undefined;
 
-    const cli = (args: string[]) => runCli(args, { cwd: repo.dir, env: awsEnv() });
+    let storeEnv: NodeJS.ProcessEnv = {};
+    let storeFiles: OpenedStore["files"];
+    const cli = (args: string[]) => runCli(args, { cwd: repo.dir, env: { ...awsEnv(), ...storeEnv } });
     const published = async () => {
       const listed = await cli(["list", ...store, "--json"]);
       expect(listed.exitCode, listed.stderr).toBe(0);
@@ -49,6 +92,8 @@ describe.each(STORES)(
       repo = await createRepo({ examplePolicies: true });
       const opened = await open();
       store = opened.args;
+      storeEnv = opened.env ?? {};
+      storeFiles = opened.files;
       stopStore = opened.stop;
       for (let i = 0; i < 5; i++) {
         if (i > 0) repo.commit(`revision ${i}`);
@@ -125,6 +170,11 @@ describe.each(STORES)(
       const gone = await cli(["verify", revisions[2] as string, ...store]);
       expect(gone.exitCode).toBe(1);
       expect(expectOneLineError(gone)).toMatch(/is not published/);
+      if (storeFiles) {
+        const files = await storeFiles();
+        expect(files.filter((name) => name.startsWith(revisions[2] as string))).toEqual([]);
+        expect(files).toContain(`${revisions[0]}.tar.gz.meta.json`);
+      }
     });
 
     it("refuses a missing --keep, --keep 0 and an unknown --protect with one line and exit 2", async () => {
