@@ -81,13 +81,15 @@ export async function doctor(context: Context): Promise<DoctorResult> {
       }
       const { openStore } = await import("../store/open.ts");
       const store = await openStore(context);
-      await Promise.race([
-        store.list(settings.prefix),
-        new Promise((_, reject) =>
+      const reached = store.probe
+        ? store.probe()
+        : store.list(settings.prefix).then(() => `${store.location} is reachable`);
+      return Promise.race([
+        reached,
+        new Promise<never>((_, reject) =>
           setTimeout(() => reject(new Error("no answer within 10 s")), STORE_TIMEOUT_MS).unref(),
         ),
       ]);
-      return `${store.location} is reachable`;
     }),
   ]);
   return { ok: checks.every((check) => check.ok), checks };

@@ -33,6 +33,8 @@ export interface Store {
   urlOf(key: string): string;
   /** Removes the object and its metadata (prune). */
   delete(key: string): Promise<void>;
+  /** One cheap call that proves the store answers (doctor); stores without it are listed instead. */
+  probe?(): Promise<string>;
 }
 
 /** Object key of a revision: the prefix (always ending in "/" when set) then `<rev>.tar.gz`. */

@@ -122,6 +122,33 @@ describe("registry authentication", () => {
     expect(helperEnv).not.toContain("ghs_job_token_not_for_helpers");
   });
 
+  it("doctor asks the registry once and names where the credentials came from, or what is missing", async () => {
+    const doctor = (env: Record<string, string | undefined>) =>
+      runCli(["doctor", "--store", store], {
+        cwd: repo.dir,
+        env: {
+          POLICYSHIP_REGISTRY_PASSWORD: undefined,
+          DOCKER_CONFIG: path.join(repo.dir, "no-docker"),
+          ...env,
+        },
+      });
+    const good = await doctor({ POLICYSHIP_REGISTRY_USERNAME: "ci", POLICYSHIP_REGISTRY_PASSWORD: PASSWORD });
+    expect(good.exitCode, good.stdout + good.stderr).toBe(0);
+    expect(good.stdout).toContain(`✓ store    ${store} answers (credentials: POLICYSHIP_REGISTRY_PASSWORD)`);
+    const none = await doctor({});
+    expect(none.exitCode).toBe(1);
+    expect(none.stdout).toMatch(
+      new RegExp(`✗ store +${registry.host} requires credentials for acme/policies`),
+    );
+    const wrong = await doctor({
+      POLICYSHIP_REGISTRY_USERNAME: "ci",
+      POLICYSHIP_REGISTRY_PASSWORD: "not-it-1234",
+    });
+    expect(wrong.exitCode).toBe(1);
+    expect(wrong.stdout).toContain("rejected the credentials from POLICYSHIP_REGISTRY_PASSWORD");
+    expect(wrong.stdout + wrong.stderr).not.toContain("not-it-1234");
+  });
+
   it("OPA pulls with the credentials file the rendered config names, through the same token service", async () => {
     // OPA's OCI downloader sends `<scheme> base64(<file contents>)` and answers the registry's challenge with
     // it, so a user:password registry takes scheme Basic (as ECR does); the config holds only the path.
