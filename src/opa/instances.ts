@@ -129,8 +129,9 @@ export async function readInstance(url: string, bundle: string, token?: string):
     };
   } catch (error) {
     if (error instanceof TooLarge) return { ...blank, error: error.message };
-    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name;
-    return { ...blank, error: `unreachable (${printable(cause, 100)})` };
+    const { cause, name } = error as { cause?: { code?: string; message?: string }; name?: string };
+    const why = name === "TimeoutError" ? "timed out" : (cause?.code ?? cause?.message ?? name);
+    return { ...blank, error: `unreachable (${printable(why, 100)})` };
   }
 }
 
