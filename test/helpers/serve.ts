@@ -37,3 +37,15 @@ export function serversClosedAfterEach(): (handler: http.RequestListener) => Pro
     return url;
   };
 }
+
+/** Answers 200 with JSON's content type and then spaces until the client stops reading. */
+export function endlessJson(_request: http.IncomingMessage, response: http.ServerResponse): void {
+  response.writeHead(200, { "content-type": "application/json" });
+  const chunk = Buffer.alloc(64 * 1024, 0x20);
+  const pump = () => {
+    while (response.write(chunk));
+  };
+  response.on("drain", pump);
+  response.on("close", () => response.off("drain", pump));
+  pump();
+}

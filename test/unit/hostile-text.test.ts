@@ -5,7 +5,7 @@ import { renderList } from "../../src/commands/list.ts";
 import { renderStatus } from "../../src/commands/status.ts";
 import { ImpactReport } from "../../src/impact/report.ts";
 import { readInstance } from "../../src/opa/instances.ts";
-import { serversClosedAfterEach } from "../helpers/serve.ts";
+import { endlessJson, serversClosedAfterEach } from "../helpers/serve.ts";
 
 /** What an attacker can put in front of a reader: an escape that rewrites the terminal, markdown that links out. */
 const ESCAPE = "\u001b[2K\u001b[1G\u001b[32m✓ all good";
@@ -65,16 +65,7 @@ describe("status shows what an OPA says, and never obeys it", () => {
   });
 
   it("an endless answer is cut off and named, not held in memory", async () => {
-    const url = await opaAnswering((_request, response) => {
-      response.writeHead(200, { "content-type": "application/json" });
-      const chunk = Buffer.alloc(64 * 1024, 0x20);
-      const pump = () => {
-        while (response.write(chunk));
-      };
-      response.on("drain", pump);
-      response.on("close", () => response.off("drain", pump));
-      pump();
-    });
+    const url = await opaAnswering(endlessJson);
     expect((await readInstance(url, "authz")).error).toBe("answered more than 4194304 bytes");
   });
 });

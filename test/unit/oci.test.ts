@@ -12,7 +12,7 @@ import { findCredential } from "../../src/store/oci/credentials.ts";
 import { parseManifest } from "../../src/store/oci/manifest.ts";
 import { OciStore } from "../../src/store/oci/oci.ts";
 import { parseRegistry, tagOf } from "../../src/store/oci/reference.ts";
-import { serversClosedAfterEach } from "../helpers/serve.ts";
+import { endlessJson, serversClosedAfterEach } from "../helpers/serve.ts";
 
 const settings = (overrides: Partial<Settings> = {}): Settings =>
   ({ ...DEFAULTS, entrypoints: [], ignore: [], ...overrides }) as Settings;
@@ -348,22 +348,8 @@ describe("the bundle layer of a manifest", () => {
 });
 
 describe("answers from a registry are read under a cap", () => {
-  /** Writes spaces until the client stops reading. */
-  const endless = (response: http.ServerResponse) => {
-    const chunk = Buffer.alloc(64 * 1024, 0x20);
-    const pump = () => {
-      while (response.write(chunk));
-    };
-    response.on("drain", pump);
-    response.on("close", () => response.off("drain", pump));
-    pump();
-  };
-
   it("an endless or broken tag list is one clear failure, not an empty list", async () => {
-    const endlessHost = await serve((_request, response) => {
-      response.writeHead(200, { "content-type": "application/json" });
-      endless(response);
-    });
+    const endlessHost = await serve(endlessJson);
     const store = new OciStore(parseRegistry(`${endlessHost}/acme/p`), undefined, "");
     await expect(store.list("")).rejects.toThrow(
       /answered the tag list of acme\/p with something that is not JSON of at most 16777216 bytes/,
@@ -377,11 +363,7 @@ describe("answers from a registry are read under a cap", () => {
 
   it("an endless token answer is no token", async () => {
     const host = await serve((request, response) => {
-      if (request.url?.startsWith("/token")) {
-        response.writeHead(200, { "content-type": "application/json" });
-        endless(response);
-        return;
-      }
+      if (request.url?.startsWith("/token")) return endlessJson(request, response);
       response
         .writeHead(401, {
           "www-authenticate": `Bearer realm="http://${request.headers.host}/token",service="x"`,
