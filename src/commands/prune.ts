@@ -4,7 +4,7 @@ import { createContext, type Io, opaFlags, print } from "../cli-kit.ts";
 import { addStoreOptions, collect, toNumber } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
-import { opaTargets, readInstance } from "../opa/instances.ts";
+import { checkOpaTargets, readInstance } from "../opa/instances.ts";
 import { openStore } from "../store/open.ts";
 import { parseDuration } from "./status.ts";
 import { resolveRevisionArgument } from "./verify.ts";
@@ -35,7 +35,7 @@ export async function prune(context: Context, instances: string[]): Promise<Prun
     );
   }
   const minimumAgeMs = parseDuration(settings.olderThan);
-  const { token } = opaTargets(instances, context.env);
+  const { token } = checkOpaTargets(instances, context.env);
   const store = await openStore(context);
   // Listed once, before anything is deleted: a revision published meanwhile is not in the list, so it stays.
   const published = await listPublished(store, settings.prefix);

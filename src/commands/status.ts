@@ -3,7 +3,7 @@ import { createContext, type Io, opaFlags, print } from "../cli-kit.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { appendStepSummary, inGitHubActions, markdownTable } from "../github.ts";
-import { type InstanceStatus, opaTargets, readInstance } from "../opa/instances.ts";
+import { checkOpaTargets, type InstanceStatus, readInstance } from "../opa/instances.ts";
 import { resolveRevisionArgument } from "./verify.ts";
 
 export interface StatusResult {
@@ -34,7 +34,7 @@ export function parseDuration(text: string | undefined): number {
  */
 export async function status(context: Context, urls: string[]): Promise<StatusResult> {
   if (urls.length === 0) throw new UserError("no OPA instance given", "pass --opa <url> (repeatable)");
-  const { token } = opaTargets(urls, context.env);
+  const { token } = checkOpaTargets(urls, context.env);
   const { settings } = context;
   const bundle = settings.statusBundle ?? settings.bundleName;
   const expect = settings.expect ? await resolveRevisionArgument(context, settings.expect) : null;

@@ -36,12 +36,6 @@ interface BundleStatus {
 
 class TooLarge extends Error {}
 
-/** The instances to read, and the bearer token OPA's `--authentication=token` asks for, if one is set. */
-export interface OpaTargets {
-  urls: readonly string[];
-  token?: string;
-}
-
 async function getJson(url: string, token: string | undefined): Promise<{ status: number; body: unknown }> {
   const response = await fetch(url, {
     headers: token ? { authorization: `Bearer ${token}` } : {},
@@ -139,8 +133,9 @@ export async function readInstance(url: string, bundle: string, token?: string):
  * Each --opa is an http(s) URL without user:password, which would be printed with every line and sent
  * nowhere (fetch refuses it); the refusal does not repeat the password. The token comes from
  * POLICYSHIP_OPA_TOKEN only (never a flag or a config file), and is sent over HTTPS or to this machine.
+ * Returns the token OPA's `--authentication=token` asks for, if one is set.
  */
-export function opaTargets(urls: readonly string[], env: NodeJS.ProcessEnv): OpaTargets {
+export function checkOpaTargets(urls: readonly string[], env: NodeJS.ProcessEnv): { token?: string } {
   const token = env.POLICYSHIP_OPA_TOKEN || undefined;
   if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) {
     throw new UserError(
@@ -171,5 +166,5 @@ export function opaTargets(urls: readonly string[], env: NodeJS.ProcessEnv): Opa
       );
     }
   }
-  return { urls, token };
+  return { token };
 }
