@@ -29,6 +29,19 @@ function progressLine(context: Context) {
   };
 }
 
+/** "reading manifests 120/2000" on a terminal, for a count worth watching (a registry with a long history). */
+function countLine(context: Context, what: string) {
+  if (!process.stderr.isTTY || context.json) return undefined;
+  let last = 0;
+  return (done: number, total: number) => {
+    const now = Date.now();
+    if (total < 50 || (now - last < 200 && done < total)) return;
+    last = now;
+    process.stderr.write(`\r${what} ${done}/${total}`);
+    if (done >= total) process.stderr.write("\n");
+  };
+}
+
 /** The S3 store, or the directory store with --to; the AWS SDK is loaded only for S3. */
 export async function openStore(context: Context): Promise<Store> {
   const { settings, cwd } = context;
@@ -50,6 +63,7 @@ export async function openStore(context: Context): Promise<Store> {
     return new OciStore(reference, credential, settings.prefix, {
       insecureHosts: settings.insecureRegistry,
       onProgress: progressLine(context),
+      onListed: countLine(context, "reading manifests"),
     });
   }
   if (!settings.bucket) {

@@ -376,3 +376,29 @@ describe("answers from a registry are read under a cap", () => {
     );
   });
 });
+
+describe("list on a long history", () => {
+  it("reports each batch of manifests read, up to the total", async () => {
+    const tags = Array.from({ length: 20 }, (_, i) => i.toString(16).padStart(40, "0"));
+    const manifest = JSON.stringify({ schemaVersion: 2, layers: [] });
+    const host = await serve((request, response) => {
+      if (request.url?.includes("/tags/list")) {
+        response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ tags }));
+      } else {
+        response
+          .writeHead(200, { "content-type": "application/vnd.oci.image.manifest.v1+json" })
+          .end(manifest);
+      }
+    });
+    const seen: [number, number][] = [];
+    const store = new OciStore(parseRegistry(`${host}/acme/p`), undefined, "", {
+      onListed: (read, total) => seen.push([read, total]),
+    });
+    expect(await store.list("")).toHaveLength(20);
+    expect(seen).toEqual([
+      [8, 20],
+      [16, 20],
+      [20, 20],
+    ]);
+  });
+});

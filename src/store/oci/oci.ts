@@ -54,6 +54,8 @@ export class OciStore implements Store {
       insecureHosts?: readonly string[];
       /** Called with bytes sent so far while the bundle goes up. */
       onProgress?: (loaded: number, total: number) => void;
+      /** Called with manifests read so far while list() reads one per tag. */
+      onListed?: (read: number, total: number) => void;
     } = {},
   ) {
     if (normalizePrefix(prefix) !== "") {
@@ -205,6 +207,7 @@ export class OciStore implements Store {
         }),
       );
       for (const object of batch) if (object) objects.push(object);
+      this.options.onListed?.(Math.min(i + LIST_CONCURRENCY, keys.length), keys.length);
     }
     return objects;
   }
