@@ -74,6 +74,13 @@ export function markdownCode(value: unknown): string {
   return `${fence}${pad}${text}${pad}${fence}`;
 }
 
+/** A fenced code block whose fence is longer than any run of backticks in the text, so the text cannot end it. */
+export function markdownBlock(text: string, language = ""): string {
+  const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
+  const fence = "`".repeat(Math.max(3, longest + 1));
+  return `${fence}${language}\n${text}\n${fence}`;
+}
+
 export function markdownTable(header: string[], rows: string[][]): string {
   const cell = markdownText;
   return [

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { createContext, type Io, print } from "../cli-kit.ts";
 import { addBuildOptions, addConfigOptions, addStoreOptions, addTestOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
-import { appendStepSummary, inGitHubActions, markdownText, writeOutputs } from "../github.ts";
+import { appendStepSummary, inGitHubActions, markdownBlock, markdownText, writeOutputs } from "../github.ts";
 import { locateOpaFor } from "../opa/locate.ts";
 import { resolveBuildRevision } from "../revision.ts";
 import { assertPoliciesDir, type BuildResult, build } from "./build.ts";
@@ -126,11 +126,9 @@ async function reportToGitHub(
     "",
     ...(rendered
       ? [
-          `<details><summary>OPA configuration (${result.config})</summary>`,
+          `<details><summary>OPA configuration (${markdownText(result.config)})</summary>`,
           "",
-          `\`\`\`${rendered.format}`,
-          rendered.text.trimEnd(),
-          "```",
+          markdownBlock(rendered.text.trimEnd(), rendered.format),
           "</details>",
           "",
         ]

@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { FailureError, formatError, UserError } from "../../src/errors.ts";
-import { errorAnnotation, markdownCode, markdownTable, markdownText } from "../../src/github.ts";
+import {
+  errorAnnotation,
+  markdownBlock,
+  markdownCode,
+  markdownTable,
+  markdownText,
+} from "../../src/github.ts";
 import { printable } from "../../src/printable.ts";
 
 describe("error lines", () => {
@@ -61,6 +67,13 @@ describe("text from outside", () => {
     expect(markdownText("line one\nline two")).toBe("line one line two");
     expect(markdownTable(["path"], [["/x\n| injected | row |"]])).toBe(
       "| path |\n| --- |\n| /x \\| injected \\| row \\| |",
+    );
+  });
+
+  it("markdownBlock's fence outlasts any fence inside the text", () => {
+    expect(markdownBlock("a: 1", "yaml")).toBe("```yaml\na: 1\n```");
+    expect(markdownBlock("url: https://x/```\n[link](https://attacker.example)", "yaml")).toBe(
+      "````yaml\nurl: https://x/```\n[link](https://attacker.example)\n````",
     );
   });
 
