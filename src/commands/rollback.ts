@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { createContext, type Io, print } from "../cli-kit.ts";
 import { addConfigOptions, addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
-import { appendStepSummary, inGitHubActions, writeOutputs } from "../github.ts";
+import { appendStepSummary, inGitHubActions, markdownText, writeOutputs } from "../github.ts";
 import { type ConfigResult, config } from "./config.ts";
 import { checkPublished } from "./verify.ts";
 
@@ -33,7 +33,7 @@ export async function rollback(context: Context, ref: string): Promise<RollbackR
     });
     await appendStepSummary(
       context.env,
-      `## policyship rollback to \`${revision}\`\n\n- **Object**: \`${result.url}\` (sha256 \`${result.sha256}\` verified)\n- **Config**: ${result.output ?? "printed on stdout"}\n`,
+      `## policyship rollback to \`${revision}\`\n\n- **Object**: \`${result.url}\` (sha256 \`${result.sha256}\` verified)\n- **Config**: ${result.output ? markdownText(result.output) : "printed on stdout"}\n`,
     );
   }
   return result;

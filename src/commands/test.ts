@@ -6,7 +6,13 @@ import { createContext, type Io, print } from "../cli-kit.ts";
 import { addTestOptions, collect } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
-import { appendStepSummary, errorAnnotation, inGitHubActions, markdownTable } from "../github.ts";
+import {
+  appendStepSummary,
+  errorAnnotation,
+  inGitHubActions,
+  markdownTable,
+  markdownText,
+} from "../github.ts";
 import { type OpaTestCase, opaCoverage, opaTest, type TestArgs } from "../opa/commands.ts";
 import { locateOpaFor, type OpaBinary } from "../opa/locate.ts";
 import { revisionOrHead } from "../revision.ts";
@@ -150,7 +156,7 @@ export function testSummaryMarkdown(result: TestResult): string {
     ["skipped", String(result.skipped)],
   ];
   if (result.coverage !== null) rows.push(["coverage", `${result.coverage.toFixed(1)}%`]);
-  let markdown = `### Policy tests: ${result.target}\n\n${markdownTable(["result", "count"], rows)}\n`;
+  let markdown = `### Policy tests: ${markdownText(result.target)}\n\n${markdownTable(["result", "count"], rows)}\n`;
   if (result.failures.length > 0) {
     markdown += `\n${markdownTable(
       ["test", "location", "message"],
