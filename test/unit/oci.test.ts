@@ -7,11 +7,12 @@ import { describe, expect, it } from "vitest";
 import { FailureError, UserError } from "../../src/errors.ts";
 import { renderOpaConfig } from "../../src/opa-config/render.ts";
 import { DEFAULTS, type Settings } from "../../src/settings-schema.ts";
-import { parseChallenge, RegistryClient } from "../../src/store/oci/client.ts";
+import { RegistryClient } from "../../src/store/oci/client.ts";
 import { findCredential } from "../../src/store/oci/credentials.ts";
 import { parseManifest } from "../../src/store/oci/manifest.ts";
 import { OciStore } from "../../src/store/oci/oci.ts";
 import { parseRegistry, tagOf } from "../../src/store/oci/reference.ts";
+import { parseChallenge } from "../../src/store/oci/wire.ts";
 import { endlessJson, serversClosedAfterEach } from "../helpers/serve.ts";
 
 const settings = (overrides: Partial<Settings> = {}): Settings =>

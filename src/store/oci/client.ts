@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { FailureError, isKnownError, UserError } from "../../errors.ts";
-import { readCapped } from "../../http-body.ts";
 import type { Credential } from "./credentials.ts";
 import { baseUrl, isLoopback, type RegistryReference } from "./reference.ts";
+import { type Challenge, parseChallenge, readBounded, readJson } from "./wire.ts";
 
 /**
  * The few calls of the OCI distribution API that a store needs, with docker's authentication: anonymous
@@ -23,14 +23,8 @@ interface SendInit {
   timeoutMs?: number;
 }
 
-interface Challenge {
-  scheme: string;
-  params: Record<string, string>;
-}
-
 const REQUEST_TIMEOUT_MS = 60_000;
 const MAX_ATTEMPTS = 4;
-const MAX_ERROR_BODY = 16 * 1024;
 /** A token answer is a few kilobytes of JWT; a larger one is not read. */
 const MAX_TOKEN_RESPONSE = 1024 * 1024;
 
@@ -274,45 +268,6 @@ export class RegistryClient {
       "run again; if it persists check the registry",
     );
   }
-}
-
-/** JSON from a registry or its token service, read under a cap; undefined if it is not JSON or too long. */
-export async function readJson(response: Response, max: number): Promise<unknown> {
-  try {
-    const bytes = await readCapped(response, max, () => new Error("too long"));
-    return JSON.parse(bytes.toString("utf8"));
-  } catch {
-    return undefined;
-  }
-}
-
-async function readBounded(response: Response): Promise<string> {
-  const reader = response.body?.getReader();
-  if (!reader) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  while (size < MAX_ERROR_BODY) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    size += value.length;
-  }
-  await reader.cancel().catch(() => {});
-  return Buffer.concat(chunks).toString("utf8").slice(0, MAX_ERROR_BODY);
-}
-
-/** `Bearer realm="…",service="…",scope="…"` → its scheme and parameters (RFC 7235 auth-params). */
-export function parseChallenge(header: string): Challenge | undefined {
-  const match = /^\s*([A-Za-z][A-Za-z0-9_-]*)\s*(.*)$/s.exec(header);
-  if (!match) return undefined;
-  const params: Record<string, string> = Object.create(null);
-  for (const param of (match[2] ?? "").matchAll(
-    /([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))/g,
-  )) {
-    params[(param[1] as string).toLowerCase()] =
-      param[2] !== undefined ? param[2].replace(/\\(.)/g, "$1") : (param[3] ?? "");
-  }
-  return { scheme: (match[1] as string).toLowerCase(), params };
 }
 
 function basic(username: string, password: string): string {

@@ -12,7 +12,7 @@ import {
   type Store,
   type StoredObject,
 } from "../store.ts";
-import { RegistryClient, readJson } from "./client.ts";
+import { RegistryClient } from "./client.ts";
 import type { Credential } from "./credentials.ts";
 import {
   ACCEPT_MANIFESTS,
@@ -26,13 +26,12 @@ import {
   metadataOf,
   parseManifest,
 } from "./manifest.ts";
-import { isTag, pinned, type RegistryReference, tagOf } from "./reference.ts";
+import { pinned, type RegistryReference, tagOf } from "./reference.ts";
+import { listTags } from "./wire.ts";
 
 const UPLOAD_TIMEOUT_MS = 30 * 60_000;
 const DOWNLOAD_TIMEOUT_MS = 10 * 60_000;
 const LIST_CONCURRENCY = 8;
-/** A page of up to 1,000 tags is some 50 KB; a registry that sends more is not read further. */
-const MAX_TAG_PAGE_BYTES = 16 * 1024 * 1024;
 
 /**
  * A store in an OCI registry, in the layout OPA's OCI downloader pulls (see manifest.ts): each revision is
@@ -174,29 +173,7 @@ export class OciStore implements Store {
   }
 
   async list(prefix: string): Promise<StoredObject[]> {
-    const tags: string[] = [];
-    let next: string | undefined = this.client.url("tags/list?n=1000");
-    while (next) {
-      const response = await this.client.send("GET", next, "pull");
-      if (response.status === 404) {
-        await response.body?.cancel();
-        return []; // NAME_UNKNOWN: nothing was pushed yet.
-      }
-      if (!response.ok)
-        throw await this.client.refused(response, `listing the tags of ${this.reference.repository}`);
-      const body = (await readJson(response, MAX_TAG_PAGE_BYTES)) as { tags?: unknown } | undefined;
-      if (typeof body !== "object" || body === null) {
-        throw new FailureError(
-          `${this.reference.registry} answered the tag list of ${this.reference.repository} with something that is not JSON of at most ${MAX_TAG_PAGE_BYTES} bytes`,
-          "run again; if it persists check the registry",
-        );
-      }
-      for (const tag of Array.isArray(body.tags) ? body.tags : [])
-        if (typeof tag === "string" && isTag(tag)) tags.push(tag);
-      // RFC 5988 Link: <url>; rel="next"
-      const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(response.headers.get("link") ?? "")?.[1];
-      next = link ? this.client.ownUrl(link, "the next page of tags").toString() : undefined;
-    }
+    const tags = await listTags(this.client);
     const keys = tags.map((tag) => objectKey(this.prefix, tag)).filter((key) => key.startsWith(prefix));
     const objects: StoredObject[] = [];
     for (let i = 0; i < keys.length; i += LIST_CONCURRENCY) {
