@@ -43,7 +43,11 @@ function logOptions(value: DecisionLogSink | DecisionLogOptions): DecisionLogOpt
 async function createEngine(options: EnforcerOptions): Promise<Engine> {
   if (options.opa) {
     const { RemoteEngine } = await import("./remote.ts");
-    return new RemoteEngine({ ...options.opa, maxInFlight: options.maxInFlight });
+    return new RemoteEngine({
+      ...options.opa,
+      maxInFlight: options.maxInFlight,
+      checkReachableOnTimeout: options.failOpen === true,
+    });
   }
   const { EmbeddedEngine } = await import("./embedded.ts");
   return new EmbeddedEngine({

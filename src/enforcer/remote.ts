@@ -1,4 +1,4 @@
-import { Pool } from "undici";
+import { Client, Pool } from "undici";
 import { type Engine, EngineError, type Evaluation } from "./engine.ts";
 
 export interface RemoteOptions {
@@ -13,11 +13,20 @@ export interface RemoteOptions {
   maxInFlight?: number;
   /** OPA answers larger than this are refused. */
   maxResponseBytes?: number;
+  /**
+   * On a timeout, ask OPA's /health whether it is there (set with failOpen): if it answers, the query timed
+   * out on its own cost, which the input may have chosen, and the timeout is not "unreachable".
+   */
+  checkReachableOnTimeout?: boolean;
 }
 
 const DEFAULT_CONNECTIONS = 32;
 const DEFAULT_MAX_IN_FLIGHT = 1_024;
 const DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024;
+/** How long /health may take to count as an answer; a sidecar answers in a millisecond or two. */
+const HEALTH_CHECK_MS = 100;
+/** One health answer serves the timeouts of the next second, so a flood of slow queries cannot starve it. */
+const HEALTH_VALID_MS = 1_000;
 
 /** Errors that mean OPA was not reached, or went away before it answered: the only ones failOpen covers. */
 const UNREACHABLE_CODES = new Set([
@@ -53,12 +62,21 @@ export class RemoteEngine implements Engine {
   private inFlight = 0;
   private readonly maxInFlight: number;
   private readonly bundleName: string | undefined;
+  private readonly origin: string;
+  private readonly healthPath: string;
+  private readonly checkReachable: boolean;
+  /** Its own connection, so queries that fill the pool cannot hold the health check up. */
+  private healthClient: Client | undefined;
+  private health: Promise<boolean> | undefined;
 
   constructor(options: RemoteOptions) {
     // url and path were validated by createEnforcer.
     const origin = new URL(options.url);
     const rule = options.path.replace(/^\/+|\/+$/g, "");
     this.dataPath = `${origin.pathname.replace(/\/+$/, "")}/v1/data/${rule}?provenance=true`;
+    this.origin = origin.origin;
+    this.healthPath = `${origin.pathname.replace(/\/+$/, "")}/health`;
+    this.checkReachable = options.checkReachableOnTimeout === true;
     this.maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
     this.bundleName = options.bundleName;
     this.pool = new Pool(origin.origin, {
@@ -103,7 +121,15 @@ export class RemoteEngine implements Engine {
         text = await response.body.text();
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code ?? "";
-        if (signal.aborted) throw new EngineError("OPA request failed: timed out", "unreachable");
+        if (signal.aborted) {
+          if (this.checkReachable && (await this.answersHealth())) {
+            throw new EngineError(
+              "OPA request failed: timed out while OPA answered its health check (the query's own cost)",
+              "answer",
+            );
+          }
+          throw new EngineError("OPA request failed: timed out", "unreachable");
+        }
         const unreachable = UNREACHABLE_CODES.has(code);
         throw new EngineError(
           `OPA request failed: ${code || (error as Error).message}`,
@@ -134,7 +160,32 @@ export class RemoteEngine implements Engine {
     }
   }
 
+  /**
+   * Whether OPA answers GET /health (any status) within HEALTH_CHECK_MS. Timeouts at the same moment share
+   * one check; an answer serves the next second, a silence only those waiting for it.
+   */
+  private answersHealth(): Promise<boolean> {
+    if (this.health) return this.health;
+    this.healthClient ??= new Client(this.origin);
+    const asked = this.healthClient
+      .request({ method: "GET", path: this.healthPath, signal: AbortSignal.timeout(HEALTH_CHECK_MS) })
+      .then(async (response) => {
+        await response.body.dump();
+        return true;
+      })
+      .catch(() => false);
+    this.health = asked;
+    void asked.then((answered) => {
+      const forget = () => {
+        if (this.health === asked) this.health = undefined;
+      };
+      if (answered) setTimeout(forget, HEALTH_VALID_MS).unref();
+      else forget();
+    });
+    return asked;
+  }
+
   async close(): Promise<void> {
-    await this.pool.close();
+    await Promise.all([this.pool.close(), this.healthClient?.close()]);
   }
 }

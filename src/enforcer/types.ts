@@ -38,9 +38,10 @@ export interface EnforcerOptions {
   /** Per decision; an OPA slower than this is an error. Default 500. */
   timeoutMs?: number;
   /**
-   * Let a request through when OPA cannot be reached (connection refused or reset, or timeoutMs passed).
-   * Never on a denial, an answer of any status, a policy error, a revision mismatch, the in-flight limit,
-   * or a request whose input cannot be built. Default false.
+   * Let a request through when OPA cannot be reached (connection refused or reset, or timeoutMs passed and
+   * OPA's /health does not answer either). Never on a denial, an answer of any status, a policy error, a
+   * query that timed out while OPA answers /health (its own cost), a revision mismatch, the in-flight
+   * limit, or a request whose input cannot be built. Default false.
    */
   failOpen?: boolean;
   include?: Partial<InputOptions["include"]>;

@@ -11,6 +11,7 @@ import { type FaultProxy, startFaultProxy } from "../helpers/fault-proxy.ts";
 import { type RunningOpa, startOpaServer } from "../helpers/opa-server.ts";
 import { freePort } from "../helpers/ports.ts";
 import { awsEnv, createBucket, minio } from "../helpers/s3.ts";
+import { repoRoot } from "../helpers/tools.ts";
 
 const TIMEOUT_MS = 300;
 const allowInput = {
@@ -61,7 +62,8 @@ describe("OPA faults fail closed within the timeout, and recover", () => {
   ] as const;
 
   for (const { name, fault } of faults) {
-    it(`${name} → 500, handler not called, then recovers`, async () => {
+    // The bound is wall-clock on two busy cores; a retry absorbs one scheduler stall, never a slow enforcer.
+    it(`${name} → 500, handler not called, then recovers`, { retry: 2 }, async () => {
       const logs: string[] = [];
       const enforcer = createEnforcer({
         opa: { url: proxy.url, path: CONFORMANCE_ENTRYPOINT },
@@ -165,6 +167,38 @@ describe("OPA faults fail closed within the timeout, and recover", () => {
       proxy.fault = { kind: "pass" };
       await enforcer.close();
       await refused.close();
+    }
+  });
+
+  it("failOpen never opens a query OPA is still evaluating: the input chose its cost", async () => {
+    // The spin policy costs n² steps, n from the query string; OPA answers /health all the while.
+    const spin = await buildBundles(path.join(repoRoot, "test/fixtures/spin"), "spin-1", "spin/decision");
+    const spinning = await startOpaServer(["--bundle", spin.rego]);
+    const events: boolean[] = [];
+    const enforcer = createEnforcer({
+      opa: { url: spinning.url, path: "spin/decision" },
+      timeoutMs: TIMEOUT_MS,
+      failOpen: true,
+      log: () => {},
+      onDecision: (event) => events.push(event.failOpen),
+    });
+    const costing = (n: number) => ({
+      request: { http: { method: "GET", path: "/", headers: {}, querystring: { n: String(n) } } },
+      client_ip: "127.0.0.1",
+    });
+    try {
+      expect(await enforcer.decide(costing(0))).toMatchObject({ allow: true });
+      const started = performance.now();
+      const decision = await enforcer.decide(costing(3000));
+      expect(decision).toMatchObject({ allow: false, status: 500, errorKind: "answer" });
+      expect(decision.failOpen).toBeUndefined();
+      expect(decision.error).toMatch(/timed out while OPA answered its health check/);
+      // timeoutMs, then at most the 100 ms health check.
+      expect(performance.now() - started).toBeLessThan(TIMEOUT_MS + 100 + 150);
+      expect(events).toEqual([false, false]);
+    } finally {
+      await enforcer.close();
+      await spinning.stop();
     }
   });
 
