@@ -98,6 +98,9 @@ function enforcerFor(
       ? { opa: { url: opa.url, path: "bodies/decision" } }
       : { bundle: wasm, entrypoint: "bodies/decision" }),
     include,
+    // These tests are about bodies: a first decision that waits for the workers to start on a busy runner
+    // must not time out.
+    timeoutMs: 10_000,
     log: () => {},
     onDecision: (event) => events.push(event),
     ...extra,
