@@ -79,6 +79,9 @@ export async function conformanceEngines(revision: string) {
         ...(engine === "remote"
           ? { opa: { url: opa.url, path: CONFORMANCE_ENTRYPOINT } }
           : { bundle: bundles.wasm, entrypoint: CONFORMANCE_ENTRYPOINT }),
+        // An embedded first decision waits for the workers to start; on a busy two-core runner that can pass
+        // the default 500 ms. Tests about time set timeoutMs themselves.
+        timeoutMs: 10_000,
         log: () => {},
         ...extra,
       }) as EnforcerOptions,
