@@ -57,6 +57,11 @@ function oneLine(value: unknown): string {
   return printable(String(value ?? "").replace(/\r?\n|\r/g, " "));
 }
 
+/** A code fence one backtick longer than this cannot be closed from inside the text. */
+function longestBacktickRun(text: string): number {
+  return Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
+}
+
 /**
  * Text from outside as markdown that shows it and nothing else: no link, image, HTML tag or code span can
  * start inside it, and a table cell cannot end early. Emphasis characters are left; they only restyle.
@@ -68,7 +73,7 @@ export function markdownText(value: unknown): string {
 /** Text from outside as an inline code span: the fence is longer than any run of backticks inside. */
 export function markdownCode(value: unknown): string {
   const text = oneLine(value);
-  const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
+  const longest = longestBacktickRun(text);
   const fence = "`".repeat(longest + 1);
   const pad = longest > 0 || text.startsWith(" ") || text.endsWith(" ") ? " " : "";
   return `${fence}${pad}${text}${pad}${fence}`;
@@ -76,8 +81,7 @@ export function markdownCode(value: unknown): string {
 
 /** A fenced code block whose fence is longer than any run of backticks in the text, so the text cannot end it. */
 export function markdownBlock(text: string, language = ""): string {
-  const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
-  const fence = "`".repeat(Math.max(3, longest + 1));
+  const fence = "`".repeat(Math.max(3, longestBacktickRun(text) + 1));
   return `${fence}${language}\n${text}\n${fence}`;
 }
 

@@ -73,9 +73,10 @@ export class RemoteEngine implements Engine {
     // url and path were validated by createEnforcer.
     const origin = new URL(options.url);
     const rule = options.path.replace(/^\/+|\/+$/g, "");
-    this.dataPath = `${origin.pathname.replace(/\/+$/, "")}/v1/data/${rule}?provenance=true`;
+    const base = origin.pathname.replace(/\/+$/, "");
+    this.dataPath = `${base}/v1/data/${rule}?provenance=true`;
     this.origin = origin.origin;
-    this.healthPath = `${origin.pathname.replace(/\/+$/, "")}/health`;
+    this.healthPath = `${base}/health`;
     this.checkReachable = options.checkReachableOnTimeout === true;
     this.maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
     this.bundleName = options.bundleName;
