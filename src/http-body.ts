@@ -12,3 +12,13 @@ export async function readCapped(response: Response, max: number, tooLong: () =>
   }
   return Buffer.concat(chunks);
 }
+
+/** JSON read under the same cap: undefined when the bytes are not JSON, `tooLong()` when there are too many. */
+export async function readJson(response: Response, max: number, tooLong: () => Error): Promise<unknown> {
+  const bytes = await readCapped(response, max, tooLong);
+  try {
+    return JSON.parse(bytes.toString("utf8"));
+  } catch {
+    return undefined;
+  }
+}

@@ -1,5 +1,5 @@
 import { UserError } from "../errors.ts";
-import { readCapped } from "../http-body.ts";
+import { readJson } from "../http-body.ts";
 import { printable } from "../printable.ts";
 import { isLoopback } from "../store/oci/reference.ts";
 
@@ -43,17 +43,11 @@ async function getJson(url: string, token: string | undefined): Promise<{ status
     redirect: "manual",
     signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
   });
-  const bytes = await readCapped(
+  const body = await readJson(
     response,
     MAX_RESPONSE_BYTES,
     () => new TooLarge(`answered more than ${MAX_RESPONSE_BYTES} bytes`),
   );
-  let body: unknown;
-  try {
-    body = JSON.parse(bytes.toString("utf8"));
-  } catch {
-    body = undefined;
-  }
   return { status: response.status, body };
 }
 

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { FailureError, isKnownError, UserError } from "../../errors.ts";
 import type { Credential } from "./credentials.ts";
 import { baseUrl, isLoopback, type RegistryReference } from "./reference.ts";
-import { type Challenge, parseChallenge, readBounded, readJson } from "./wire.ts";
+import { type Challenge, parseChallenge, readBounded, readRegistryJson } from "./wire.ts";
 
 /**
  * The few calls of the OCI distribution API that a store needs, with docker's authentication: anonymous
@@ -39,6 +39,11 @@ export class RegistryClient {
     private readonly insecureHosts: readonly string[] = [],
   ) {
     this.base = baseUrl(reference);
+  }
+
+  /** Where the credentials came from (an environment variable, a file, a helper), never the secret. */
+  get credentialSource(): string | undefined {
+    return this.credential?.source;
   }
 
   /** `/v2/<repository>/<rest>` */
@@ -185,7 +190,7 @@ export class RegistryClient {
       await response.body?.cancel();
       throw this.credential ? this.rejected() : this.needsCredentials();
     }
-    const body = (await readJson(response, MAX_TOKEN_RESPONSE)) as
+    const body = (await readRegistryJson(response, MAX_TOKEN_RESPONSE)) as
       | { token?: unknown; access_token?: unknown }
       | undefined;
     const token = body?.token ?? body?.access_token;

@@ -40,8 +40,6 @@ const LIST_CONCURRENCY = 8;
 export class OciStore implements Store {
   readonly location: string;
   private readonly client: RegistryClient;
-  /** Where the credentials came from (an environment variable, a file, a helper), never the secret. */
-  private readonly credentialSource: string | undefined;
   /** The manifest each tag had when head() last read it, for the get() that follows. */
   private readonly headed = new Map<string, Found>();
 
@@ -65,7 +63,6 @@ export class OciStore implements Store {
     }
     this.location = `oci://${reference.registry}/${reference.repository}`;
     this.client = new RegistryClient(reference, credential, options.insecureHosts);
-    this.credentialSource = credential?.source;
   }
 
   private tagOfKey(key: string): string {
@@ -270,12 +267,8 @@ export class OciStore implements Store {
    * rights show only on a push; listing every manifest, as list does, could take minutes.)
    */
   async probe(): Promise<string> {
-    const response = await this.client.send("GET", this.client.url("tags/list?n=1"), "pull");
-    // 404 NAME_UNKNOWN: a repository nothing was pushed to yet, which the first publish creates.
-    if (!response.ok && response.status !== 404)
-      throw await this.client.refused(response, `listing the tags of ${this.reference.repository}`);
-    await response.body?.cancel();
-    return `${this.location} answers (credentials: ${this.credentialSource ?? "none, anonymous"})`;
+    await listTags(this.client, 1);
+    return `${this.location} answers (credentials: ${this.client.credentialSource ?? "none, anonymous"})`;
   }
 
   /** By manifest digest, which removes the tag with it; the registry's garbage collection frees the blobs. */

@@ -1,5 +1,5 @@
 import { FailureError } from "../../errors.ts";
-import { readCapped } from "../../http-body.ts";
+import { readJson } from "../../http-body.ts";
 import type { RegistryClient } from "./client.ts";
 import { isTag } from "./reference.ts";
 
@@ -15,13 +15,8 @@ export interface Challenge {
 }
 
 /** JSON from a registry or its token service, read under a cap; undefined if it is not JSON or too long. */
-export async function readJson(response: Response, max: number): Promise<unknown> {
-  try {
-    const bytes = await readCapped(response, max, () => new Error("too long"));
-    return JSON.parse(bytes.toString("utf8"));
-  } catch {
-    return undefined;
-  }
+export function readRegistryJson(response: Response, max: number): Promise<unknown> {
+  return readJson(response, max, () => new Error("too long")).catch(() => undefined);
 }
 
 /** The start of an error answer, for its error codes; the rest is not read. */
@@ -54,11 +49,14 @@ export function parseChallenge(header: string): Challenge | undefined {
   return { scheme: (match[1] as string).toLowerCase(), params };
 }
 
-/** Every tag of the repository that can be a revision, page by page; none when nothing was pushed yet. */
-export async function listTags(client: RegistryClient): Promise<string[]> {
+/**
+ * Every tag of the repository that can be a revision, page by page; none when nothing was pushed yet.
+ * `firstOf` reads only the first page, of that many tags (doctor's one call).
+ */
+export async function listTags(client: RegistryClient, firstOf?: number): Promise<string[]> {
   const { registry, repository } = client.reference;
   const tags: string[] = [];
-  let next: string | undefined = client.url("tags/list?n=1000");
+  let next: string | undefined = client.url(`tags/list?n=${firstOf ?? 1000}`);
   while (next) {
     const response = await client.send("GET", next, "pull");
     if (response.status === 404) {
@@ -66,7 +64,7 @@ export async function listTags(client: RegistryClient): Promise<string[]> {
       return []; // NAME_UNKNOWN: nothing was pushed yet.
     }
     if (!response.ok) throw await client.refused(response, `listing the tags of ${repository}`);
-    const body = (await readJson(response, MAX_TAG_PAGE_BYTES)) as { tags?: unknown } | undefined;
+    const body = (await readRegistryJson(response, MAX_TAG_PAGE_BYTES)) as { tags?: unknown } | undefined;
     if (typeof body !== "object" || body === null) {
       throw new FailureError(
         `${registry} answered the tag list of ${repository} with something that is not JSON of at most ${MAX_TAG_PAGE_BYTES} bytes`,
@@ -77,7 +75,7 @@ export async function listTags(client: RegistryClient): Promise<string[]> {
       if (typeof tag === "string" && isTag(tag)) tags.push(tag);
     // RFC 5988 Link: <url>; rel="next"
     const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(response.headers.get("link") ?? "")?.[1];
-    next = link ? client.ownUrl(link, "the next page of tags").toString() : undefined;
+    next = link && !firstOf ? client.ownUrl(link, "the next page of tags").toString() : undefined;
   }
   return tags;
 }
