@@ -14,33 +14,24 @@ export function resolveRegion(context: Context): string | undefined {
   );
 }
 
-function progressLine(context: Context) {
-  if (!process.stderr.isTTY || context.json) return undefined;
-  let last = 0;
-  return (loaded: number, total: number) => {
-    const now = Date.now();
-    if (now - last < 200 && loaded < total) return;
-    last = now;
-    const percent = total ? Math.floor((loaded / total) * 100) : 0;
-    process.stderr.write(
-      `\ruploading ${percent}% (${(loaded / 1e6).toFixed(1)}/${(total / 1e6).toFixed(1)} MB)`,
-    );
-    if (loaded >= total) process.stderr.write("\n");
-  };
-}
-
-/** "reading manifests 120/2000" on a terminal, for a count worth watching (a registry with a long history). */
-function countLine(context: Context, what: string) {
+/**
+ * A progress line on a terminal (never with --json), rewritten at most every 200 ms and ended at the total.
+ * Counts below `from` are not worth a line.
+ */
+function progressLine(context: Context, show: (done: number, total: number) => string, from = 0) {
   if (!process.stderr.isTTY || context.json) return undefined;
   let last = 0;
   return (done: number, total: number) => {
     const now = Date.now();
-    if (total < 50 || (now - last < 200 && done < total)) return;
+    if (total < from || (now - last < 200 && done < total)) return;
     last = now;
-    process.stderr.write(`\r${what} ${done}/${total}`);
+    process.stderr.write(`\r${show(done, total)}`);
     if (done >= total) process.stderr.write("\n");
   };
 }
+
+const uploading = (loaded: number, total: number) =>
+  `uploading ${total ? Math.floor((loaded / total) * 100) : 0}% (${(loaded / 1e6).toFixed(1)}/${(total / 1e6).toFixed(1)} MB)`;
 
 /** The S3 store, or the directory store with --to; the AWS SDK is loaded only for S3. */
 export async function openStore(context: Context): Promise<Store> {
@@ -62,8 +53,9 @@ export async function openStore(context: Context): Promise<Store> {
     );
     return new OciStore(reference, credential, settings.prefix, {
       insecureHosts: settings.insecureRegistry,
-      onProgress: progressLine(context),
-      onListed: countLine(context, "reading manifests"),
+      onProgress: progressLine(context, uploading),
+      // A registry with a long history: one manifest per tag.
+      onListed: progressLine(context, (read, total) => `reading manifests ${read}/${total}`, 50),
     });
   }
   if (!settings.bucket) {
@@ -81,6 +73,6 @@ export async function openStore(context: Context): Promise<Store> {
     endpoint: settings.endpoint,
     forcePathStyle: settings.forcePathStyle || settings.endpoint !== undefined,
     profile: settings.profile,
-    onProgress: progressLine(context),
+    onProgress: progressLine(context, uploading),
   });
 }
