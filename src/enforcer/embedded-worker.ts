@@ -5,6 +5,7 @@
  */
 import { workerData } from "node:worker_threads";
 import { loadPolicy } from "@open-policy-agent/opa-wasm";
+import { beginEvaluation, customBuiltins } from "./builtins/index.ts";
 import { firstResult, messageOf } from "./wasm.ts";
 
 export interface WorkerSetup {
@@ -17,7 +18,7 @@ export interface WorkerSetup {
 export type WorkerAnswer = { ok: true; defined: boolean; result: unknown } | { ok: false; message: string };
 
 const setup = workerData as WorkerSetup;
-const policy = await loadPolicy(setup.module);
+const policy = await loadPolicy(setup.module, undefined, customBuiltins);
 policy.setData(setup.data);
 const encoder = new TextEncoder();
 
@@ -25,6 +26,7 @@ const encoder = new TextEncoder();
 export default function evaluate(serialized: string | null): WorkerAnswer | null {
   if (serialized === null) return null;
   try {
+    beginEvaluation();
     return { ok: true, ...firstResult(policy.evaluate(encoder.encode(serialized).buffer, setup.entrypoint)) };
   } catch (error) {
     return { ok: false, message: messageOf(error) };

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import type { LoadedPolicy } from "@open-policy-agent/opa-wasm";
 import type { Piscina } from "piscina";
 import { readBundle } from "../bundle/read.ts";
+import { beginEvaluation, customBuiltins } from "./builtins/index.ts";
 import type { WorkerAnswer, WorkerSetup } from "./embedded-worker.ts";
 import { type Engine, EngineError, type Evaluation } from "./engine.ts";
 import { describeEvaluationError, firstResult, messageOf } from "./wasm.ts";
@@ -90,7 +91,7 @@ export class EmbeddedEngine implements Engine {
     try {
       // Compiled once; workers instantiate the same module instead of compiling it again.
       module = await wasmCompiler.compile(wasm);
-      policy = await loadPolicy(module);
+      policy = await loadPolicy(module, undefined, customBuiltins);
     } catch (error) {
       throw new EngineError(`cannot load policy.wasm: ${messageOf(error)}`, "answer");
     }
@@ -137,6 +138,7 @@ export class EmbeddedEngine implements Engine {
     const policy = this.policy as LoadedPolicy;
     let resultSet: unknown;
     try {
+      beginEvaluation();
       resultSet = policy.evaluate(this.encoder.encode(serialized).buffer, this.entrypoint);
     } catch (error) {
       throw new EngineError(describeEvaluationError(messageOf(error)), "answer");
