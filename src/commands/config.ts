@@ -1,10 +1,11 @@
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
 import { createContext, type Io, print } from "../cli-kit.ts";
 import { addConfigOptions, addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
-import { FailureError, UserError } from "../errors.ts";
+import { FailureError } from "../errors.ts";
+import { readVerificationKey } from "../opa/signing-key.ts";
 import { type OpaConfig, renderOpaConfig } from "../opa-config/render.ts";
 import { revisionOrHead } from "../revision.ts";
 import { resolveRegion } from "../store/open.ts";
@@ -19,33 +20,6 @@ export interface ConfigResult {
   output?: string;
   text: string;
   config: OpaConfig;
-}
-
-async function readVerificationKey(context: Context): Promise<string | undefined> {
-  const file = context.settings.verificationKey;
-  if (!file) return undefined;
-  let text: string;
-  try {
-    text = await readFile(path.resolve(context.cwd, file), "utf8");
-  } catch {
-    throw new UserError(
-      `--verification-key ${file} cannot be read`,
-      "check the path of the public key (PEM)",
-    );
-  }
-  // HS* algorithms take a shared secret; every other algorithm needs a public key OPA can parse.
-  if (!context.settings.signingAlg.startsWith("HS")) {
-    const { createPublicKey } = await import("node:crypto");
-    try {
-      createPublicKey(text);
-    } catch {
-      throw new UserError(
-        `--verification-key ${file} is not a PEM public key`,
-        "pass the public half of the signing key",
-      );
-    }
-  }
-  return text;
 }
 
 export async function serialize(config: OpaConfig, format: "yaml" | "json"): Promise<string> {
@@ -71,7 +45,8 @@ export async function config(
   const { settings } = context;
   const revision = prepared?.revision ?? (await revisionOrHead(context, "pin"));
   const key = objectKey(settings.prefix, revision);
-  const verificationKey = await readVerificationKey(context);
+  // HS* algorithms take a shared secret, rendered as OPA's ${VAR}; every other one a PEM public key.
+  const verificationKey = (await readVerificationKey(context))?.material;
   const rendered = renderOpaConfig({ revision, settings, region: resolveRegion(context), verificationKey });
   if (settings.verify && !prepared?.verified) {
     const { openStore } = await import("../store/open.ts");

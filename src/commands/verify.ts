@@ -5,6 +5,7 @@ import { addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { UserError } from "../errors.ts";
 import { locateOpaFor } from "../opa/locate.ts";
+import { prepareVerificationKey, redactError } from "../opa/signing-key.ts";
 import { assertRevision } from "../revision.ts";
 import { bundleLimits } from "../settings.ts";
 import { openStore } from "../store/open.ts";
@@ -40,17 +41,25 @@ export async function checkPublished(
   ]);
   context.log.info(`checking ${revision} in ${store.location}`);
   const { verifyPublished } = await import("../bundle/verify.ts");
-  const verified = await verifyPublished(store, {
-    prefix: settings.prefix,
-    revision,
-    opa,
-    limits: bundleLimits(settings),
-    verificationKey: settings.verificationKey,
-    keyId: settings.keyId,
-    signingAlg: settings.signingAlg,
-    v0Compatible: settings.v0Compatible,
-  });
-  return { store, verified };
+  // opa reads the key from a file: an HMAC secret on its argv could be read by any user of the machine.
+  const key = await prepareVerificationKey(context);
+  try {
+    const verified = await verifyPublished(store, {
+      prefix: settings.prefix,
+      revision,
+      opa,
+      limits: bundleLimits(settings),
+      verificationKey: key?.file,
+      keyId: settings.keyId,
+      signingAlg: settings.signingAlg,
+      v0Compatible: settings.v0Compatible,
+    });
+    return { store, verified };
+  } catch (error) {
+    throw redactError(error, key);
+  } finally {
+    await key?.cleanup();
+  }
 }
 
 /** Downloads a published revision and checks its sha256, manifest revision and (with a key) signature. */

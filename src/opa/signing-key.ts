@@ -1,9 +1,9 @@
-import { createPrivateKey } from "node:crypto";
+import { createPrivateKey, createPublicKey } from "node:crypto";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Context } from "../context.ts";
-import { UserError } from "../errors.ts";
+import { FailureError, isKnownError, UserError } from "../errors.ts";
 
 export interface SigningKey {
   /** A file opa reads the key from: never the key itself on opa's argv. */
@@ -13,8 +13,8 @@ export interface SigningKey {
   cleanup: () => Promise<void>;
 }
 
-/** A --signing-key value fit to print: a plausible path, never key material or a secret. */
-function shownValue(value: string): string {
+/** A --signing-key or --verification-key value fit to print: a plausible path, never key material or a secret. */
+export function shownValue(value: string): string {
   const looksLikePath = !/\s|-----BEGIN/.test(value) && (value.includes("/") || /\.(pem|key)$/i.test(value));
   return looksLikePath ? value : "(the value, not shown)";
 }
@@ -53,10 +53,7 @@ export async function prepareSigningKey(context: Context): Promise<SigningKey | 
       "the signing key was given on the command line, where other processes can read it; pass a file, or POLICYSHIP_SIGNING_KEY",
     );
   }
-  const dir = await mkdtemp(path.join(os.tmpdir(), "policyship-key-"));
-  const file = path.join(dir, "signing-key");
-  await writeFile(file, value, { mode: 0o600 });
-  return { file, material: value, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  return privateFile("signing-key", value);
 }
 
 function assertPrivateKey(material: string, shown: string, algorithm: string) {
@@ -70,6 +67,70 @@ function assertPrivateKey(material: string, shown: string, algorithm: string) {
   }
 }
 
+/** A key file written for opa, in a directory only the user can read, removed by cleanup(). */
+async function privateFile(name: string, material: string): Promise<SigningKey> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "policyship-key-"));
+  const file = path.join(dir, name);
+  await writeFile(file, material, { mode: 0o600 });
+  return { file, material, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * The key a bundle signature is checked with (--verification-key, POLICYSHIP_VERIFICATION_KEY): a file's
+ * contents, or the value itself when it is an HMAC secret or PEM text. With an asymmetric algorithm it must be
+ * a PEM public key. The value is never echoed in an error unless it looks like a path.
+ */
+export async function readVerificationKey(
+  context: Context,
+): Promise<{ material: string; file?: string } | undefined> {
+  const { settings, cwd } = context;
+  const value = settings.verificationKey;
+  if (!value) return undefined;
+  const hmac = settings.signingAlg.startsWith("HS");
+  const shown = shownValue(value);
+  const candidate = value.includes("-----BEGIN") ? undefined : path.resolve(cwd, value);
+  const info = candidate ? await stat(candidate).catch(() => undefined) : undefined;
+  const file = info?.isFile() && candidate ? candidate : undefined;
+  if (!file && !hmac && !value.includes("-----BEGIN")) {
+    throw new UserError(
+      `--verification-key ${shown} cannot be read`,
+      "check the path of the public key (PEM), or pass its PEM text in POLICYSHIP_VERIFICATION_KEY",
+    );
+  }
+  const material = file
+    ? await readFile(file, "utf8").catch(() => {
+        throw new UserError(`--verification-key ${shown} cannot be read`, "check the file's permissions");
+      })
+    : value;
+  if (!hmac) {
+    try {
+      createPublicKey(material);
+    } catch {
+      throw new UserError(
+        `--verification-key ${file ? shown : "(PEM text)"} is not a PEM public key`,
+        "pass the public half of the signing key",
+      );
+    }
+  }
+  if (!file && hmac && context.explicit.has("verificationKey")) {
+    context.log.warn(
+      "the verification key was given on the command line, where other processes can read it; pass a file, or POLICYSHIP_VERIFICATION_KEY",
+    );
+  }
+  return { material, file };
+}
+
+/**
+ * The verification key as a file for opa, given the signing key's treatment: a path is used as is; an HMAC
+ * secret or PEM text goes to a 0600 file removed by cleanup(), so it never sits on opa's argv.
+ */
+export async function prepareVerificationKey(context: Context): Promise<SigningKey | undefined> {
+  const key = await readVerificationKey(context);
+  if (!key) return undefined;
+  if (key.file) return { file: key.file, material: key.material, cleanup: async () => {} };
+  return privateFile("verification-key", key.material);
+}
+
 /** Removes every line of key material (8 characters or more) from text that may be printed. */
 export function redactKey(text: string, key: SigningKey | undefined): string {
   if (!key) return text;
@@ -78,4 +139,15 @@ export function redactKey(text: string, key: SigningKey | undefined): string {
     if (line.length >= 8) redacted = redacted.replaceAll(line, "[redacted]");
   }
   return redacted;
+}
+
+/** The same error with no line of key material in its message or hint (opa may quote what it read). */
+export function redactError(error: unknown, key: SigningKey | undefined): unknown {
+  if (!key || !isKnownError(error)) return error;
+  const message = redactKey(error.message, key);
+  const hint = error.hint === undefined ? undefined : redactKey(error.hint, key);
+  if (message === error.message && hint === error.hint) return error;
+  return error instanceof UserError
+    ? new UserError(message, hint)
+    : new FailureError(message, hint, error.details);
 }
