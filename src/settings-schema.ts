@@ -32,6 +32,32 @@ const url = z
   .url("must be an http(s) URL")
   .refine((value) => /^https?:\/\//.test(value), "must be an http(s) URL");
 
+/**
+ * Environment variables that hold or lead to credentials. opa children get an allow-listed environment because a
+ * policy can read it (`opa.runtime().env`) and print it into a test failure or an impact report; `opaEnv` must
+ * not be a way to hand these back. Matched case-insensitively: the cloud and CI families by prefix, and any
+ * name that says what it holds.
+ */
+const CREDENTIAL_ENV = [
+  /^(AWS|AMAZON|ACTIONS|RUNNER_TOKEN|AZURE|ARM|GOOGLE|GCP|GCLOUD|CLOUDSDK|POLICYSHIP|VAULT|NPM_CONFIG)_/i,
+  /^(GITHUB_TOKEN|GH_TOKEN|GH_ENTERPRISE_TOKEN|GITHUB_ENTERPRISE_TOKEN|NODE_AUTH_TOKEN|SSH_AUTH_SOCK|KUBECONFIG|DOCKER_CONFIG)$/i,
+  /TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL|PRIVATE|AUTH|COOKIE|SESSION|(^|_)KEY($|_)|APIKEY|ACCESSKEY/i,
+];
+
+export function isCredentialEnv(name: string): boolean {
+  return CREDENTIAL_ENV.some((pattern) => pattern.test(name));
+}
+
+const opaEnvName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be environment variable names")
+  .refine(
+    (name) => !isCredentialEnv(name),
+    (name) => ({
+      message: `${name} holds or leads to credentials, which opa and the policies it runs must never see; remove it`,
+    }),
+  );
+
 export const SIGNING_ALGORITHMS = [
   "RS256",
   "RS384",
@@ -116,7 +142,7 @@ export const settingsSchema = z
     bundleMaxPathLength: z.number().int().min(1),
     // tools
     opa: z.string().min(1),
-    opaEnv: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be environment variable names")),
+    opaEnv: z.array(opaEnvName),
     limit: z.number().int().min(1).max(1000),
     // impact
     decisions: z.string().min(1),

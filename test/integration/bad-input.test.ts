@@ -693,6 +693,34 @@ const CASES: Case[] = [
     code: 2,
     line: /is not a directory/,
   },
+  // secrets and the PR workflow's trust model: no credential for opa, no key material echoed
+  {
+    name: "an --opa-env that names a cloud credential",
+    args: () => ["build", "--opa-env", "AWS_SECRET_ACCESS_KEY"],
+    code: 2,
+    line: /--opa-env: AWS_SECRET_ACCESS_KEY holds or leads to credentials/,
+  },
+  {
+    name: "a POLICYSHIP_OPA_ENV that names the job's token",
+    args: () => ["build"],
+    env: { POLICYSHIP_OPA_ENV: "LANG,GITHUB_TOKEN" },
+    code: 2,
+    line: /POLICYSHIP_OPA_ENV: GITHUB_TOKEN holds or leads to credentials/,
+  },
+  {
+    name: "a policyship.yaml whose opaEnv names the runner's OIDC token",
+    args: () => ["build"],
+    repo: () => repoCommitting("policyship.yaml", "opaEnv: [ACTIONS_ID_TOKEN_REQUEST_TOKEN]\n"),
+    code: 2,
+    line: /policyship\.yaml: opaEnv\.0: ACTIONS_ID_TOKEN_REQUEST_TOKEN holds or leads to credentials/,
+  },
+  {
+    name: "a verification key that is neither a file nor PEM text, never echoed",
+    args: () => ["config", "--revision", "r1", "--bucket", "acme", "--region", "eu-west-1", "--key-id", "k"],
+    env: { POLICYSHIP_VERIFICATION_KEY: "not-a-file-but-a-secret" },
+    code: 2,
+    line: /^policyship: --verification-key \(the value, not shown\) cannot be read — /,
+  },
 ];
 
 describe("the bad-input catalogue", () => {
