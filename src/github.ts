@@ -62,12 +62,25 @@ function longestBacktickRun(text: string): number {
   return Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
 }
 
+/** U+2060 WORD JOINER: invisible, and no word or URL character, so a pattern it splits no longer matches. */
+const JOINER = "\u2060";
+
 /**
- * Text from outside as markdown that shows it and nothing else: no link, image, HTML tag or code span can
- * start inside it, and a table cell cannot end early. Emphasis characters are left; they only restyle.
+ * What GitHub turns into a link or a notification from plain text: GFM's autolinks (`https://…`, `www.…`, an
+ * e-mail address) and its own references (`@user`, `@org/team`, `#123`, `owner/repo#123`, `GH-123`). A word
+ * joiner after each trigger keeps it from matching and leaves the text as it reads.
+ */
+function defuseReferences(text: string): string {
+  return text.replace(/:(?=\/\/)|@|#(?=\d)|\bwww(?=\.)|\bGH-(?=\d)/gi, (match) => `${match}${JOINER}`);
+}
+
+/**
+ * Text from outside as markdown that shows it and nothing else: no link, image, HTML tag, entity or code span
+ * can start inside it, no autolink, mention or issue reference forms, and a table cell cannot end early.
+ * Emphasis characters are left; they only restyle.
  */
 export function markdownText(value: unknown): string {
-  return oneLine(value).replace(/[\\`[\]<>|]/g, (char) => `\\${char}`);
+  return defuseReferences(oneLine(value).replace(/[\\`[\]<>|&]/g, (char) => `\\${char}`));
 }
 
 /** Text from outside as an inline code span: the fence is longer than any run of backticks inside. */

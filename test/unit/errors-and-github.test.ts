@@ -62,7 +62,7 @@ describe("text from outside", () => {
       "![x](https://attacker.example/p.png) [approve](https://attacker.example) <img src=x> `code` a|b";
     const shown = markdownText(hostile);
     expect(shown).toBe(
-      "!\\[x\\](https://attacker.example/p.png) \\[approve\\](https://attacker.example) \\<img src=x\\> \\`code\\` a\\|b",
+      "!\\[x\\](https:\u2060//attacker.example/p.png) \\[approve\\](https:\u2060//attacker.example) \\<img src=x\\> \\`code\\` a\\|b",
     );
     expect(markdownText("line one\nline two")).toBe("line one line two");
     expect(markdownTable(["path"], [["/x\n| injected | row |"]])).toBe(

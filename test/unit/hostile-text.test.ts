@@ -92,7 +92,7 @@ describe("impact shows recorded requests, and never lets them format the report"
   it("the markdown report opens no link, image or tag, and every code span holds", () => {
     const markdown = renderImpactMarkdown(report());
     expect(markdown).toContain(
-      String.raw`| GET | /x\\u001b\[2K\\u001b\[1G\\u001b\[32m✓ all good\[approve\](https://attacker.example) \<img`,
+      String.raw`| GET | /x\\u001b\[2K\\u001b\[1G\\u001b\[32m✓ all good\[approve\](https:${"\u2060"}//attacker.example) \<img`,
     );
     expect(markdown).toContain(
       "`` GET /x\\u001b[2K\\u001b[1G\\u001b[32m✓ all good[approve](https://attacker.example) <img src=https://attacker.example/x.png> ` ``",
