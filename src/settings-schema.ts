@@ -152,6 +152,7 @@ export const settingsSchema = z
     failOn: z.array(z.enum(FAIL_ON)),
     examples: z.number().int().min(0).max(1000),
     mask: z.array(z.string().regex(/^\/input(\/|$)/, "must be JSON Pointers under /input")),
+    showResults: z.boolean(),
     markdown: z.string().min(1),
     // status
     expect: z.string().min(1),
@@ -199,6 +200,7 @@ export const DEFAULTS = {
   failOn: [],
   examples: 20,
   mask: [],
+  showResults: false,
   patch: false,
   protect: [],
   yes: false,

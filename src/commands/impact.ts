@@ -61,7 +61,7 @@ export async function impact(context: Context): Promise<ImpactResult> {
     const candidate = settings.candidate
       ? await resolver.bundleOf(settings.candidate)
       : await buildCandidate(context, scratch);
-    const report = new ImpactReport(settings.examples, settings.mask);
+    const report = new ImpactReport(settings.examples, settings.mask, settings.showResults);
     const progress = progressLine(context);
     const pending = new Map<string, Pending>();
     const run = async (batch: Pending) => {
@@ -136,7 +136,7 @@ function progressLine(context: Context) {
 }
 
 async function reportOutputs(context: Context, result: ImpactResult) {
-  const markdown = renderImpactMarkdown(result);
+  const markdown = renderImpactMarkdown(result, context.settings.showResults);
   if (context.settings.markdown)
     await writeOutput(path.resolve(context.cwd, context.settings.markdown), markdown);
   if (inGitHubActions(context.env)) await appendStepSummary(context.env, markdown);
@@ -178,7 +178,7 @@ export function renderImpact(result: ImpactResult): string {
   return lines.join("\n");
 }
 
-export function renderImpactMarkdown(result: ImpactResult): string {
+export function renderImpactMarkdown(result: ImpactResult, showResults = false): string {
   const { flips } = result;
   const sections = [
     "## policyship impact",
@@ -206,7 +206,8 @@ export function renderImpactMarkdown(result: ImpactResult): string {
     );
   }
   if (result.examples.length > 0) {
-    sections.push("", "<details><summary>Examples (inputs masked)</summary>", "");
+    const shown = showResults ? "policy output shown, credential values masked" : "outcome and status only";
+    sections.push("", `<details><summary>Examples (${shown})</summary>`, "");
     for (const example of result.examples) {
       sections.push(
         `- ${markdownCode(`${example.method} ${example.path}`)} ${example.flip.replaceAll("_", " ")}: ${markdownCode(JSON.stringify(example.base))} → ${markdownCode(JSON.stringify(example.candidate))}`,
@@ -239,8 +240,12 @@ export function defineImpact(program: Command, io: Io): Command {
     .option("--examples <n>", "changed decisions to show, inputs masked (default: 20)", toNumber)
     .option(
       "--mask <pointer>",
-      "also erase this JSON Pointer (under /input) from examples (repeatable)",
+      "also erase this JSON Pointer (under /input) from everything shown (repeatable)",
       collect,
+    )
+    .option(
+      "--show-results",
+      "also show the headers, message and error text of each example: policy output, which may contain request data",
     )
     .option("--markdown <file>", "also write the report as markdown (GitHub Actions: the step summary too)")
     .option("--policies <dir>", "policy directory of the candidate (default: policies)")

@@ -1,23 +1,51 @@
 import { stringify } from "safe-stable-stringify";
-import { interpretResult } from "../enforcer/decision.ts";
-import { DEFAULT_MASK, erasePointers } from "../enforcer/decision-log.ts";
+import { type Decision, interpretResult } from "../enforcer/decision.ts";
 import type { RecordedDecision } from "./decisions.ts";
 import type { Replayed } from "./evaluate.ts";
+import { InputMask, MASKED, redact } from "./mask.ts";
 
 export type Outcome = "allow" | "deny" | "error";
 
 /** Kong's contract: true or {allow: true} allows, false or {allow: false} denies, anything else is an error. */
-export function classify(replayed: Replayed): { outcome: Outcome; detail: string } {
+export function classify(replayed: Replayed): { outcome: Outcome; detail: string; decision?: Decision } {
   if (replayed.error) return { outcome: "error", detail: replayed.error };
   try {
     const decision = interpretResult(replayed.result, replayed.defined);
     return {
       outcome: decision.allow ? "allow" : "deny",
       detail: stringify([decision.status, decision.headers, decision.message]) ?? "",
+      decision,
     };
   } catch (error) {
     return { outcome: "error", detail: (error as Error).message };
   }
+}
+
+/**
+ * A replayed decision as the report shows it. Headers, message and error text are policy output, which may
+ * copy the request (a debug message, a forwarded header): they are shown only when asked for (--show-results),
+ * and then with every masked value of the input masked in them too.
+ */
+export interface ShownDecision {
+  outcome: Outcome;
+  status?: number;
+  headers?: Record<string, string>;
+  message?: unknown;
+  error?: string;
+}
+
+function shownDecision(
+  classified: ReturnType<typeof classify>,
+  showResults: boolean,
+  secrets: readonly string[],
+): ShownDecision {
+  const { outcome, decision } = classified;
+  if (!decision) return showResults ? { outcome, error: redact(classified.detail, secrets) } : { outcome };
+  const shown: ShownDecision = { outcome, status: decision.status };
+  if (!showResults) return shown;
+  if (Object.keys(decision.headers).length > 0) shown.headers = redact({ ...decision.headers }, secrets);
+  if (decision.message !== undefined) shown.message = redact(decision.message, secrets);
+  return shown;
 }
 
 export interface Flips {
@@ -36,8 +64,8 @@ export interface Example {
   path?: string;
   flip: keyof Flips;
   input: unknown;
-  base: unknown;
-  candidate: unknown;
+  base: ShownDecision;
+  candidate: ShownDecision;
 }
 
 export interface ImpactResult {
@@ -62,6 +90,14 @@ function requestOf(input: unknown): { method?: string; path?: string } {
   };
 }
 
+/** The method and path of a recorded request as shown: from the masked input, [masked] where a mask took them. */
+function shownRequest(original: unknown, masked: unknown): { method: string; path: string } {
+  const before = requestOf(original);
+  const after = requestOf(masked);
+  const show = (was: string | undefined, is: string | undefined) => is ?? (was !== undefined ? MASKED : "?");
+  return { method: show(before.method, after.method), path: show(before.path, after.path) };
+}
+
 export class ImpactReport {
   private readonly result: ImpactResult = {
     replayed: 0,
@@ -74,14 +110,18 @@ export class ImpactReport {
   };
   private readonly groups = new Map<string, number>();
 
-  private readonly mask: string[];
+  private readonly mask: InputMask;
 
-  /** `mask`: JSON Pointers under /input erased from examples, beside the credential headers. */
+  /**
+   * `mask`: JSON Pointers under /input erased from everything shown, beside the credential headers.
+   * `showResults`: show the headers, message and error text of replayed decisions, not only outcome and status.
+   */
   constructor(
     private readonly maxExamples: number,
     mask: readonly string[] = [],
+    private readonly showResults = false,
   ) {
-    this.mask = [...DEFAULT_MASK, ...mask];
+    this.mask = new InputMask(mask);
   }
 
   get replayed(): number {
@@ -117,7 +157,9 @@ export class ImpactReport {
               ? "deny_to_allow"
               : "other";
     result.flips[flip]++;
-    const { method = "?", path = "?" } = requestOf(record.input);
+    // Everything shown from here on derives from the recorded input, so it is masked first.
+    const masked = this.mask.apply(record.input);
+    const { method, path } = shownRequest(record.input, masked.input);
     const group = `${method} ${path}`;
     if (this.groups.has(group) || this.groups.size < MAX_GROUPS)
       this.groups.set(group, (this.groups.get(group) ?? 0) + 1);
@@ -128,9 +170,9 @@ export class ImpactReport {
         method,
         path,
         flip,
-        input: erasePointers({ input: record.input }, this.mask).value.input,
-        base: base.error ? { error: base.error } : base.defined ? base.result : null,
-        candidate: candidate.error ? { error: candidate.error } : candidate.defined ? candidate.result : null,
+        input: masked.input,
+        base: shownDecision(before, this.showResults, masked.secrets),
+        candidate: shownDecision(after, this.showResults, masked.secrets),
       });
     }
   }
