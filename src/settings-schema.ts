@@ -148,6 +148,7 @@ export const settingsSchema = z
     decisions: z.string().min(1),
     base: z.string().min(1),
     candidate: z.string().min(1),
+    candidateDir: z.string().min(1),
     decisionPath: z.string().regex(/^\/*[\w-]+(\/[\w-]+)*\/*$/, "must be a rule path such as authz/allow"),
     failOn: z.array(z.enum(FAIL_ON)),
     examples: z.number().int().min(0).max(1000),

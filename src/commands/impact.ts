@@ -58,6 +58,9 @@ export async function impact(context: Context): Promise<ImpactResult> {
   const resolver = new BundleResolver(context, opa);
   const scratch = await mkdtemp(path.join(os.tmpdir(), "policyship-candidate-"));
   try {
+    if (settings.candidate && settings.candidateDir) {
+      throw new UserError("--candidate and --candidate-dir both name the candidate", "pass one of them");
+    }
     const candidate = settings.candidate
       ? await resolver.bundleOf(settings.candidate)
       : await buildCandidate(context, scratch);
@@ -113,14 +116,28 @@ export async function impact(context: Context): Promise<ImpactResult> {
   }
 }
 
-/** The working tree's bundle, built as `build` builds it (uncommitted changes allowed: it is a candidate). */
+/**
+ * The working tree's bundle, built as `build` builds it (uncommitted changes allowed: it is a candidate); with
+ * --candidate-dir, the policies of that checkout only, with this checkout's settings and no git.
+ */
 async function buildCandidate(context: Context, out: string): Promise<string> {
   const { build } = await import("./build.ts");
-  const built = await build({
-    ...context,
-    log: { ...context.log, info: context.log.debug },
-    settings: { ...context.settings, out, allowDirty: true, target: "rego", signingKey: undefined },
-  });
+  const settings = {
+    ...context.settings,
+    out,
+    allowDirty: true,
+    target: "rego" as const,
+    signingKey: undefined,
+  };
+  const quiet = { ...context, log: { ...context.log, info: context.log.debug } };
+  const dir = context.settings.candidateDir;
+  if (!dir) return path.resolve(context.cwd, (await build({ ...quiet, settings })).bundle);
+  const { candidatePolicies, CANDIDATE_REVISION } = await import("../impact/candidate.ts");
+  const policies = await candidatePolicies(context, dir);
+  const built = await build(
+    { ...quiet, settings: { ...settings, policies } },
+    { revision: Promise.resolve({ revision: CANDIDATE_REVISION, dirty: false }) },
+  );
   return path.resolve(context.cwd, built.bundle);
 }
 
@@ -225,6 +242,10 @@ export function defineImpact(program: Command, io: Io): Command {
     .option("--decisions <source>", "recorded decisions: a file, a directory or s3://bucket/prefix")
     .option("--base <rev>", "replay every decision against this revision (default: the one each recorded)")
     .option("--candidate <rev>", "the revision to compare (default: the working tree, built as build does)")
+    .option(
+      "--candidate-dir <checkout>",
+      "another checkout (a pull request's head) whose policies directory is the candidate; only its policies are read",
+    )
     .option("--path <rule>", "decision path such as authz/allow (default: each decision's own)")
     .option(
       "--fail-on <flips>",
@@ -260,7 +281,8 @@ Examples:
   $ policyship impact --decisions decisions.ndjson
   $ policyship impact --decisions logs/ --fail-on deny-to-allow --markdown impact.md
   $ policyship impact --decisions s3://acme-logs/authz/ --bucket acme-logs --region eu-west-1 --json
-  $ policyship impact --decisions decisions.ndjson --base 3f2a9c1 --candidate main`,
+  $ policyship impact --decisions decisions.ndjson --base 3f2a9c1 --candidate main
+  $ policyship impact --decisions s3://acme-logs/authz/ --candidate-dir ../pr --markdown impact.md`,
     )
     .action(async (_options, command: Command) => {
       const context = await createContext(io, command);

@@ -1,4 +1,4 @@
-import { chmod, mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
@@ -720,6 +720,26 @@ const CASES: Case[] = [
     env: { POLICYSHIP_VERIFICATION_KEY: "not-a-file-but-a-secret" },
     code: 2,
     line: /^policyship: --verification-key \(the value, not shown\) cannot be read — /,
+  },
+  {
+    name: "impact --candidate-dir whose policies hold a link out of the checkout",
+    args: () => ["impact", "--decisions", "decisions.ndjson", "--candidate-dir", "pr"],
+    repo: async () => {
+      const repo = await createRepo({ examplePolicies: true });
+      await repo.write("decisions.ndjson", "");
+      await repo.write("pr/policies/authz.rego", "package authz\n\nallow := true\n");
+      await symlink("/etc/hostname", path.join(repo.dir, "pr/policies/stolen.json"));
+      return repo;
+    },
+    code: 2,
+    line: /--candidate-dir pr: policies\/stolen\.json is a link or special file, which opa would follow/,
+  },
+  {
+    name: "impact with both --candidate and --candidate-dir",
+    args: () => ["impact", "--decisions", "decisions.ndjson", "--candidate", "HEAD", "--candidate-dir", "."],
+    repo: () => repoCommitting("decisions.ndjson", ""),
+    code: 2,
+    line: /--candidate and --candidate-dir both name the candidate — pass one of them/,
   },
 ];
 
