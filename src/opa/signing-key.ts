@@ -75,6 +75,9 @@ async function privateFile(name: string, material: string): Promise<SigningKey> 
   return { file, material, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
+/** Settings already warned about a key on the command line: rollback reads the key twice, for opa and the config. */
+const warned = new WeakSet<object>();
+
 /**
  * The key a bundle signature is checked with (--verification-key, POLICYSHIP_VERIFICATION_KEY): a file's
  * contents, or the value itself when it is an HMAC secret or PEM text. With an asymmetric algorithm it must be
@@ -112,7 +115,8 @@ export async function readVerificationKey(
       );
     }
   }
-  if (!file && hmac && context.explicit.has("verificationKey")) {
+  if (!file && hmac && context.explicit.has("verificationKey") && !warned.has(context.settings)) {
+    warned.add(context.settings);
     context.log.warn(
       "the verification key was given on the command line, where other processes can read it; pass a file, or POLICYSHIP_VERIFICATION_KEY",
     );

@@ -54,10 +54,24 @@ describe("an HMAC verification key never reaches opa's argv or an error", () => 
     expect(JSON.parse(verified.stdout).signatureVerified).toBe(true);
     const rolledBack = await runCli(["rollback", revision, ...store, ...flags], { cwd: repo.dir, env });
     expect(rolledBack.exitCode, rolledBack.stderr).toBe(0);
+    // Given as a flag it still reaches opa as a file, with one warning that the flag itself is readable.
+    const { POLICYSHIP_VERIFICATION_KEY: _key, ...flagEnv } = env;
+    const flagged = await runCli(["rollback", revision, ...store, ...flags, "--verification-key", SECRET], {
+      cwd: repo.dir,
+      env: flagEnv,
+    });
+    expect(flagged.exitCode, flagged.stderr).toBe(0);
+    expect(flagged.stderr.match(/the verification key was given on the command line/g)).toHaveLength(1);
     const argv = await readFile(opa.log, "utf8");
     expect(argv).toContain("--verification-key");
     expect(argv).not.toContain(SECRET);
-    for (const text of [verified.stdout, verified.stderr, rolledBack.stdout, rolledBack.stderr]) {
+    for (const text of [
+      verified.stdout,
+      verified.stderr,
+      rolledBack.stdout,
+      rolledBack.stderr,
+      flagged.stderr,
+    ]) {
       expect(text).not.toContain(SECRET);
     }
     // The file opa read is gone once the command is done.
