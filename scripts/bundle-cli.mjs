@@ -29,5 +29,7 @@ await mkdir("dist/templates/policies", { recursive: true });
 await cp(".github/workflows/policy-release.yml", "dist/templates/policy-release.yml");
 await cp(".github/workflows/policy-impact.yml", "dist/templates/policy-impact.yml");
 await cp("examples/github/policy-release-oci.yml", "dist/templates/policy-release-oci.yml");
+await cp(".github/workflows/policy-rollback.yml", "dist/templates/policy-rollback.yml");
+await cp("examples/github/policy-rollback-oci.yml", "dist/templates/policy-rollback-oci.yml");
 for (const file of ["authz.rego", "authz_test.rego", "data.json"])
   await cp(`policies/${file}`, `dist/templates/policies/${file}`);

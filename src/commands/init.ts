@@ -1,4 +1,4 @@
-import { copyFile, mkdir, stat, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
 import { createContext, type Io, print } from "../cli-kit.ts";
@@ -9,11 +9,15 @@ import { packageRoot } from "../package-root.ts";
 export interface InitResult {
   created: string[];
   skipped: string[];
+  /** .gitignore, when init added the out dir to it. */
+  updated: string[];
 }
 
-const SETTINGS = `# policyship settings. Flags and POLICYSHIP_* environment variables override these.
+const SETTINGS = (
+  policies: string,
+) => `# policyship settings. Flags and POLICYSHIP_* environment variables override these.
 # Every key: https://github.com/policyship/policyship#configuration
-policies: policies
+policies: ${policies}
 out: dist
 # bucket: my-policy-bucket     # where bundles are published (or POLICYSHIP_BUCKET)
 # region: eu-west-1            # the bucket's region (or AWS_REGION)
@@ -27,9 +31,10 @@ coverageThreshold: 90
 /** With --registry: the registry instead of a bucket, and where OPA finds its pull token. */
 const registrySettings = (
   registry: string,
+  policies: string,
 ) => `# policyship settings. Flags and POLICYSHIP_* environment variables override these.
 # Every key: https://github.com/policyship/policyship#configuration
-policies: policies
+policies: ${policies}
 out: dist
 registry: ${registry}          # each revision is the tag <sha> of this repository
 # registryTokenPath: /run/secrets/registry-token   # where OPA reads its pull token (never in the config)
@@ -41,7 +46,53 @@ async function exists(file: string): Promise<boolean> {
   return (await stat(file).catch(() => undefined)) !== undefined;
 }
 
-/** Scaffolds policyship.yaml, policies/ and the release workflow; never overwrites what is there. */
+/**
+ * The policies directory goes into YAML and workflow text as it is, so it must be a plain relative path
+ * inside the repository: nothing that quotes, escapes or climbs out.
+ */
+function checkPoliciesDir(policies: string): string {
+  const normalized = path.posix.normalize(policies.replaceAll("\\", "/")).replace(/\/+$/, "");
+  if (
+    !/^[A-Za-z0-9._/-]+$/.test(normalized) ||
+    path.posix.isAbsolute(normalized) ||
+    normalized === "." ||
+    normalized.split("/").includes("..")
+  ) {
+    throw new UserError(
+      `--policies ${JSON.stringify(policies)} must be a directory inside the repository`,
+      "pass a relative path of letters, digits, '.', '_', '-' and '/', such as opa or policy/rego",
+    );
+  }
+  return normalized;
+}
+
+/** The workflows name the policies directory twice: the release's default and the impact's paths filter. */
+function followPolicies(policies: string): (text: string) => string {
+  return (text) =>
+    text
+      .replaceAll("default: policies\n", `default: ${policies}\n`)
+      .replaceAll("inputs.policies || 'policies'", `inputs.policies || '${policies}'`)
+      .replaceAll('"policies/**"', `"${policies}/**"`);
+}
+
+/** The out dir in .gitignore, creating the file where there is none; undefined when it is listed already. */
+async function ignoreOut(cwd: string, out: string): Promise<boolean> {
+  const file = path.join(cwd, ".gitignore");
+  const text = await readFile(file, "utf8").catch(() => undefined);
+  const entry = `${out.replace(/\/+$/, "")}/`;
+  const listed = (text ?? "")
+    .split(/\r?\n/)
+    .some((line) => [entry, `/${entry}`, entry.slice(0, -1), `/${entry.slice(0, -1)}`].includes(line.trim()));
+  if (listed) return false;
+  const separator = text === undefined || text === "" || text.endsWith("\n") ? "" : "\n";
+  await appendFile(file, `${separator}# policyship's build output\n${entry}\n`);
+  return true;
+}
+
+/**
+ * Scaffolds policyship.yaml, the example policies, the release, rollback and impact workflows and the
+ * .gitignore entry; never overwrites what is there, and every path follows --policies.
+ */
 export async function init(context: Context): Promise<InitResult> {
   const { cwd } = context;
   if (!(await stat(cwd).catch(() => undefined))?.isDirectory()) {
@@ -51,53 +102,81 @@ export async function init(context: Context): Promise<InitResult> {
   if (!(await exists(templates))) {
     throw new UserError(`the init templates are missing from ${templates}`, "reinstall policyship");
   }
-  const { policies, registry } = context.settings;
+  const { registry } = context.settings;
+  const policies = checkPoliciesDir(context.settings.policies);
   if (registry) {
     const { parseRegistry } = await import("../store/oci/reference.ts");
     parseRegistry(registry, context.settings.insecureRegistry);
   }
+  const { describeHead } = await import("../git.ts");
+  if (!(await describeHead(cwd))) {
+    context.log.warn(
+      `${cwd} is not a git repository: policyship builds each bundle at a commit — run git init, then commit what init writes`,
+    );
+  }
   const release = registry ? "policy-release-oci.yml" : "policy-release.yml";
-  const plan: { target: string; from?: string; text?: string }[] = [
+  const follow = followPolicies(policies);
+  const plan: { target: string; from?: string; text?: string; transform?: (text: string) => string }[] = [
     {
       target: "policyship.yaml",
-      text: registry ? registrySettings(registry.replace(/^oci:\/\//, "")) : SETTINGS,
+      text: registry ? registrySettings(registry.replace(/^oci:\/\//, ""), policies) : SETTINGS(policies),
     },
-    { target: path.join(policies, "authz.rego"), from: path.join(templates, "policies/authz.rego") },
     {
-      target: path.join(policies, "authz_test.rego"),
-      from: path.join(templates, "policies/authz_test.rego"),
+      target: ".github/workflows/policy-release.yml",
+      from: path.join(templates, release),
+      transform: follow,
     },
-    { target: path.join(policies, "data.json"), from: path.join(templates, "policies/data.json") },
-    { target: ".github/workflows/policy-release.yml", from: path.join(templates, release) },
-    { target: ".github/workflows/policy-impact.yml", from: path.join(templates, "policy-impact.yml") },
+    {
+      target: ".github/workflows/policy-rollback.yml",
+      from: path.join(templates, registry ? "policy-rollback-oci.yml" : "policy-rollback.yml"),
+    },
+    {
+      target: ".github/workflows/policy-impact.yml",
+      from: path.join(templates, "policy-impact.yml"),
+      transform: follow,
+    },
   ];
-  const result: InitResult = { created: [], skipped: [] };
+  const result: InitResult = { created: [], skipped: [], updated: [] };
+  // The examples (an authz package and data.json with demo API keys) only ever go into a new directory:
+  // in an existing one they would sit beside, and be shipped with, the team's own policies.
+  const policiesDir = path.join(cwd, policies);
+  const existing = await readdir(policiesDir).catch(() => undefined);
+  if (existing && existing.length > 0) {
+    result.skipped.push(`${policies}/ (has files; the examples go only into a new directory)`);
+  } else {
+    for (const file of ["authz.rego", "authz_test.rego", "data.json"]) {
+      plan.push({ target: path.join(policies, file), from: path.join(templates, "policies", file) });
+    }
+  }
   for (const item of plan) {
     const target = path.join(cwd, item.target);
     if (await exists(target)) {
-      result.skipped.push(item.target);
+      result.skipped.push(`${item.target} (already exists)`);
       continue;
     }
     await mkdir(path.dirname(target), { recursive: true });
-    if (item.from) await copyFile(item.from, target);
-    else await writeFile(target, item.text ?? "", { flag: "wx" });
+    let text = item.from ? await readFile(item.from, "utf8") : (item.text ?? "");
+    if (item.transform) text = item.transform(text);
+    await writeFile(target, text, { flag: "wx" });
     result.created.push(item.target);
   }
+  if (await ignoreOut(cwd, context.settings.out)) result.updated.push(".gitignore");
   return result;
 }
 
 export function renderInit(result: InitResult, registry?: string): string {
   const lines = [
     ...result.created.map((file) => `created ${file}`),
-    ...result.skipped.map((file) => `skipped ${file} (already exists)`),
+    ...result.skipped.map((file) => `skipped ${file}`),
+    ...result.updated.map((file) => `updated ${file} (added the out dir)`),
   ];
   if (result.created.length > 0) {
     lines.push(
       "",
       "next: commit these files, then run `npx policyship release --dry-run`",
       registry
-        ? "      the workflow pushes with GITHUB_TOKEN on ghcr.io (add a login step for other registries); add dist/ to .gitignore"
-        : "      set bucket and region in policyship.yaml to publish; add dist/ to .gitignore",
+        ? "      the workflow pushes with GITHUB_TOKEN on ghcr.io (add a login step for other registries)"
+        : "      set bucket and region in policyship.yaml to publish",
     );
   }
   return lines.join("\n");
@@ -108,7 +187,7 @@ export function defineInit(program: Command, io: Io): Command {
   return program
     .command("init")
     .description(
-      "scaffold policyship.yaml, policies/, and the release and impact workflows (never overwrites)",
+      "scaffold policyship.yaml, example policies, the release, rollback and impact workflows, and dist/ in .gitignore (never overwrites)",
     )
     .option("--policies <dir>", "where the example policies go (default: policies)")
     .option(

@@ -85,6 +85,7 @@ describe("the workflows", () => {
       ".github/workflows/policy-release.yml",
       ".github/workflows/policy-rollback.yml",
       "examples/github/policy-release-oci.yml",
+      "examples/github/policy-rollback-oci.yml",
     ]);
     expect(result.output).toBe("");
     expect(result.code).toBe(0);

@@ -741,6 +741,14 @@ const CASES: Case[] = [
     code: 2,
     line: /--candidate and --candidate-dir both name the candidate — pass one of them/,
   },
+  // init --policies goes into YAML and workflow text: a plain relative path or nothing
+  {
+    name: "init --policies outside the repository",
+    args: () => ["init", "--policies", "../shared-policies"],
+    code: 2,
+    line: /--policies "\.\.\/shared-policies" must be a directory inside the repository — pass a relative path/,
+    repo: () => createRepo(),
+  },
 ];
 
 describe("the bad-input catalogue", () => {

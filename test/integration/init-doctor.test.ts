@@ -1,4 +1,5 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { expectOneLineError, runCli } from "../helpers/cli.ts";
@@ -14,16 +15,22 @@ describe("policyship init", () => {
     expect(JSON.parse(result.stdout)).toEqual({
       created: [
         "policyship.yaml",
+        ".github/workflows/policy-release.yml",
+        ".github/workflows/policy-rollback.yml",
+        ".github/workflows/policy-impact.yml",
         "policies/authz.rego",
         "policies/authz_test.rego",
         "policies/data.json",
-        ".github/workflows/policy-release.yml",
-        ".github/workflows/policy-impact.yml",
       ],
       skipped: [],
+      updated: [".gitignore"],
     });
+    expect(await readFile(path.join(repo.dir, ".gitignore"), "utf8")).toBe(
+      "# policyship's build output\ndist/\n",
+    );
     for (const [created, source] of [
       [".github/workflows/policy-release.yml", ".github/workflows/policy-release.yml"],
+      [".github/workflows/policy-rollback.yml", ".github/workflows/policy-rollback.yml"],
       [".github/workflows/policy-impact.yml", ".github/workflows/policy-impact.yml"],
       ["policies/authz.rego", "policies/authz.rego"],
     ] as const) {
@@ -45,9 +52,11 @@ describe("policyship init", () => {
     const settings = await readFile(path.join(repo.dir, "policyship.yaml"), "utf8");
     expect(settings).toMatch(/^registry: ghcr\.io\/acme\/policies /m);
     expect(settings).not.toMatch(/^prefix:/m);
-    expect(await readFile(path.join(repo.dir, ".github/workflows/policy-release.yml"), "utf8")).toBe(
-      await readFile(path.join(repoRoot, "examples/github/policy-release-oci.yml"), "utf8"),
-    );
+    for (const workflow of ["release", "rollback"]) {
+      expect(await readFile(path.join(repo.dir, `.github/workflows/policy-${workflow}.yml`), "utf8")).toBe(
+        await readFile(path.join(repoRoot, `examples/github/policy-${workflow}-oci.yml`), "utf8"),
+      );
+    }
     repo.commit("policyship init --registry");
     const dry = await runCli(["release", "--dry-run", "--json"], { cwd: repo.dir });
     expect(dry.exitCode, dry.stderr).toBe(0);
@@ -59,17 +68,62 @@ describe("policyship init", () => {
     expect(expectOneLineError(bad)).toMatch(/is not a valid repository name/);
   });
 
-  it("never overwrites and reports what it skipped", async () => {
+  it("never overwrites, and puts no example (nor its demo keys) into an existing policies directory", async () => {
     const repo = await createRepo();
     await repo.write("policyship.yaml", "out: build\n");
     await repo.write("policies/authz.rego", "package mine\n");
+    await repo.write(".gitignore", "node_modules/\n/build");
     const result = await runCli(["init"], { cwd: repo.dir });
     expect(result.exitCode, result.stderr).toBe(0);
     expect(result.stdout).toContain("skipped policyship.yaml (already exists)");
-    expect(result.stdout).toContain("skipped policies/authz.rego (already exists)");
-    expect(result.stdout).toContain("created policies/data.json");
+    expect(result.stdout).toContain(
+      "skipped policies/ (has files; the examples go only into a new directory)",
+    );
+    expect(result.stdout).not.toMatch(/created policies\//);
+    expect(await readdir(path.join(repo.dir, "policies"))).toEqual(["authz.rego"]);
     expect(await readFile(path.join(repo.dir, "policyship.yaml"), "utf8")).toBe("out: build\n");
     expect(await readFile(path.join(repo.dir, "policies/authz.rego"), "utf8")).toBe("package mine\n");
+    // The out dir (build, from policyship.yaml) is listed already: .gitignore is left as it was.
+    expect(await readFile(path.join(repo.dir, ".gitignore"), "utf8")).toBe("node_modules/\n/build");
+  });
+
+  it("--policies opa writes a project whose every path is opa/, and whose build passes", async () => {
+    const repo = await createRepo();
+    await repo.write(".gitignore", "node_modules/");
+    const result = await runCli(["init", "--policies", "opa"], { cwd: repo.dir });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout).toContain("created opa/authz.rego");
+    expect(await readFile(path.join(repo.dir, "policyship.yaml"), "utf8")).toMatch(/^policies: opa$/m);
+    const release = await readFile(path.join(repo.dir, ".github/workflows/policy-release.yml"), "utf8");
+    expect(release).toContain("inputs.policies || 'opa'");
+    expect(release).not.toMatch(/\bpolicies\/|'policies'|default: policies\n/);
+    const impact = await readFile(path.join(repo.dir, ".github/workflows/policy-impact.yml"), "utf8");
+    expect(impact).toContain('"opa/**"');
+    expect(impact).not.toContain('"policies/**"');
+    expect(await readFile(path.join(repo.dir, ".gitignore"), "utf8")).toBe(
+      "node_modules/\n# policyship's build output\ndist/\n",
+    );
+    repo.commit("policyship init --policies opa");
+    // As the workflow runs it: its POLICYSHIP_POLICIES default and the settings agree.
+    const build = await runCli(["build", "--json"], { cwd: repo.dir, env: { POLICYSHIP_POLICIES: "opa" } });
+    expect(build.exitCode, build.stderr).toBe(0);
+    const plain = await runCli(["release", "--dry-run"], { cwd: repo.dir });
+    expect(plain.exitCode, plain.stderr).toBe(0);
+    expect(plain.stdout).toContain("13 passed, 0 failed");
+  });
+
+  it("warns outside a git repository, and refuses a policies path that would climb out or quote", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "policyship-init-nogit-"));
+    const result = await runCli(["init"], { cwd: dir });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(
+      /is not a git repository: policyship builds each bundle at a commit — run git init/,
+    );
+    for (const bad of ["../elsewhere", "/etc", "a'b", "x: y"]) {
+      const refused = await runCli(["init", "--policies", bad], { cwd: (await createRepo()).dir });
+      expect(refused.exitCode, bad).toBe(2);
+      expect(expectOneLineError(refused)).toMatch(/--policies .* must be a directory inside the repository/);
+    }
   });
 });
 
