@@ -38,6 +38,7 @@ function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEn
 }
 
 const npmCommand = "npm";
+const toolPathNode = () => path.join(repoRoot, ".tools/bin/node");
 
 describe("the npm package, as a user gets it", () => {
   let tarball: string;
@@ -55,7 +56,7 @@ describe("the npm package, as a user gets it", () => {
     await writeFile(path.join(installDir, "package.json"), '{ "name": "npx-user", "private": true }\n');
     const installed = await run(
       npmCommand,
-      ["install", "--no-audit", "--no-fund", "--loglevel=error", tarball],
+      ["install", "--omit=dev", "--no-audit", "--no-fund", "--loglevel=error", tarball],
       installDir,
     );
     expect(installed.code, installed.stderr).toBe(0);
@@ -106,6 +107,45 @@ describe("the npm package, as a user gets it", () => {
       const versionRun = await run(path.join(bin, "policyship"), ["--version"], repo);
       expect(versionRun.stdout.trim()).toBe(version);
     }
+  });
+
+  it("an app that only enforces installs the enforcer's dependencies and no AWS SDK, commander or zod", async () => {
+    const { readdir, stat } = await import("node:fs/promises");
+    const packages: string[] = [];
+    let bytes = 0;
+    const walk = async (dir: string): Promise<void> => {
+      for (const entry of await readdir(dir, { withFileTypes: true })) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) await walk(full);
+        else if (entry.isFile()) {
+          bytes += (await stat(full)).size;
+          if (entry.name === "package.json" && /node_modules\/(@[^/]+\/)?[^/@.][^/]*$/.test(dir)) {
+            packages.push(path.relative(path.join(installDir, "node_modules"), dir));
+          }
+        }
+      }
+    };
+    await walk(path.join(installDir, "node_modules"));
+    const megabytes = bytes / 1024 / 1024;
+    console.log(`npm install <tarball> --omit=dev: ${packages.length} packages, ${megabytes.toFixed(1)} MB`);
+    expect(
+      packages.filter((name) => /^(@aws-sdk|@smithy|@aws-crypto|commander|zod)(\/|$)/.test(name)),
+    ).toEqual([]);
+    // 56 packages and 49 MB when the CLI's dependencies were the package's too.
+    expect(packages.length).toBeLessThanOrEqual(25);
+    expect(megabytes).toBeLessThan(25);
+    // Both entries load from the installed package with nothing else installed.
+    const loaded = await run(
+      toolPathNode(),
+      [
+        "--input-type=module",
+        "-e",
+        'const lib = await import("policyship"); const enforcer = await import("policyship/enforcer"); console.log(typeof lib.build, typeof enforcer.createEnforcer);',
+      ],
+      installDir,
+    );
+    expect(loaded.code, loaded.stderr).toBe(0);
+    expect(loaded.stdout.trim()).toBe("function function");
   });
 
   it("npx policyship --version prints the package version", async () => {
