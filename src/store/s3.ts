@@ -1,9 +1,11 @@
+import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
   DeleteObjectCommand,
+  GetBucketVersioningCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -88,8 +90,8 @@ export class S3Store implements Store {
       );
     }
     try {
-      await upload.done();
-      return { created: true };
+      const done = await upload.done();
+      return { created: true, pin: pinOf(done.VersionId) };
     } catch (error) {
       if (isPreconditionFailed(error)) {
         const existing = await this.head(object.key);
@@ -107,6 +109,7 @@ export class S3Store implements Store {
         size: result.ContentLength ?? 0,
         lastModified: result.LastModified,
         metadata: result.Metadata ?? {},
+        pin: pinOf(result.VersionId),
       };
     } catch (error) {
       if (statusOf(error) === 404) return undefined;
@@ -114,9 +117,11 @@ export class S3Store implements Store {
     }
   }
 
-  async get(key: string): Promise<Buffer> {
+  async get(key: string, pin?: string): Promise<Buffer> {
     try {
-      const result = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key }));
+      const result = await this.client.send(
+        new GetObjectCommand({ Bucket: this.options.bucket, Key: key, VersionId: pin }),
+      );
       const bytes = await result.Body?.transformToByteArray();
       if (!bytes) throw new FailureError(`${this.urlOf(key)} has no body`);
       return Buffer.from(bytes);
@@ -148,6 +153,49 @@ export class S3Store implements Store {
       throw this.describe(error, `list ${this.location}${prefix}`);
     }
     return objects;
+  }
+
+  /**
+   * The server's full-object SHA-256 when it has one (a single PutObject with a SHA-256 checksum, as publish
+   * sends up to PART_SIZE_BYTES); otherwise the object's bytes, hashed as they stream in. A multipart
+   * object's checksum is a checksum of part checksums, not of the bytes, so it is never compared.
+   */
+  async storedSha256(object: StoredObject): Promise<string> {
+    const where = { Bucket: this.options.bucket, Key: object.key, VersionId: object.pin };
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ ...where, ChecksumMode: "ENABLED" }));
+      if (head.ChecksumType === "FULL_OBJECT" && head.ChecksumSHA256) {
+        const digest = Buffer.from(head.ChecksumSHA256, "base64");
+        if (digest.length === 32) return digest.toString("hex");
+      }
+      const result = await this.client.send(new GetObjectCommand(where));
+      const hash = createHash("sha256");
+      for await (const chunk of result.Body as AsyncIterable<Uint8Array>) hash.update(chunk);
+      return hash.digest("hex");
+    } catch (error) {
+      throw this.describe(error, `read ${this.urlOf(object.key)}`);
+    }
+  }
+
+  /**
+   * On a versioned bucket every object version is immutable, so a config naming `?versionId=` names exactly
+   * the bytes verified. Without versioning an overwrite replaces the bytes under the key.
+   */
+  async pinning(): Promise<{ pinned: boolean; detail: string }> {
+    let status: string | undefined;
+    try {
+      status = (await this.client.send(new GetBucketVersioningCommand({ Bucket: this.options.bucket })))
+        .Status;
+    } catch (error) {
+      const described = this.describe(error, `read the versioning of ${this.location}`);
+      return { pinned: false, detail: `${described.message}; ${UNPINNED_HINT}` };
+    }
+    return status === "Enabled"
+      ? {
+          pinned: true,
+          detail: `${this.location} is versioned: rendered configs name the object version verified (?versionId=)`,
+        }
+      : { pinned: false, detail: unpinnedLine(this.location) };
   }
 
   urlOf(key: string): string {
@@ -193,7 +241,7 @@ export class S3Store implements Store {
     if (name === "AccessDenied" || status === 403) {
       return new UserError(
         `access denied when trying to ${what}`,
-        "grant the role s3:GetObject, s3:PutObject and s3:ListBucket on the bucket",
+        "grant the role s3:GetObject, s3:GetObjectVersion, s3:PutObject and s3:ListBucket on the bucket",
       );
     }
     if (name === "PermanentRedirect" || status === 301) {
@@ -220,6 +268,24 @@ export class S3Store implements Store {
     }
     return error instanceof Error ? error : new Error(String(error));
   }
+}
+
+const UNPINNED_HINT =
+  "enable versioning on the bucket so configs name the verified object version (OPA then needs s3:GetObjectVersion)";
+
+/** The one line doctor and release print when a config can name only the key. */
+export function unpinnedLine(location: string): string {
+  return `${location} is not versioned, so a config names only the key and an overwrite changes what OPA loads — ${UNPINNED_HINT}`;
+}
+
+/**
+ * A version id policyship will write into a resource URL: S3's are URL-safe by design, and anything else
+ * (an absent version, or "null" on an unversioned or suspended bucket, which a later write replaces) is no pin.
+ */
+function pinOf(versionId: string | undefined): string | undefined {
+  return versionId && versionId !== "null" && /^[A-Za-z0-9._-]{1,1024}$/.test(versionId)
+    ? versionId
+    : undefined;
 }
 
 function statusOf(error: unknown): number | undefined {
