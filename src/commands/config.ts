@@ -66,13 +66,19 @@ export async function writeOutput(file: string, text: string) {
  */
 export async function config(
   context: Context,
-  prepared?: { revision?: string; store?: Store; verified?: boolean },
+  prepared?: { revision?: string; store?: Store; verified?: boolean; pin?: string },
 ): Promise<ConfigResult> {
   const { settings } = context;
   const revision = prepared?.revision ?? (await revisionOrHead(context, "pin"));
   const key = objectKey(settings.prefix, revision);
   const verificationKey = await readVerificationKey(context);
-  const rendered = renderOpaConfig({ revision, settings, region: resolveRegion(context), verificationKey });
+  const rendered = renderOpaConfig({
+    revision,
+    settings,
+    region: resolveRegion(context),
+    verificationKey,
+    pin: prepared?.pin,
+  });
   if (settings.verify && !prepared?.verified) {
     const { openStore } = await import("../store/open.ts");
     const store = prepared?.store ?? (await openStore(context));
