@@ -1,4 +1,6 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
@@ -111,5 +113,39 @@ describe("the server's full-object checksum", () => {
     );
     expect(head.ChecksumType).toBe("FULL_OBJECT");
     expect(Buffer.from(head.ChecksumSHA256 ?? "", "base64").toString("hex")).toBe(head.Metadata?.sha256);
+  });
+});
+
+describe("an object too large for one request (multipart, over 16 MiB)", () => {
+  it("is hashed from its bytes: a re-run is already published, an overwrite with forged metadata is refused", async () => {
+    const bucket = await createBucket();
+    const dir = await mkdtemp(path.join(os.tmpdir(), "policyship-multipart-"));
+    await mkdir(path.join(dir, "dist"));
+    const revision = "large-1";
+    await writeFile(path.join(dir, "dist", `${revision}.tar.gz`), randomBytes(17 * 1024 * 1024));
+    const args = ["publish", "--revision", revision, "--bucket", bucket, "--endpoint", minio().endpoint];
+    const publish = () => runCli(args, { cwd: dir, env: awsEnv() });
+    expect((await publish()).exitCode).toBe(0);
+    const key = `${revision}.tar.gz`;
+    const head = await s3Client().send(
+      new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: "ENABLED" }),
+    );
+    // A checksum of part checksums, not of the bytes: never compared with a file's SHA-256.
+    expect(head.ChecksumType).not.toBe("FULL_OBJECT");
+    const again = await publish();
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stdout).toContain("already published");
+
+    await s3Client().send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: randomBytes(17 * 1024 * 1024),
+        Metadata: head.Metadata,
+      }),
+    );
+    const refused = await publish();
+    expect(refused.exitCode, refused.stdout).toBe(1);
+    expect(expectOneLineError(refused)).toMatch(/was changed after publishing, it holds other content/);
   });
 });
