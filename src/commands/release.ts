@@ -170,7 +170,7 @@ export function renderRelease(result: ReleaseResult): string {
     `released ${result.revision}`,
     `  bundle   ${result.bundle} (${result.size} bytes, sha256 ${result.sha256})`,
     `  tests    ${summaryLine(result.tests)}${result.tests.coverage === null ? "" : `, coverage ${result.tests.coverage.toFixed(1)}%`}`,
-    `  object   ${result.published ? `${result.published.url}${result.published.created ? "" : " (already published)"}` : "not published (dry run)"}`,
+    `  object   ${result.published ? `${result.published.url}${result.published.created ? "" : " (already published)"}${result.published.pin && !result.unpinned ? `, version ${result.published.pin}` : ""}` : "not published (dry run)"}`,
     `  config   ${result.config ?? "not rendered (dry run without a bucket)"}`,
   ].join("\n");
 }
