@@ -150,6 +150,11 @@ async function reportToGitHub(
     `- **Commit**: ${built.git ? markdownText(built.git.subject) : "(unknown)"}`,
     `- **Tests**: ${result.tests.passed} passed, ${result.tests.failed} failed; coverage ${coverage}`,
     `- **Object**: ${object}`,
+    ...(result.unpinned
+      ? [`- **Pin**: none: ${markdownText(result.unpinned)}`]
+      : result.published?.pin
+        ? [`- **Pin**: object version \`${result.published.pin}\``]
+        : []),
     `- **Size**: ${result.size} bytes, sha256 \`${result.sha256}\``,
     "",
     ...(rendered

@@ -135,8 +135,18 @@ describe("where the bytes cannot be pinned, doctor and release say so in one lin
     const repo = await createRepo({ examplePolicies: true });
     const bucket = await createBucket();
     const store = ["--bucket", bucket, "--endpoint", minio().endpoint];
-    const released = await runCli(["release", ...store, "--json"], { cwd: repo.dir, env: awsEnv() });
+    const summary = path.join(repo.dir, "summary.md");
+    const released = await runCli(["release", ...store, "--json"], {
+      cwd: repo.dir,
+      env: {
+        ...awsEnv(),
+        GITHUB_ACTIONS: "true",
+        GITHUB_STEP_SUMMARY: summary,
+        GITHUB_OUTPUT: path.join(repo.dir, "outputs"),
+      },
+    });
     expect(released.exitCode, released.stderr).toBe(0);
+    expect(await readFile(summary, "utf8")).toMatch(/^- \*\*Pin\*\*: none: s3:\/\/\S+\/ is not versioned/m);
     const warnings = released.stderr.split("\n").filter((line) => line.startsWith("policyship:"));
     expect(warnings).toEqual([
       expect.stringMatching(
