@@ -11,11 +11,11 @@ import {
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
   S3Client,
-  S3ServiceException,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { digestMismatch, digestVerifier, READ_CHUNK_BYTES, sha256Of } from "../bundle/read.ts";
-import { FailureError, UserError } from "../errors.ts";
+import { FailureError } from "../errors.ts";
+import { describeS3Error, statusOf } from "./s3-errors.ts";
 import type { CreateOutcome, ObjectToCreate, Store, StoredObject } from "./store.ts";
 
 export interface S3StoreOptions {
@@ -35,8 +35,6 @@ const MAX_ATTEMPTS = 4;
 /** Bodies up to this size go up in one PutObject with their SHA-256; larger ones in parallel parts. */
 const PART_SIZE_BYTES = 16 * 1024 * 1024;
 const UPLOAD_QUEUE_SIZE = 4;
-
-const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "EPIPE"]);
 
 export class S3Store implements Store {
   readonly location: string;
@@ -211,62 +209,12 @@ export class S3Store implements Store {
     }
   }
 
-  /** One line for each failure a user can act on; credentials never appear in it. */
   private describe(error: unknown, what: string): Error {
-    if (error instanceof UserError || error instanceof FailureError) return error;
-    const name = (error as Error)?.name ?? "";
-    const code = (error as NodeJS.ErrnoException)?.code ?? "";
-    const status = statusOf(error);
-    if (
-      name === "CredentialsProviderError" ||
-      /Could not load credentials/i.test((error as Error)?.message ?? "")
-    ) {
-      return new UserError(
-        "no AWS credentials found",
-        "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or a role (OIDC in GitHub Actions)",
-      );
-    }
-    if (name === "NoSuchBucket") {
-      return new UserError(
-        `bucket ${this.options.bucket} does not exist`,
-        "create it, or fix --bucket and --region",
-      );
-    }
-    if (name === "InvalidAccessKeyId" || name === "SignatureDoesNotMatch") {
-      return new UserError(
-        `the AWS credentials were rejected (${name}) when trying to ${what}`,
-        "check the access key and secret",
-      );
-    }
-    if (name === "AccessDenied" || status === 403) {
-      return new UserError(
-        `access denied when trying to ${what}`,
-        "grant the role s3:GetObject, s3:GetObjectVersion, s3:PutObject and s3:ListBucket on the bucket",
-      );
-    }
-    if (name === "PermanentRedirect" || status === 301) {
-      return new UserError(
-        `bucket ${this.options.bucket} is in another region`,
-        "pass the bucket's --region",
-      );
-    }
-    if (
-      NETWORK_CODES.has(code) ||
-      name === "TimeoutError" ||
-      /ECONNREFUSED|ENOTFOUND|socket hang up/.test(String(error))
-    ) {
-      return new FailureError(
-        `cannot reach ${this.options.endpoint ?? "S3"} to ${what} after ${MAX_ATTEMPTS} attempts (${code || name})`,
-        "check --endpoint and the network, then run again",
-      );
-    }
-    if (error instanceof S3ServiceException || status) {
-      return new FailureError(
-        `S3 refused to ${what}: ${name || `HTTP ${status}`}`,
-        "run again; if it persists check the bucket",
-      );
-    }
-    return error instanceof Error ? error : new Error(String(error));
+    return describeS3Error(error, what, {
+      bucket: this.options.bucket,
+      endpoint: this.options.endpoint,
+      attempts: MAX_ATTEMPTS,
+    });
   }
 }
 
@@ -274,7 +222,7 @@ const UNPINNED_HINT =
   "enable versioning on the bucket so configs name the verified object version (OPA then needs s3:GetObjectVersion)";
 
 /** The one line doctor and release print when a config can name only the key. */
-export function unpinnedLine(location: string): string {
+function unpinnedLine(location: string): string {
   return `${location} is not versioned, so a config names only the key and an overwrite changes what OPA loads — ${UNPINNED_HINT}`;
 }
 
@@ -286,10 +234,6 @@ function pinOf(versionId: string | undefined): string | undefined {
   return versionId && versionId !== "null" && /^[A-Za-z0-9._-]{1,1024}$/.test(versionId)
     ? versionId
     : undefined;
-}
-
-function statusOf(error: unknown): number | undefined {
-  return (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
 }
 
 function isPreconditionFailed(error: unknown): boolean {
