@@ -161,7 +161,13 @@ export const settingsSchema = z
     statusBundle: z.string().min(1),
     // prune
     keep: z.number().int().min(1),
-    olderThan: z.string().regex(/^\d+(\.\d+)?(ms|s|m|h|d)?$/, "must be a duration such as 90d or 12h"),
+    // Hours, days or weeks only: "6m" could mean minutes or months, and a guess deletes history.
+    olderThan: z
+      .string()
+      .regex(
+        /^\d+(\.\d+)?[hdw]$/,
+        "must be hours, days or weeks, such as 12h, 90d or 26w (6m could mean minutes or months)",
+      ),
     protect: z.array(z.string().min(1)),
     yes: z.boolean(),
     // diff

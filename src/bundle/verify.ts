@@ -15,6 +15,8 @@ export interface VerifiedObject {
   size: number;
   signatureVerified: boolean;
   metadata: Record<string, string>;
+  /** The store's name for exactly the bytes verified (an S3 object version), when it has one. */
+  pin?: string;
 }
 
 /** Published revisions, newest first. */
@@ -44,6 +46,21 @@ export async function unknownRevision(store: Store, prefix: string, revision: st
 }
 
 /**
+ * The object's bytes are not the ones publish recorded. One message for publish, verify and rollback, so
+ * none of them tells the user to do what another refuses.
+ */
+export function changedAfterPublishing(url: string, actual: string, recorded: string | undefined) {
+  const what = recorded
+    ? `${url} was changed after publishing, it holds other content: its sha256 is ${actual}, publish recorded ${recorded}`
+    : `${url} has no sha256 metadata, so nothing says its bytes (sha256 ${actual}) are the ones published`;
+  return new FailureError(
+    what,
+    "do not deploy it; restore the published object, or delete it and publish the revision again from its commit",
+    { url, sha256: actual, recordedSha256: recorded ?? null },
+  );
+}
+
+/**
  * Downloads a published bundle and checks it: sha256 against the metadata written at publish, its entries
  * (bounded, no links, no climbing or duplicate paths), the manifest's revision against the key, and that
  * the real opa loads it (`opa build --bundle`, with the signature checked when a key is given): whatever
@@ -66,21 +83,11 @@ export async function verifyPublished(
   const url = store.urlOf(key);
   const head = await store.head(key);
   if (!head) return unknownRevision(store, options.prefix, options.revision);
-  const body = await store.get(key);
+  // With a pin, the bytes checked are exactly the ones the rendered config will name.
+  const body = await store.get(key, head.pin);
   const contents = await readBundle(body, [], options.limits);
   const recorded = head.metadata.sha256;
-  if (!recorded) {
-    throw new FailureError(
-      `${url} has no sha256 metadata`,
-      "it was not published by policyship; publish it again",
-    );
-  }
-  if (contents.sha256 !== recorded) {
-    throw new FailureError(
-      `${url} was changed after publishing: its sha256 is ${contents.sha256}, publish recorded ${recorded}`,
-      "do not deploy it; publish the revision from its commit again under a new key or restore the object",
-    );
-  }
+  if (contents.sha256 !== recorded) throw changedAfterPublishing(url, contents.sha256, recorded);
   if (contents.manifest.revision !== options.revision) {
     throw new FailureError(
       `${url} holds a bundle whose manifest revision is ${JSON.stringify(contents.manifest.revision)}, not ${options.revision}`,
@@ -97,6 +104,7 @@ export async function verifyPublished(
     size: contents.size,
     signatureVerified,
     metadata: head.metadata,
+    pin: head.pin,
   };
 }
 

@@ -40,14 +40,20 @@ export async function writeOutput(file: string, text: string) {
  */
 export async function config(
   context: Context,
-  prepared?: { revision?: string; store?: Store; verified?: boolean },
+  prepared?: { revision?: string; store?: Store; verified?: boolean; pin?: string },
 ): Promise<ConfigResult> {
   const { settings } = context;
   const revision = prepared?.revision ?? (await revisionOrHead(context, "pin"));
   const key = objectKey(settings.prefix, revision);
   // HS* algorithms take a shared secret, rendered as OPA's ${VAR}; every other one a PEM public key.
   const verificationKey = (await readVerificationKey(context))?.material;
-  const rendered = renderOpaConfig({ revision, settings, region: resolveRegion(context), verificationKey });
+  const rendered = renderOpaConfig({
+    revision,
+    settings,
+    region: resolveRegion(context),
+    verificationKey,
+    pin: prepared?.pin,
+  });
   if (settings.verify && !prepared?.verified) {
     const { openStore } = await import("../store/open.ts");
     const store = prepared?.store ?? (await openStore(context));

@@ -13,6 +13,8 @@ export interface Check {
   name: string;
   ok: boolean;
   detail: string;
+  /** Works, with a caveat the user should know (rendered "!"); ok stays true. */
+  warn?: boolean;
 }
 
 export interface DoctorResult {
@@ -92,12 +94,35 @@ export async function doctor(context: Context): Promise<DoctorResult> {
       ]);
     }),
   ]);
+  const kind = storeKind(settings);
+  if (kind === "s3" || kind === "directory") checks.push(await pinning(context));
   return { ok: checks.every((check) => check.ok), checks };
+}
+
+/**
+ * Whether a rendered config can name exactly the verified bytes. Where it cannot, doctor says so in one line
+ * and still passes: the store works, it just cannot pin.
+ */
+async function pinning(context: Context): Promise<Check> {
+  const check = await attempt("pinning", async () => {
+    const { openStore } = await import("../store/open.ts");
+    const store = await openStore(context);
+    const answer = store.pinning?.() ?? Promise.resolve({ pinned: false, detail: "the store cannot say" });
+    const result = await Promise.race([
+      answer,
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error("no answer within 10 s")), STORE_TIMEOUT_MS).unref(),
+      ),
+    ]);
+    if (!result.pinned) throw new Error(result.detail);
+    return result.detail;
+  });
+  return check.ok ? check : { ...check, ok: true, warn: true };
 }
 
 export function renderDoctor(result: DoctorResult): string {
   return result.checks
-    .map((check) => `${check.ok ? "✓" : "✗"} ${check.name.padEnd(8)} ${check.detail}`)
+    .map((check) => `${check.warn ? "!" : check.ok ? "✓" : "✗"} ${check.name.padEnd(8)} ${check.detail}`)
     .join("\n");
 }
 

@@ -5,14 +5,90 @@ import { addStoreOptions, collect, toNumber } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { checkOpaTargets, readInstance } from "../opa/instances.ts";
+import { printable } from "../printable.ts";
 import { openStore } from "../store/open.ts";
-import { parseDuration } from "./status.ts";
+import type { Store } from "../store/store.ts";
 import { resolveRevisionArgument } from "./verify.ts";
 
 export interface PrunedRevision {
   revision: string;
   key: string;
   lastModified?: string;
+  /** OCI: kept revisions whose tags resolve to the same manifest; only this tag is removed, never the manifest. */
+  sharesManifestWith?: string[];
+}
+
+/** What prune needs of an OCI registry beyond the Store interface (see store/oci/oci.ts). */
+interface TagStore extends Store {
+  manifestDigestOf(key: string): Promise<string | undefined>;
+  deleteTag(key: string): Promise<boolean>;
+}
+
+const isTagStore = (store: Store): store is TagStore =>
+  typeof (store as Partial<TagStore>).manifestDigestOf === "function" &&
+  typeof (store as Partial<TagStore>).deleteTag === "function";
+
+const UNIT_MS = { h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 } as const;
+
+/** --older-than in hours, days or weeks (the settings schema refuses anything else, e.g. 6m). */
+export function parseAge(text: string | undefined): number {
+  if (!text) return 0;
+  const match = /^(\d+(?:\.\d+)?)([hdw])$/.exec(text);
+  if (!match) {
+    throw new UserError(
+      `--older-than ${text} has no unambiguous unit`,
+      "write it in hours, days or weeks, e.g. 12h, 90d or 26w",
+    );
+  }
+  return Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
+}
+
+const MANIFEST_CONCURRENCY = 8;
+
+/**
+ * On a registry, deleting a manifest by digest removes every tag that resolves to it. Each revision to delete
+ * whose manifest a kept tag still resolves to is marked, so only its tag goes.
+ */
+async function markSharedManifests(store: TagStore, result: PruneResult) {
+  const all = [...result.delete, ...result.keep];
+  const digests = new Map<string, string | undefined>();
+  for (let i = 0; i < all.length; i += MANIFEST_CONCURRENCY) {
+    const batch = all.slice(i, i + MANIFEST_CONCURRENCY);
+    const found = await Promise.all(batch.map((entry) => store.manifestDigestOf(entry.key)));
+    for (const [index, entry] of batch.entries()) digests.set(entry.key, found[index]);
+  }
+  for (const entry of result.delete) {
+    const digest = digests.get(entry.key);
+    if (!digest) continue;
+    const kept = result.keep
+      .filter((other) => digests.get(other.key) === digest)
+      .map((other) => other.revision);
+    if (kept.length > 0) entry.sharesManifestWith = kept;
+  }
+}
+
+/** Shared manifests first, tag by tag, so a registry that cannot delete a tag stops prune before anything is gone. */
+async function deleteAll(context: Context, store: Store, entries: PrunedRevision[]) {
+  const shared = entries.filter((entry) => entry.sharesManifestWith);
+  let deleted = 0;
+  for (const entry of shared) {
+    context.log.info(
+      `deleting the tag of ${entry.revision} (its manifest stays for ${entry.sharesManifestWith?.join(", ")})`,
+    );
+    if (!(await (store as TagStore).deleteTag(entry.key))) {
+      throw new FailureError(
+        `${store.urlOf(entry.key)} resolves to the same manifest as ${entry.sharesManifestWith?.join(", ")}, which ${entry.sharesManifestWith?.length === 1 ? "stays" : "stay"}, and the registry cannot delete a tag alone; ${deleted === 0 ? "nothing deleted" : `${deleted} deleted before it`}`,
+        `--protect ${entry.revision} too, or delete the tag in the registry itself`,
+        { revision: entry.revision, sharesManifestWith: entry.sharesManifestWith },
+      );
+    }
+    deleted++;
+  }
+  for (const entry of entries) {
+    if (entry.sharesManifestWith) continue;
+    context.log.info(`deleting ${store.urlOf(entry.key)}`);
+    await store.delete(entry.key);
+  }
 }
 
 export interface PruneResult {
@@ -34,7 +110,7 @@ export async function prune(context: Context, instances: string[]): Promise<Prun
       "say how many of the newest revisions always stay, e.g. --keep 20",
     );
   }
-  const minimumAgeMs = parseDuration(settings.olderThan);
+  const minimumAgeMs = parseAge(settings.olderThan);
   const { token } = checkOpaTargets(instances, context.env);
   const store = await openStore(context);
   // Listed once, before anything is deleted: a revision published meanwhile is not in the list, so it stays.
@@ -60,6 +136,14 @@ export async function prune(context: Context, instances: string[]): Promise<Prun
         "fix or leave out that instance, or --protect what it runs",
       );
     }
+    // A short SHA or a tag is not guessed into a full revision: the guess could delete what the instance runs.
+    if (!known.has(instance.revision)) {
+      throw new FailureError(
+        `${url} runs ${JSON.stringify(printable(instance.revision, 200))}, which is not a full revision published in ${store.location}; nothing deleted`,
+        "--protect the revision it runs (a short SHA or tag is resolved with git), or leave out that instance",
+        { url, revision: instance.revision },
+      );
+    }
     active.add(instance.revision);
   }
   const now = Date.now();
@@ -77,19 +161,15 @@ export async function prune(context: Context, instances: string[]): Promise<Prun
     else if (age < minimumAgeMs) result.keep.push({ ...entry, reason: "younger" });
     else result.delete.push(entry);
   }
-  if (settings.yes) {
-    for (const entry of result.delete) {
-      context.log.info(`deleting ${store.urlOf(entry.key)}`);
-      await store.delete(entry.key);
-    }
-  }
+  if (isTagStore(store) && result.delete.length > 0) await markSharedManifests(store, result);
+  if (settings.yes) await deleteAll(context, store, result.delete);
   return result;
 }
 
 export function renderPrune(result: PruneResult): string {
   const verb = result.deleted ? "deleted" : "would delete";
   const lines = result.delete.map((entry) =>
-    `${verb}  ${entry.revision}  ${entry.lastModified ?? ""}`.trimEnd(),
+    `${verb}  ${entry.revision}  ${entry.lastModified ?? ""}${entry.sharesManifestWith ? `  (the tag only: its manifest stays for ${entry.sharesManifestWith.join(", ")})` : ""}`.trimEnd(),
   );
   for (const entry of result.keep) lines.push(`kept          ${entry.revision}  (${entry.reason})`);
   if (!result.deleted && result.delete.length > 0)
@@ -103,7 +183,7 @@ export function definePrune(program: Command, io: Io): Command {
   return addStoreOptions(program.command("prune"))
     .description("delete old published revisions, never the newest --keep, protected, active or young ones")
     .option("--keep <n>", "how many of the newest revisions always stay (required)", toNumber)
-    .option("--older-than <duration>", "only revisions older than this, e.g. 90d")
+    .option("--older-than <age>", "only revisions older than this, in h, d or w, e.g. 90d")
     .option("--protect <rev>", "a revision that always stays (repeatable)", collect)
     .option("--yes", "delete; without it prune only lists what it would delete")
     .option("--bundle-name <name>", "the bundle --opa instances report (default: authz)")

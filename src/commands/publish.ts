@@ -1,14 +1,15 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
-import { sha256File } from "../bundle/read.ts";
+import { sha256File, sha256Of } from "../bundle/read.ts";
+import { changedAfterPublishing } from "../bundle/verify.ts";
 import { createContext, type Io, print } from "../cli-kit.ts";
 import { addConfigOptions, addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { revisionOrHead } from "../revision.ts";
 import { openStore } from "../store/open.ts";
-import { objectKey, type Store } from "../store/store.ts";
+import { objectKey, type Store, type StoredObject } from "../store/store.ts";
 import type { BuildResult } from "./build.ts";
 
 export interface PublishResult {
@@ -19,6 +20,14 @@ export interface PublishResult {
   size: number;
   /** false when the same content was already there (an idempotent re-run). */
   created: boolean;
+  /** The store's name for exactly these bytes (an S3 object version), for a config pinned to them. */
+  pin?: string;
+}
+
+/** SHA-256 of the bytes the store holds for an object: the store's own answer, or the bytes hashed here. */
+export async function storedSha256(store: Store, object: StoredObject): Promise<string> {
+  if (store.storedSha256) return store.storedSha256(object);
+  return sha256Of(await store.get(object.key, object.pin));
 }
 
 /**
@@ -86,17 +95,31 @@ export async function publish(
     contentType: "application/gzip",
     metadata,
   });
+  let pin = outcome.created ? outcome.pin : undefined;
   if (!outcome.created) {
-    const existing = outcome.existing.metadata.sha256;
-    if (existing !== bundle.sha256) {
+    // "Already published" is decided from the stored bytes; the metadata is only what the writer claimed.
+    const existing = outcome.existing;
+    const stored = await storedSha256(store, existing);
+    const recorded = existing.metadata.sha256;
+    if (stored !== recorded) throw changedAfterPublishing(url, stored, recorded);
+    if (stored !== bundle.sha256) {
       throw new FailureError(
-        `${url} already holds other content for revision ${revision} (published sha256 ${existing ?? "unknown"}, local ${bundle.sha256}); left untouched`,
+        `${url} already holds other content for revision ${revision} (published sha256 ${stored}, local ${bundle.sha256}); left untouched`,
         "a revision is immutable: commit the change and publish the new SHA",
-        { revision, key, url, publishedSha256: existing, localSha256: bundle.sha256 },
+        { revision, key, url, publishedSha256: stored, localSha256: bundle.sha256 },
       );
     }
+    pin = existing.pin;
   }
-  return { revision, key, url, sha256: bundle.sha256, size: bundle.size, created: outcome.created };
+  return {
+    revision,
+    key,
+    url,
+    sha256: bundle.sha256,
+    size: bundle.size,
+    created: outcome.created,
+    ...(pin ? { pin } : {}),
+  };
 }
 
 export function renderPublish(result: PublishResult): string {

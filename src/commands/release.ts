@@ -6,6 +6,8 @@ import type { Context } from "../context.ts";
 import { appendStepSummary, inGitHubActions, markdownBlock, markdownText, writeOutputs } from "../github.ts";
 import { locateOpaFor } from "../opa/locate.ts";
 import { resolveBuildRevision } from "../revision.ts";
+import { storeKind } from "../settings.ts";
+import type { Store } from "../store/store.ts";
 import { assertPoliciesDir, type BuildResult, build } from "./build.ts";
 import { assertCheckPassed, check } from "./check.ts";
 import { type ConfigResult, config } from "./config.ts";
@@ -19,7 +21,9 @@ export interface ReleaseResult {
   size: number;
   tests: Pick<TestResult, "passed" | "failed" | "skipped" | "coverage">;
   /** null with --dry-run. */
-  published: Pick<PublishResult, "key" | "url" | "created"> | null;
+  published: Pick<PublishResult, "key" | "url" | "created" | "pin"> | null;
+  /** Why the rendered config cannot name exactly the tested bytes, in one line; null when it does. */
+  unpinned: string | null;
   /** Path of the rendered OPA config; null on a dry run without a bucket. */
   config: string | null;
   durationMs: number;
@@ -75,9 +79,11 @@ export async function release(context: Context): Promise<ReleaseResult> {
       settings.output ?? path.join(settings.out, `${built.revision}.opa-config.${settings.format}`);
     rendered = await config(
       { ...context, settings: { ...settings, output, verify: false } },
-      { revision: built.revision, verified: true },
+      { revision: built.revision, verified: true, pin: published?.pin },
     );
   }
+  const unpinned = published ? await unpinnedLine(context, await (store as Promise<Store>), published) : null;
+  if (unpinned) log.warn(unpinned);
   const result: ReleaseResult = {
     revision: built.revision,
     bundle: built.bundle,
@@ -89,12 +95,34 @@ export async function release(context: Context): Promise<ReleaseResult> {
       skipped: tested.skipped,
       coverage: tested.coverage,
     },
-    published: published ? { key: published.key, url: published.url, created: published.created } : null,
+    published: published
+      ? { key: published.key, url: published.url, created: published.created, pin: published.pin }
+      : null,
+    unpinned,
     config: rendered?.output ?? null,
     durationMs: Math.round(performance.now() - started),
   };
   await reportToGitHub(context, result, built, rendered);
   return result;
+}
+
+/**
+ * One line when the config names the key rather than the tested bytes: S3 without versioning (or behind a
+ * --service-url), a directory. An OCI config names the manifest digest.
+ */
+async function unpinnedLine(
+  context: Context,
+  store: Store,
+  published: PublishResult,
+): Promise<string | null> {
+  const { settings } = context;
+  const kind = storeKind(settings);
+  if (kind === "oci") return null;
+  if (kind === "s3" && settings.serviceUrl) {
+    return `the config reaches ${published.key} through --service-url, so an overwrite changes what OPA loads — point OPA at a versioned bucket itself, or sign bundles (--signing-key, --verification-key)`;
+  }
+  if (kind === "s3" && published.pin) return null;
+  return (await store.pinning?.())?.detail ?? null;
 }
 
 async function reportToGitHub(
@@ -122,6 +150,11 @@ async function reportToGitHub(
     `- **Commit**: ${built.git ? markdownText(built.git.subject) : "(unknown)"}`,
     `- **Tests**: ${result.tests.passed} passed, ${result.tests.failed} failed; coverage ${coverage}`,
     `- **Object**: ${object}`,
+    ...(result.unpinned
+      ? [`- **Pin**: none: ${markdownText(result.unpinned)}`]
+      : result.published?.pin
+        ? [`- **Pin**: object version \`${result.published.pin}\``]
+        : []),
     `- **Size**: ${result.size} bytes, sha256 \`${result.sha256}\``,
     "",
     ...(rendered
@@ -142,7 +175,7 @@ export function renderRelease(result: ReleaseResult): string {
     `released ${result.revision}`,
     `  bundle   ${result.bundle} (${result.size} bytes, sha256 ${result.sha256})`,
     `  tests    ${summaryLine(result.tests)}${result.tests.coverage === null ? "" : `, coverage ${result.tests.coverage.toFixed(1)}%`}`,
-    `  object   ${result.published ? `${result.published.url}${result.published.created ? "" : " (already published)"}` : "not published (dry run)"}`,
+    `  object   ${result.published ? `${result.published.url}${result.published.created ? "" : " (already published)"}${result.published.pin && !result.unpinned ? `, version ${result.published.pin}` : ""}` : "not published (dry run)"}`,
     `  config   ${result.config ?? "not rendered (dry run without a bucket)"}`,
   ].join("\n");
 }

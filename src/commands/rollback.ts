@@ -16,7 +16,7 @@ export interface RollbackResult extends ConfigResult {
 export async function rollback(context: Context, ref: string): Promise<RollbackResult> {
   const { store, verified } = await checkPublished(context, ref);
   const { revision } = verified;
-  const rendered = await config(context, { revision, store, verified: true });
+  const rendered = await config(context, { revision, store, verified: true, pin: verified.pin });
   const result: RollbackResult = {
     ...rendered,
     url: verified.url,

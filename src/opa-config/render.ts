@@ -19,6 +19,11 @@ export interface RenderInput {
   region?: string;
   /** PEM text of the verification key, when bundles are signed. */
   verificationKey?: string;
+  /**
+   * The store's name for exactly the bytes verified, when it has one (an S3 object version). The resource
+   * then names those bytes, not whatever the key holds when OPA asks.
+   */
+  pin?: string;
 }
 
 const SESSION_NAME = "policyship-opa";
@@ -148,6 +153,20 @@ function ociService(settings: Settings, revision: string) {
   return { service, resource: pinned(reference, tagOf(revision)) };
 }
 
+/**
+ * The S3 bundle resource: the key, and with a pin `?versionId=<pin>`, which S3 answers with that version only.
+ * OPA appends the resource to the service URL as it is and signs the raw query with s3_signing
+ * (v1/plugins/rest/rest.go Do, internal/providers/aws/signing_v4.go), so the pin must be URL-safe as written.
+ * A --service-url server in front of the bucket may drop the query, so nothing is pinned through one.
+ */
+function s3Resource(key: string, settings: Settings, pin: string | undefined): string {
+  if (!pin || settings.serviceUrl) return key;
+  if (!/^[A-Za-z0-9._-]{1,1024}$/.test(pin)) {
+    throw new UserError(`the object version ${JSON.stringify(pin)} is not URL-safe`, "report it as a bug");
+  }
+  return `${key}?versionId=${pin}`;
+}
+
 export function renderOpaConfig(input: RenderInput): OpaConfig {
   const { settings, revision, region } = input;
   if (input.verificationKey && !settings.keyId) {
@@ -167,7 +186,7 @@ export function renderOpaConfig(input: RenderInput): OpaConfig {
     const signing = s3Signing(settings, region);
     service = { url: serviceUrl(settings, region) };
     if (signing) service.credentials = { s3_signing: signing };
-    resource = objectKey(settings.prefix, revision);
+    resource = s3Resource(objectKey(settings.prefix, revision), settings, input.pin);
   }
   const bundle: Record<string, unknown> = {
     service: settings.serviceName,

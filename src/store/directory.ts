@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
-import { digestVerifier, READ_CHUNK_BYTES } from "../bundle/read.ts";
+import { digestVerifier, READ_CHUNK_BYTES, sha256File } from "../bundle/read.ts";
 import { FailureError, UserError } from "../errors.ts";
 import type { CreateOutcome, ObjectToCreate, Store, StoredObject } from "./store.ts";
 
@@ -96,6 +96,19 @@ export class DirectoryStore implements Store {
 
   async get(key: string): Promise<Buffer> {
     return readFile(this.pathOf(key));
+  }
+
+  /** The file's bytes, hashed: `.meta.json` is a file anyone who can write the directory can rewrite too. */
+  async storedSha256(object: StoredObject): Promise<string> {
+    return (await sha256File(this.pathOf(object.key))).sha256;
+  }
+
+  /** A folder served by key has no name for one set of bytes: a config can name only the path. */
+  async pinning(): Promise<{ pinned: boolean; detail: string }> {
+    return {
+      pinned: false,
+      detail: `${this.location} is served by key, so a config names only the path and an overwrite changes what OPA loads — keep the directory writable by publish alone, or sign bundles (build --signing-key, config --verification-key) so OPA refuses bytes nobody signed`,
+    };
   }
 
   async list(prefix: string): Promise<StoredObject[]> {

@@ -1,19 +1,21 @@
+import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
   DeleteObjectCommand,
+  GetBucketVersioningCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
   S3Client,
-  S3ServiceException,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { digestMismatch, digestVerifier, READ_CHUNK_BYTES, sha256Of } from "../bundle/read.ts";
-import { FailureError, UserError } from "../errors.ts";
+import { FailureError } from "../errors.ts";
+import { describeS3Error, statusOf } from "./s3-errors.ts";
 import type { CreateOutcome, ObjectToCreate, Store, StoredObject } from "./store.ts";
 
 export interface S3StoreOptions {
@@ -33,8 +35,6 @@ const MAX_ATTEMPTS = 4;
 /** Bodies up to this size go up in one PutObject with their SHA-256; larger ones in parallel parts. */
 const PART_SIZE_BYTES = 16 * 1024 * 1024;
 const UPLOAD_QUEUE_SIZE = 4;
-
-const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "EPIPE"]);
 
 export class S3Store implements Store {
   readonly location: string;
@@ -88,8 +88,8 @@ export class S3Store implements Store {
       );
     }
     try {
-      await upload.done();
-      return { created: true };
+      const done = await upload.done();
+      return { created: true, pin: pinOf(done.VersionId) };
     } catch (error) {
       if (isPreconditionFailed(error)) {
         const existing = await this.head(object.key);
@@ -107,6 +107,7 @@ export class S3Store implements Store {
         size: result.ContentLength ?? 0,
         lastModified: result.LastModified,
         metadata: result.Metadata ?? {},
+        pin: pinOf(result.VersionId),
       };
     } catch (error) {
       if (statusOf(error) === 404) return undefined;
@@ -114,9 +115,11 @@ export class S3Store implements Store {
     }
   }
 
-  async get(key: string): Promise<Buffer> {
+  async get(key: string, pin?: string): Promise<Buffer> {
     try {
-      const result = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key }));
+      const result = await this.client.send(
+        new GetObjectCommand({ Bucket: this.options.bucket, Key: key, VersionId: pin }),
+      );
       const bytes = await result.Body?.transformToByteArray();
       if (!bytes) throw new FailureError(`${this.urlOf(key)} has no body`);
       return Buffer.from(bytes);
@@ -150,6 +153,49 @@ export class S3Store implements Store {
     return objects;
   }
 
+  /**
+   * The server's full-object SHA-256 when it has one (a single PutObject with a SHA-256 checksum, as publish
+   * sends up to PART_SIZE_BYTES); otherwise the object's bytes, hashed as they stream in. A multipart
+   * object's checksum is a checksum of part checksums, not of the bytes, so it is never compared.
+   */
+  async storedSha256(object: StoredObject): Promise<string> {
+    const where = { Bucket: this.options.bucket, Key: object.key, VersionId: object.pin };
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ ...where, ChecksumMode: "ENABLED" }));
+      if (head.ChecksumType === "FULL_OBJECT" && head.ChecksumSHA256) {
+        const digest = Buffer.from(head.ChecksumSHA256, "base64");
+        if (digest.length === 32) return digest.toString("hex");
+      }
+      const result = await this.client.send(new GetObjectCommand(where));
+      const hash = createHash("sha256");
+      for await (const chunk of result.Body as AsyncIterable<Uint8Array>) hash.update(chunk);
+      return hash.digest("hex");
+    } catch (error) {
+      throw this.describe(error, `read ${this.urlOf(object.key)}`);
+    }
+  }
+
+  /**
+   * On a versioned bucket every object version is immutable, so a config naming `?versionId=` names exactly
+   * the bytes verified. Without versioning an overwrite replaces the bytes under the key.
+   */
+  async pinning(): Promise<{ pinned: boolean; detail: string }> {
+    let status: string | undefined;
+    try {
+      status = (await this.client.send(new GetBucketVersioningCommand({ Bucket: this.options.bucket })))
+        .Status;
+    } catch (error) {
+      const described = this.describe(error, `read the versioning of ${this.location}`);
+      return { pinned: false, detail: `${described.message}; ${UNPINNED_HINT}` };
+    }
+    return status === "Enabled"
+      ? {
+          pinned: true,
+          detail: `${this.location} is versioned: rendered configs name the object version verified (?versionId=)`,
+        }
+      : { pinned: false, detail: unpinnedLine(this.location) };
+  }
+
   urlOf(key: string): string {
     return `s3://${this.options.bucket}/${key}`;
   }
@@ -163,67 +209,31 @@ export class S3Store implements Store {
     }
   }
 
-  /** One line for each failure a user can act on; credentials never appear in it. */
   private describe(error: unknown, what: string): Error {
-    if (error instanceof UserError || error instanceof FailureError) return error;
-    const name = (error as Error)?.name ?? "";
-    const code = (error as NodeJS.ErrnoException)?.code ?? "";
-    const status = statusOf(error);
-    if (
-      name === "CredentialsProviderError" ||
-      /Could not load credentials/i.test((error as Error)?.message ?? "")
-    ) {
-      return new UserError(
-        "no AWS credentials found",
-        "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or a role (OIDC in GitHub Actions)",
-      );
-    }
-    if (name === "NoSuchBucket") {
-      return new UserError(
-        `bucket ${this.options.bucket} does not exist`,
-        "create it, or fix --bucket and --region",
-      );
-    }
-    if (name === "InvalidAccessKeyId" || name === "SignatureDoesNotMatch") {
-      return new UserError(
-        `the AWS credentials were rejected (${name}) when trying to ${what}`,
-        "check the access key and secret",
-      );
-    }
-    if (name === "AccessDenied" || status === 403) {
-      return new UserError(
-        `access denied when trying to ${what}`,
-        "grant the role s3:GetObject, s3:PutObject and s3:ListBucket on the bucket",
-      );
-    }
-    if (name === "PermanentRedirect" || status === 301) {
-      return new UserError(
-        `bucket ${this.options.bucket} is in another region`,
-        "pass the bucket's --region",
-      );
-    }
-    if (
-      NETWORK_CODES.has(code) ||
-      name === "TimeoutError" ||
-      /ECONNREFUSED|ENOTFOUND|socket hang up/.test(String(error))
-    ) {
-      return new FailureError(
-        `cannot reach ${this.options.endpoint ?? "S3"} to ${what} after ${MAX_ATTEMPTS} attempts (${code || name})`,
-        "check --endpoint and the network, then run again",
-      );
-    }
-    if (error instanceof S3ServiceException || status) {
-      return new FailureError(
-        `S3 refused to ${what}: ${name || `HTTP ${status}`}`,
-        "run again; if it persists check the bucket",
-      );
-    }
-    return error instanceof Error ? error : new Error(String(error));
+    return describeS3Error(error, what, {
+      bucket: this.options.bucket,
+      endpoint: this.options.endpoint,
+      attempts: MAX_ATTEMPTS,
+    });
   }
 }
 
-function statusOf(error: unknown): number | undefined {
-  return (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+const UNPINNED_HINT =
+  "enable versioning on the bucket so configs name the verified object version (OPA then needs s3:GetObjectVersion)";
+
+/** The one line doctor and release print when a config can name only the key. */
+function unpinnedLine(location: string): string {
+  return `${location} is not versioned, so a config names only the key and an overwrite changes what OPA loads — ${UNPINNED_HINT}`;
+}
+
+/**
+ * A version id policyship will write into a resource URL: S3's are URL-safe by design, and anything else
+ * (an absent version, or "null" on an unversioned or suspended bucket, which a later write replaces) is no pin.
+ */
+function pinOf(versionId: string | undefined): string | undefined {
+  return versionId && versionId !== "null" && /^[A-Za-z0-9._-]{1,1024}$/.test(versionId)
+    ? versionId
+    : undefined;
 }
 
 function isPreconditionFailed(error: unknown): boolean {

@@ -6,6 +6,11 @@ export interface StoredObject {
   lastModified?: Date;
   /** User metadata written at publish: revision, sha256, git-ref, built-at. */
   metadata: Record<string, string>;
+  /**
+   * The store's own name for exactly these bytes, which no later write can change: the object's version on
+   * a versioned S3 bucket. Undefined where the store has none (the key is all a reader can name).
+   */
+  pin?: string;
 }
 
 export interface ObjectToCreate {
@@ -18,7 +23,7 @@ export interface ObjectToCreate {
   metadata: Record<string, string>;
 }
 
-export type CreateOutcome = { created: true } | { created: false; existing: StoredObject };
+export type CreateOutcome = { created: true; pin?: string } | { created: false; existing: StoredObject };
 
 export interface Store {
   /** e.g. s3://bucket/prefix/ or /srv/bundles/ — for messages. */
@@ -26,7 +31,15 @@ export interface Store {
   /** Creates the object only when the key is free; never overwrites. */
   createIfAbsent(object: ObjectToCreate): Promise<CreateOutcome>;
   head(key: string): Promise<StoredObject | undefined>;
-  get(key: string): Promise<Buffer>;
+  /** The bytes under key; with a pin, exactly the bytes that pin names. */
+  get(key: string, pin?: string): Promise<Buffer>;
+  /**
+   * SHA-256 (hex) of the bytes stored for the object (at its pin), from a checksum the server computed over
+   * the whole object or by reading the bytes; never from the metadata, which whoever writes the object sets.
+   */
+  storedSha256?(object: StoredObject): Promise<string>;
+  /** Whether a rendered config can name exactly the verified bytes here, in one line (doctor). */
+  pinning?(): Promise<{ pinned: boolean; detail: string }>;
   /** Objects under the prefix, any order. */
   list(prefix: string): Promise<StoredObject[]>;
   /** A URL for humans and GitHub outputs. */

@@ -749,6 +749,26 @@ const CASES: Case[] = [
     line: /--policies "\.\.\/shared-policies" must be a directory inside the repository — pass a relative path/,
     repo: () => createRepo(),
   },
+  // prune input (S3 pinning, publish idempotency and prune): an age nobody can misread
+  {
+    name: "prune --older-than 6m (minutes or months?)",
+    args: (c) => ["prune", "--keep", "1", "--older-than", "6m", ...store(c), "--yes"],
+    code: 2,
+    line: /--older-than: must be hours, days or weeks, such as 12h, 90d or 26w \(6m could mean minutes or months\)/,
+  },
+  {
+    name: "prune --older-than without a unit",
+    args: (c) => ["prune", "--keep", "1", "--older-than", "90", ...store(c), "--yes"],
+    code: 2,
+    line: /--older-than: must be hours, days or weeks/,
+  },
+  {
+    name: "POLICYSHIP_OLDER_THAN in seconds",
+    args: (c) => ["prune", "--keep", "1", ...store(c), "--yes"],
+    env: { POLICYSHIP_OLDER_THAN: "3600s" },
+    code: 2,
+    line: /POLICYSHIP_OLDER_THAN: must be hours, days or weeks/,
+  },
 ];
 
 describe("the bad-input catalogue", () => {

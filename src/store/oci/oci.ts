@@ -292,4 +292,35 @@ export class OciStore implements Store {
     }
     throw await this.client.refused(response, `deleting ${pinned(this.reference, tag)}`);
   }
+  /** The layer's digest, which the registry checked against the bytes when they were pushed; never an annotation. */
+  async storedSha256(object: StoredObject): Promise<string> {
+    const found = await this.manifest(this.tagOfKey(object.key));
+    if (!found?.layer) {
+      throw new FailureError(
+        `${this.urlOf(object.key)} has no ${MEDIA_TYPES.layer} layer`,
+        "it was not published by policyship",
+      );
+    }
+    return found.layer.digest.replace(/^sha256:/, "");
+  }
+
+  /** The manifest digest a revision's tag resolves to now, or undefined without the tag (prune). */
+  async manifestDigestOf(key: string): Promise<string | undefined> {
+    return (await this.manifest(this.tagOfKey(key)))?.digest;
+  }
+
+  /**
+   * Removes the tag alone, leaving the manifest to the other tags that name it (`DELETE /v2/<name>/manifests/
+   * <tag>`, which the OCI distribution spec allows and CNCF Distribution 3 implements). False when the
+   * registry refuses it or the tag still resolves afterwards; the manifest is never touched.
+   */
+  async deleteTag(key: string): Promise<boolean> {
+    const tag = this.tagOfKey(key);
+    const response = await this.client.send("DELETE", this.client.url(`manifests/${tag}`), "delete");
+    if (![200, 202, 400, 404, 405].includes(response.status)) {
+      throw await this.client.refused(response, `deleting the tag ${pinned(this.reference, tag)}`);
+    }
+    await response.body?.cancel();
+    return (await this.manifest(tag)) === undefined;
+  }
 }
