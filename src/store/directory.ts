@@ -5,6 +5,7 @@ import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { digestVerifier, READ_CHUNK_BYTES } from "../bundle/read.ts";
 import { FailureError, UserError } from "../errors.ts";
+import { parseJson } from "../safe-json.ts";
 import type { CreateOutcome, ObjectToCreate, Store, StoredObject } from "./store.ts";
 
 /**
@@ -76,7 +77,7 @@ export class DirectoryStore implements Store {
     }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(text);
+      parsed = parseJson(text);
     } catch {
       parsed = undefined;
     }
