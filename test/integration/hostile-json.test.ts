@@ -1,11 +1,13 @@
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { afterEach, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { run } from "../../src/cli.ts";
 import { EmbeddedEngine } from "../../src/enforcer/embedded.ts";
 import { runCli } from "../helpers/cli.ts";
+import { awsEnv, createBucket, minio, s3Client } from "../helpers/s3.ts";
 import { serversClosedAfterEach } from "../helpers/serve.ts";
 import { tarball } from "../helpers/tarball.ts";
 import { repoRoot } from "../helpers/tools.ts";
@@ -29,10 +31,15 @@ function expectCleanPrototype() {
 }
 
 /** The CLI in this process, its stdout and the error it threw (if any). */
-async function runHere(args: string[], cwd: string): Promise<{ stdout: string; error?: Error }> {
+async function runHere(
+  args: string[],
+  cwd: string,
+  extraEnv: Record<string, string> = {},
+): Promise<{ stdout: string; error?: Error }> {
   let stdout = "";
   const env = {
     ...process.env,
+    ...extraEnv,
     PATH: `${path.join(repoRoot, ".tools/bin")}${path.delimiter}${process.env.PATH}`,
   };
   try {
@@ -122,6 +129,47 @@ describe("readers of outside JSON leave Object.prototype alone", () => {
         .map((entry: { revision: string }) => entry.revision)
         .sort(),
     ).toEqual([REVISION_A, REVISION_B]);
+    expectCleanPrototype();
+  });
+
+  it("S3: metadata named __proto__ and constructor stays metadata for verify, list and diff", async () => {
+    const bucket = await createBucket();
+    const client = s3Client();
+    for (const revision of [REVISION_A, REVISION_B]) {
+      const body = await readFile(path.join(store, `${revision}.tar.gz`));
+      await client.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: `${revision}.tar.gz`,
+          Body: body,
+          // Keys a tampering writer can set: the SDK sends them as x-amz-meta-__proto__ and so on.
+          Metadata: JSON.parse(
+            `{"sha256": "${createHash("sha256").update(body).digest("hex")}", "__proto__": "planted", "constructor": "planted"}`,
+          ),
+        }),
+      );
+    }
+    const s3 = ["--bucket", bucket, "--endpoint", minio().endpoint];
+    // The SDK's credential chain reads this process's own environment.
+    const saved = { ...process.env };
+    Object.assign(process.env, awsEnv());
+    onTestFinished(() => {
+      for (const name of Object.keys(awsEnv())) {
+        if (saved[name] === undefined) delete process.env[name];
+        else process.env[name] = saved[name];
+      }
+    });
+    const verified = await runHere(["verify", REVISION_B, ...s3], scratch, awsEnv());
+    expect(verified.error).toBeUndefined();
+    expect(JSON.parse(verified.stdout).revision).toBe(REVISION_B);
+    expect(JSON.parse(verified.stdout).metadata.constructor).toBe("planted");
+    expectCleanPrototype();
+    const listed = await runHere(["list", ...s3], scratch, awsEnv());
+    expect(listed.error).toBeUndefined();
+    expect(JSON.parse(listed.stdout)).toHaveLength(2);
+    const diffed = await runHere(["diff", REVISION_A, REVISION_B, ...s3, "--patch"], scratch, awsEnv());
+    expect(diffed.error).toBeUndefined();
+    expect(JSON.parse(diffed.stdout).data.added).toEqual(["/__proto__", "/constructor"]);
     expectCleanPrototype();
   });
 

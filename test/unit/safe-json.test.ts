@@ -41,6 +41,17 @@ describe("safe JSON", () => {
     expect(JSON.parse(JSON.stringify(value))).toEqual(JSON.parse(HOSTILE));
   });
 
+  it("reads nesting as deep as JSON.parse does, every level without a prototype", () => {
+    const depth = 100_000;
+    let node = parseJson(`${'[{"a":'.repeat(depth)}{}${"}]".repeat(depth)}`);
+    for (let level = 0; level < depth; level++) {
+      const object = (node as unknown[])[0] as Record<string, unknown>;
+      if (Object.getPrototypeOf(object) !== null) throw new Error(`level ${level} has a prototype`);
+      node = object.a;
+    }
+    expect(Object.getPrototypeOf(node)).toBeNull();
+  });
+
   it("copies parsed YAML-like values into null-prototype objects, and merges by own keys only", () => {
     const copied = withNullPrototypes(JSON.parse(HOSTILE)) as Record<string, unknown>;
     expect(Object.getPrototypeOf(copied)).toBeNull();
