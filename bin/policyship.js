@@ -2,8 +2,10 @@
 // Maps the CLI's outcome to an exit code: 0 ok, 1 the work failed, 2 it could not start, 70 a bug.
 import module from "node:module";
 
-// V8's code cache on disk (Node >= 22.1): later runs skip compiling the CLI bundle.
-module.enableCompileCache?.();
+// V8's code cache on disk, in a directory only this user can write (see src/compile-cache.ts).
+const { compileCacheDir } = await import("../dist/compile-cache.js");
+const cacheDir = compileCacheDir();
+if (cacheDir) module.enableCompileCache?.(cacheDir);
 
 const { formatError, run } = await import("../dist/cli-bundle/cli.js");
 

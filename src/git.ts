@@ -1,4 +1,7 @@
 import { execFile } from "node:child_process";
+import os from "node:os";
+import path from "node:path";
+import { allowListed } from "./opa/environment.ts";
 
 /**
  * git, one call per function. Direct execFile rather than simple-git: simple-git's import costs ~35 ms and
@@ -15,12 +18,53 @@ export interface CommitMetadata {
 
 const GIT_TIMEOUT_MS = 30_000;
 
+/**
+ * What git needs to read the user's repository the way the user's own git does: where it is (GIT_DIR,
+ * GIT_WORK_TREE, …), which configuration files apply (HOME, XDG_CONFIG_HOME, GIT_CONFIG_GLOBAL/SYSTEM/
+ * NOSYSTEM), and the locale. Everything policyship asks git is a local read (rev-parse, status, log,
+ * ls-tree, diff --no-index), so it needs no network, no credentials and no program of its own choosing.
+ *
+ * Left out on purpose, because each names a program for git to run or carries configuration inline
+ * (which can name one: core.pager, core.fsmonitor, diff.external): GIT_EXTERNAL_DIFF, GIT_PAGER, PAGER,
+ * GIT_EDITOR, EDITOR, GIT_SEQUENCE_EDITOR, GIT_SSH, GIT_SSH_COMMAND, GIT_ASKPASS, SSH_ASKPASS,
+ * GIT_PROXY_COMMAND, GIT_EXEC_PATH (where git finds its sub-commands), GIT_TEMPLATE_DIR (hooks),
+ * GIT_CONFIG_COUNT / GIT_CONFIG_KEY_<n> / GIT_CONFIG_VALUE_<n>, GIT_CONFIG_PARAMETERS and GIT_CONFIG; also
+ * GIT_TRACE* (writes wherever it points) and every secret of the runner. A configuration *file* named by
+ * GIT_CONFIG_GLOBAL is the user's own, like ~/.gitconfig, so it stays.
+ */
+export const GIT_ENV_ALLOWED = [
+  "PATH",
+  "HOME",
+  "XDG_CONFIG_HOME",
+  "TMPDIR",
+  "LANG",
+  "LANGUAGE",
+  "TZ",
+  "GIT_DIR",
+  "GIT_WORK_TREE",
+  "GIT_COMMON_DIR",
+  "GIT_INDEX_FILE",
+  "GIT_OBJECT_DIRECTORY",
+  "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+  "GIT_CEILING_DIRECTORIES",
+  "GIT_DISCOVERY_ACROSS_FILESYSTEM",
+  "GIT_NAMESPACE",
+  "GIT_CONFIG_GLOBAL",
+  "GIT_CONFIG_SYSTEM",
+  "GIT_CONFIG_NOSYSTEM",
+] as const;
+
+/** The allow-listed, null-prototype environment of every git child. */
+export function gitEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return allowListed(env, GIT_ENV_ALLOWED, [/^LC_[A-Z_]+$/]);
+}
+
 function git(cwd: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
       "git",
       args,
-      { cwd, timeout: GIT_TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024 },
+      { cwd, env: gitEnvironment(process.env), timeout: GIT_TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024 },
       (error, stdout, stderr) => {
         if (error) reject(Object.assign(error, { stderr }));
         else resolve(stdout);
@@ -119,4 +163,38 @@ export function gitErrorLine(error: unknown): string {
   const line =
     stderr.split("\n").find((text) => text.trim() !== "") ?? (error as Error).message ?? String(error);
   return line.replace(/^(fatal|error):\s*/i, "").trim();
+}
+
+/** `git --version`, for doctor. */
+export function gitVersion(cwd: string): Promise<string> {
+  return git(cwd, ["--version"]).then((stdout) => stdout.trim());
+}
+
+/**
+ * A unified diff of two files outside any repository (`git diff --no-index`), for `diff --patch`. The
+ * files hold bundle contents, which may be hostile, so this git reads no configuration at all (no system or
+ * global file, HOME pointing at `dir`, cwd `dir` and no repository above it searched) and runs no program on
+ * them: no external diff (`--no-ext-diff`), no textconv filter, no pager. Its environment is PATH and the
+ * locale. Empty when the files are the same.
+ */
+export function diffFiles(dir: string, a: string, b: string): Promise<string> {
+  const env = allowListed(process.env, ["PATH", "LANG", "LANGUAGE", "TZ"], [/^LC_[A-Z_]+$/]);
+  Object.assign(env, {
+    HOME: dir,
+    GIT_CONFIG_NOSYSTEM: "1",
+    GIT_CONFIG_GLOBAL: os.devNull,
+    GIT_CEILING_DIRECTORIES: path.dirname(dir),
+  });
+  return new Promise((resolve, reject) => {
+    execFile(
+      "git",
+      ["--no-pager", "diff", "--no-index", "--no-color", "--no-ext-diff", "--no-textconv", "--", a, b],
+      { cwd: dir, env, timeout: GIT_TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        // --no-index exits 1 when the files differ, like diff(1).
+        if (error && error.code !== 1) reject(Object.assign(error, { stderr }));
+        else resolve(stdout);
+      },
+    );
+  });
 }

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod/v3";
 import { UserError } from "./errors.ts";
+import { nullObject, parseJson, withNullPrototypes } from "./safe-json.ts";
 import { DEFAULTS, type Settings, type SettingsInput, settingsSchema } from "./settings-schema.ts";
 import { loadYaml } from "./yaml.ts";
 
@@ -87,14 +88,15 @@ export async function readConfigFile(
     let parsed: unknown;
     if (file.endsWith(".json")) {
       try {
-        parsed = JSON.parse(text);
+        parsed = parseJson(text);
       } catch (error) {
         throw new UserError(`${name} is not valid JSON: ${(error as Error).message}`, "fix the JSON syntax");
       }
     } else {
       const YAML = await loadYaml();
       try {
-        parsed = YAML.parse(text, { prettyErrors: true });
+        // yaml defines `__proto__` as an own key; its objects still get their prototype dropped here.
+        parsed = withNullPrototypes(YAML.parse(text, { prettyErrors: true }));
       } catch (error) {
         const firstLine = (error as Error).message.split("\n")[0];
         throw new UserError(`${name} is not valid YAML: ${firstLine}`, "fix the YAML syntax at that line");
@@ -110,7 +112,8 @@ export async function readConfigFile(
 }
 
 export function readEnv(env: NodeJS.ProcessEnv): SettingsInput {
-  const values: Record<string, unknown> = {};
+  // Null-prototype, like everything validated here: the schema refuses any key it finds, inherited ones too.
+  const values = nullObject();
   for (const key of KEYS) {
     const raw = env[envName(key)];
     // An empty variable is unset: CI systems pass "" for inputs nobody filled in.
@@ -120,7 +123,7 @@ export function readEnv(env: NodeJS.ProcessEnv): SettingsInput {
 }
 
 export function readFlags(flags: Record<string, unknown>): SettingsInput {
-  const values: Record<string, unknown> = {};
+  const values = nullObject();
   for (const key of KEYS) if (flags[key] !== undefined) values[key] = flags[key];
   return validate("flags", values, (path) => flagName(String(path[0])));
 }
@@ -158,7 +161,11 @@ function applyStore(settings: Settings) {
   const store = settings.store;
   if (store?.startsWith("s3://")) {
     const [bucket = "", ...rest] = store.slice("s3://".length).split("/");
-    const checked = validate("--store", { bucket, prefix: rest.join("/") }, (name) => String(name[0]));
+    const checked = validate(
+      "--store",
+      Object.assign(nullObject(), { bucket, prefix: rest.join("/") }),
+      (name) => String(name[0]),
+    );
     Object.assign(settings, {
       bucket: checked.bucket,
       prefix: checked.prefix ?? "",

@@ -3,6 +3,7 @@ import { createReadStream } from "node:fs";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { FailureError } from "../errors.ts";
+import { parseJson } from "../safe-json.ts";
 
 export interface Manifest {
   revision?: string;
@@ -147,7 +148,7 @@ export async function readBundle(
   const manifestBytes = kept.get(".manifest");
   if (manifestBytes) {
     try {
-      manifest = JSON.parse(manifestBytes.toString("utf8")) as Manifest;
+      manifest = parseJson(manifestBytes.toString("utf8")) as Manifest;
     } catch {
       throw new FailureError("the bundle's .manifest is not valid JSON", "rebuild it with policyship build");
     }

@@ -6,6 +6,7 @@ import type { Context } from "../context.ts";
 import { FailureError } from "../errors.ts";
 import { opaCheck, opaFormatList } from "../opa/commands.ts";
 import { locateOpaFor, type OpaBinary } from "../opa/locate.ts";
+import { parseJson } from "../safe-json.ts";
 import { assertPoliciesDir } from "./build.ts";
 
 export interface CheckIssue {
@@ -26,7 +27,7 @@ interface CheckJson {
 
 function parseCheckErrors(text: string, policies: string): CheckIssue[] {
   try {
-    const parsed = JSON.parse(text) as CheckJson;
+    const parsed = parseJson(text) as CheckJson;
     return (parsed.errors ?? []).map((error) => ({
       file: error.location?.file ? path.join(policies, error.location.file) : undefined,
       row: error.location?.row,

@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process";
 import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -9,6 +8,7 @@ import { addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import type { Changes } from "../diff/compare.ts";
 import { FailureError } from "../errors.ts";
+import { diffFiles, gitErrorLine } from "../git.ts";
 import { locateOpaFor } from "../opa/locate.ts";
 import { bundleLimits } from "../settings.ts";
 import { resolveRevisionArgument } from "./verify.ts";
@@ -92,9 +92,11 @@ async function regoPatch(
       const b = path.join(dir, "b.rego");
       await writeFile(a, from.get(name) ?? "");
       await writeFile(b, to.get(name) ?? "");
-      const text = await new Promise<string>((resolve) => {
-        execFile("git", ["diff", "--no-index", "--no-color", "--", a, b], (_error, stdout) =>
-          resolve(stdout),
+      // The files' contents come from the bundles: see diffFiles for what this git may not do with them.
+      const text = await diffFiles(dir, a, b).catch((error: unknown) => {
+        throw new FailureError(
+          `cannot run git diff for --patch: ${gitErrorLine(error)}`,
+          "install git, or leave out --patch",
         );
       });
       parts.push(

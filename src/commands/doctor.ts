@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process";
 import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
@@ -6,6 +5,7 @@ import { createContext, type Io, print } from "../cli-kit.ts";
 import { addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError } from "../errors.ts";
+import { gitVersion } from "../git.ts";
 import { locateOpaFor } from "../opa/locate.ts";
 import { readConfigFile, storeKind } from "../settings.ts";
 
@@ -23,14 +23,6 @@ export interface DoctorResult {
 }
 
 const STORE_TIMEOUT_MS = 10_000;
-
-function gitVersion(cwd: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile("git", ["--version"], { cwd, timeout: 10_000 }, (error, stdout) =>
-      error ? reject(error) : resolve(stdout.trim()),
-    );
-  });
-}
 
 async function attempt(name: string, run: () => Promise<string>): Promise<Check> {
   try {

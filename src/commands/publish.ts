@@ -8,6 +8,7 @@ import { addConfigOptions, addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { revisionOrHead } from "../revision.ts";
+import { parseJson } from "../safe-json.ts";
 import { openStore } from "../store/open.ts";
 import { objectKey, type Store, type StoredObject } from "../store/store.ts";
 import type { BuildResult } from "./build.ts";
@@ -44,7 +45,7 @@ async function readBuildOutput(context: Context, revision: string) {
     );
   }
   const metadata = await readFile(file.replace(/\.tar\.gz$/, ".json"), "utf8")
-    .then((text) => JSON.parse(text) as Partial<BuildResult>)
+    .then((text) => parseJson(text) as Partial<BuildResult>)
     .catch(() => ({}) as Partial<BuildResult>);
   const recorded = typeof metadata.sha256 === "string" && /^[0-9a-f]{64}$/.test(metadata.sha256);
   const sha256 = recorded ? (metadata.sha256 as string) : (await sha256File(file)).sha256;

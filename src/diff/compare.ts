@@ -6,6 +6,7 @@ import { type BundleContents, type BundleLimits, readBundle } from "../bundle/re
 import { FailureError } from "../errors.ts";
 import type { Opa } from "../opa/commands.ts";
 import { runOpa } from "../opa/run.ts";
+import { assignOwn, type JsonObject, nullObject, objectAt, parseJson } from "../safe-json.ts";
 
 export interface Changes {
   added: string[];
@@ -33,7 +34,7 @@ interface Term {
 function withoutLocations(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(withoutLocations);
   if (value === null || typeof value !== "object") return value;
-  const copy: Record<string, unknown> = {};
+  const copy = nullObject();
   for (const [key, inner] of Object.entries(value))
     if (key !== "location") copy[key] = withoutLocations(inner);
   return copy;
@@ -62,7 +63,7 @@ async function rulesOf(
           "rebuild the bundle",
         );
       }
-      const module = JSON.parse(parsed.stdout) as {
+      const module = parseJson(parsed.stdout) as {
         package: { path: Term[] };
         rules?: { head: { ref: Term[] } }[];
       };
@@ -79,20 +80,29 @@ async function rulesOf(
   return rules;
 }
 
-/** data.json files merged by their directory, as OPA loads a bundle. */
-function dataOf(contents: BundleContents): unknown {
-  const root: Record<string, unknown> = {};
+/**
+ * data.json files merged by their directory, as OPA loads a bundle. The directories and the documents come
+ * from the bundle, so `__proto__/data.json` must be the key `__proto__` of the tree: the tree and every
+ * document are null-prototype objects (safe-json.ts says why rather than refusing the name).
+ */
+export function dataOf(contents: Pick<BundleContents, "files" | "kept">): unknown {
+  const root = nullObject();
   for (const file of contents.files
     .filter((name) => name === "data.json" || name.endsWith("/data.json"))
     .sort()) {
-    const value = JSON.parse((contents.kept.get(file) ?? Buffer.from("{}")).toString("utf8"));
-    const segments = file.split("/").slice(0, -1);
-    let node = root;
-    for (const segment of segments) {
-      node[segment] ??= {};
-      node = node[segment] as Record<string, unknown>;
+    let value: unknown;
+    try {
+      value = parseJson((contents.kept.get(file) ?? Buffer.from("{}")).toString("utf8"));
+    } catch {
+      throw new FailureError(`the bundle's ${file} is not valid JSON`, "rebuild it with policyship build");
     }
-    Object.assign(node, value);
+    const segments = file.split("/").slice(0, -1);
+    if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+      assignOwn(objectAt(root, segments), value as JsonObject);
+    } else if (segments.length > 0) {
+      // OPA puts any other value of a nested data.json at its path as it is.
+      assignOwn(objectAt(root, segments.slice(0, -1)), { [segments.at(-1) as string]: value });
+    }
   }
   return root;
 }
@@ -102,11 +112,11 @@ function keyIdsOf(contents: BundleContents): string[] {
   const text = contents.kept.get(".signatures.json");
   if (!text) return [];
   const ids = new Set<string>();
-  const { signatures = [] } = JSON.parse(text.toString("utf8")) as { signatures?: string[] };
+  const { signatures = [] } = parseJson(text.toString("utf8")) as { signatures?: string[] };
   for (const token of signatures) {
     const [header = "", payload = ""] = token.split(".");
     const decode = (part: string) =>
-      JSON.parse(Buffer.from(part, "base64url").toString("utf8")) as Record<string, unknown>;
+      parseJson(Buffer.from(part, "base64url").toString("utf8")) as Record<string, unknown>;
     const id = decode(payload).keyid ?? decode(header).kid;
     if (typeof id === "string") ids.add(id);
   }

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import type { LoadedPolicy } from "@open-policy-agent/opa-wasm";
 import type { Piscina } from "piscina";
 import { readBundle } from "../bundle/read.ts";
+import { parseJson } from "../safe-json.ts";
 import { beginEvaluation, customBuiltins } from "./builtins/index.ts";
 import type { WorkerAnswer, WorkerSetup } from "./embedded-worker.ts";
 import { type Engine, EngineError, type Evaluation } from "./engine.ts";
@@ -106,7 +107,8 @@ export class EmbeddedEngine implements Engine {
     const data = dataBytes && dataBytes.length > 0 ? dataBytes : Buffer.from("{}");
     this.bundleRevision = contents.manifest.revision;
     if (this.options.inThread) {
-      policy.setData(JSON.parse(data.toString("utf8")));
+      // The bundle's data is outside input: null-prototype objects (see safe-json.ts).
+      policy.setData(parseJson(data.toString("utf8")) as object);
       this.policy = policy;
       return;
     }

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Context } from "../context.ts";
 import { UserError } from "../errors.ts";
-import { describeHead, resolveCommit } from "../git.ts";
+import { describeHead, gitEnvironment, resolveCommit } from "../git.ts";
 import { opaBuild } from "../opa/commands.ts";
 import type { OpaBinary } from "../opa/locate.ts";
 import { storeKind } from "../settings.ts";
@@ -87,7 +87,12 @@ export class BundleResolver {
       execFile(
         "git",
         ["archive", "--format=tar", sha, "--", policies],
-        { cwd: head.root, encoding: "buffer", maxBuffer: 512 * 1024 * 1024 },
+        {
+          cwd: head.root,
+          env: gitEnvironment(process.env),
+          encoding: "buffer",
+          maxBuffer: 512 * 1024 * 1024,
+        },
         (error, stdout, stderr) =>
           error
             ? reject(new UserError(`git archive ${sha} failed: ${String(stderr).trim().split("\n")[0]}`))

@@ -1,3 +1,4 @@
+import { parseJson } from "../safe-json.ts";
 import type { OpaBinary } from "./locate.ts";
 import { runOpa } from "./run.ts";
 
@@ -73,7 +74,7 @@ export async function opaTest(opa: Opa, args: TestArgs, cwd: string) {
   const result = await runOpa(opa.path, testArgs(args, ["--format", "json"]), { cwd, env: opa.env });
   let cases: OpaTestCase[] | undefined;
   try {
-    const parsed: unknown = JSON.parse(result.stdout);
+    const parsed: unknown = parseJson(result.stdout);
     if (Array.isArray(parsed)) cases = parsed as OpaTestCase[];
   } catch {
     cases = undefined;
@@ -88,7 +89,7 @@ export async function opaCoverage(opa: Opa, args: TestArgs, cwd: string) {
     env: opa.env,
   });
   try {
-    const report = JSON.parse(result.stdout) as { coverage?: number };
+    const report = parseJson(result.stdout) as { coverage?: number };
     return { ...result, coverage: typeof report.coverage === "number" ? report.coverage : undefined };
   } catch {
     return { ...result, coverage: undefined };

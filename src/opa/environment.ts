@@ -27,20 +27,36 @@ export const OPA_ENV_ALLOWED = [
 
 const LOCALE = /^LC_[A-Z_]+$/;
 
-/** The variables of `env` that are named in `allowed` or match one of `patterns`; nothing else. */
+/**
+ * The variables of `env` that are named in `allowed` or match one of `patterns`; nothing else. Only `env`'s
+ * own string values are read, and the result has a null prototype: Node copies every key a `for…in` finds
+ * into a child's environment, inherited ones included, so an ordinary object would hand a child whatever
+ * had been planted on Object.prototype (that is how `GIT_EXTERNAL_DIFF` once reached git).
+ */
 export function allowListed(
   env: NodeJS.ProcessEnv,
   allowed: Iterable<string>,
   patterns: readonly RegExp[] = [],
 ): NodeJS.ProcessEnv {
   const names = new Set(allowed);
-  const picked: NodeJS.ProcessEnv = {};
+  const picked: NodeJS.ProcessEnv = Object.create(null);
   for (const [name, value] of Object.entries(env)) {
-    if (value !== undefined && (names.has(name) || patterns.some((pattern) => pattern.test(name)))) {
+    if (typeof value === "string" && (names.has(name) || patterns.some((pattern) => pattern.test(name)))) {
       picked[name] = value;
     }
   }
   return picked;
+}
+
+/**
+ * What a child is handed: `env`'s own string values in a null-prototype object. Every spawn passes its
+ * environment through this, so even an environment built elsewhere as an ordinary object brings nothing
+ * inherited along.
+ */
+export function childEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const copy: NodeJS.ProcessEnv = Object.create(null);
+  for (const [name, value] of Object.entries(env)) if (typeof value === "string") copy[name] = value;
+  return copy;
 }
 
 export function opaEnvironment(env: NodeJS.ProcessEnv, extra: readonly string[] = []): NodeJS.ProcessEnv {

@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Context } from "../context.ts";
 import { UserError } from "../errors.ts";
+import { parseJson } from "../safe-json.ts";
 import { opaEnvironment } from "./environment.ts";
 import { runOpa } from "./run.ts";
 
@@ -91,7 +92,7 @@ async function cachedOpaVersion(
   const file = path.join(dir, "opa-versions.json");
   let cache: Record<string, string> = {};
   try {
-    cache = JSON.parse(await readFile(file, "utf8")) as Record<string, string>;
+    cache = parseJson(await readFile(file, "utf8")) as Record<string, string>;
     const cached = cache[key];
     if (typeof cached === "string") return cached;
   } catch {

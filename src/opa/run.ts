@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { childEnvironment } from "./environment.ts";
 
 export interface OpaResult {
   exitCode: number;
@@ -26,7 +27,7 @@ export function runOpa(
       {
         cwd: options.cwd,
         // Never the caller's whole environment: see opa/environment.ts.
-        env: options.env,
+        env: childEnvironment(options.env),
         timeout: options.timeoutMs ?? OPA_TIMEOUT_MS,
         maxBuffer: MAX_OUTPUT_BYTES,
         encoding: "utf8",

@@ -5,6 +5,7 @@ import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { digestVerifier, READ_CHUNK_BYTES, sha256File } from "../bundle/read.ts";
 import { FailureError, UserError } from "../errors.ts";
+import { parseJson } from "../safe-json.ts";
 import type { CreateOutcome, ObjectToCreate, Store, StoredObject } from "./store.ts";
 
 /**
@@ -30,13 +31,14 @@ export class DirectoryStore implements Store {
 
   async createIfAbsent(object: ObjectToCreate): Promise<CreateOutcome> {
     const target = this.pathOf(object.key);
-    await mkdir(path.dirname(target), { recursive: true });
+    // Only this user: another account on the machine could otherwise replace a revision or its metadata.
+    await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
     const temp = `${target}.${randomBytes(4).toString("hex")}.partial`;
     try {
       await pipeline(
         createReadStream(object.file, { highWaterMark: READ_CHUNK_BYTES }),
         digestVerifier(object.sha256, object.file),
-        createWriteStream(temp, { flags: "wx" }),
+        createWriteStream(temp, { flags: "wx", mode: 0o600 }),
       );
       // link() fails with EEXIST when the name is taken: an atomic create-if-absent on one filesystem.
       await link(temp, target);
@@ -50,7 +52,7 @@ export class DirectoryStore implements Store {
       await rm(temp, { force: true });
     }
     // The winner of link() owns the key, so its metadata is the only one written.
-    await writeFile(`${temp}.meta`, `${JSON.stringify(object.metadata, null, 2)}\n`);
+    await writeFile(`${temp}.meta`, `${JSON.stringify(object.metadata, null, 2)}\n`, { mode: 0o600 });
     await rename(`${temp}.meta`, `${target}.meta.json`);
     return { created: true };
   }
@@ -76,7 +78,7 @@ export class DirectoryStore implements Store {
     }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(text);
+      parsed = parseJson(text);
     } catch {
       parsed = undefined;
     }

@@ -15,6 +15,7 @@ import {
 import { Upload } from "@aws-sdk/lib-storage";
 import { digestMismatch, digestVerifier, READ_CHUNK_BYTES, sha256Of } from "../bundle/read.ts";
 import { FailureError } from "../errors.ts";
+import { withNullPrototypes } from "../safe-json.ts";
 import { describeS3Error, statusOf } from "./s3-errors.ts";
 import type { CreateOutcome, ObjectToCreate, Store, StoredObject } from "./store.ts";
 
@@ -106,7 +107,8 @@ export class S3Store implements Store {
         key,
         size: result.ContentLength ?? 0,
         lastModified: result.LastModified,
-        metadata: result.Metadata ?? {},
+        // The object's metadata is whatever its writer sent: null-prototype, like every outside answer.
+        metadata: withNullPrototypes(result.Metadata ?? {}) as Record<string, string>,
         pin: pinOf(result.VersionId),
       };
     } catch (error) {

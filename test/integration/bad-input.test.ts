@@ -769,6 +769,22 @@ const CASES: Case[] = [
     code: 2,
     line: /POLICYSHIP_OLDER_THAN: must be hours, days or weeks/,
   },
+  // untrusted JSON and YAML: __proto__ is a key like any other, so an unknown setting
+  {
+    name: "policyship.yaml whose __proto__ holds settings",
+    repo: () => repoCommitting("policyship.yaml", "__proto__:\n  opa: /tmp/planted-opa\n"),
+    args: () => ["build"],
+    code: 2,
+    line: /policyship\.yaml: unknown setting __proto__/,
+  },
+  {
+    name: "policyship.json whose constructor holds settings",
+    repo: () =>
+      repoCommitting("policyship.json", '{"constructor": {"prototype": {"opa": "/tmp/planted-opa"}}}'),
+    args: () => ["build"],
+    code: 2,
+    line: /policyship\.json: unknown setting constructor/,
+  },
 ];
 
 describe("the bad-input catalogue", () => {

@@ -146,7 +146,9 @@ describe("where the bytes cannot be pinned, doctor and release say so in one lin
       },
     });
     expect(released.exitCode, released.stderr).toBe(0);
-    expect(await readFile(summary, "utf8")).toMatch(/^- \*\*Pin\*\*: none: s3:\u2060?\/\/\S+\/ is not versioned/m);
+    expect(await readFile(summary, "utf8")).toMatch(
+      /^- \*\*Pin\*\*: none: s3:\u2060?\/\/\S+\/ is not versioned/m,
+    );
     const warnings = released.stderr.split("\n").filter((line) => line.startsWith("policyship:"));
     expect(warnings).toEqual([
       expect.stringMatching(

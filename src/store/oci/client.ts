@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { FailureError, isKnownError, UserError } from "../../errors.ts";
+import { parseJson } from "../../safe-json.ts";
 import type { Credential } from "./credentials.ts";
 import { baseUrl, isLoopback, type RegistryReference } from "./reference.ts";
 import { type Challenge, parseChallenge, readBounded, readRegistryJson } from "./wire.ts";
@@ -252,7 +253,7 @@ export class RegistryClient {
     const text = await readBounded(response);
     let detail = `HTTP ${response.status}`;
     try {
-      const errors = (JSON.parse(text) as { errors?: { code?: string; message?: string }[] }).errors ?? [];
+      const errors = (parseJson(text) as { errors?: { code?: string; message?: string }[] }).errors ?? [];
       if (errors.length) {
         detail = errors
           .slice(0, 3)

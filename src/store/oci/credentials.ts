@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { UserError } from "../../errors.ts";
 import { credentialHelperEnvironment } from "../../opa/environment.ts";
+import { parseJson } from "../../safe-json.ts";
 
 /**
  * Registry credentials for the CLI, found the way docker finds them. They are only ever sent to the
@@ -72,7 +73,7 @@ async function fromDockerConfig(registry: string, env: NodeJS.ProcessEnv): Promi
   const file = dockerConfigFile(env);
   let config: DockerConfig;
   try {
-    config = JSON.parse(await readFile(file, "utf8")) as DockerConfig;
+    config = parseJson(await readFile(file, "utf8")) as DockerConfig;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw new UserError(
@@ -172,7 +173,7 @@ async function runHelper(
   }
   let parsed: { Username?: unknown; Secret?: unknown };
   try {
-    parsed = JSON.parse(stdout) as typeof parsed;
+    parsed = parseJson(stdout) as typeof parsed;
   } catch {
     throw new UserError(`${program} get printed something that is not JSON`, "check the helper");
   }

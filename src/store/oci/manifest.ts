@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { FailureError } from "../../errors.ts";
+import { parseJson } from "../../safe-json.ts";
 
 /**
  * The layout OPA's OCI downloader pulls (v1/download/oci_download.go): an image manifest whose one layer is
@@ -82,7 +83,7 @@ export function buildManifest(bundle: {
 export function parseManifest(bytes: Buffer, name: string): Found {
   let parsed: { layers?: unknown; annotations?: unknown };
   try {
-    parsed = JSON.parse(bytes.toString("utf8")) as typeof parsed;
+    parsed = parseJson(bytes.toString("utf8")) as typeof parsed;
   } catch {
     throw new FailureError(`the manifest of ${name} is not JSON`, "do not deploy it");
   }
