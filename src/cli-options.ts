@@ -1,10 +1,15 @@
-import { type Command, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { CONFIG_FORMATS, CREDENTIAL_MODES, TARGETS } from "./choices.ts";
 
 /** Flag groups that several commands share; cli.ts composes them per command. */
 
 export const collect = (value: string, previous: string[] = []) => [...previous, value];
-export const toNumber = (value: string) => (value.trim() === "" ? Number.NaN : Number(value));
+/** A numeric flag: anything but a finite number is refused by commander, naming the flag. */
+export const toNumber = (value: string): number => {
+  const number = value.trim() === "" ? Number.NaN : Number(value);
+  if (!Number.isFinite(number)) throw new InvalidArgumentError("expected a number");
+  return number;
+};
 
 export function addBuildOptions(command: Command): Command {
   return command

@@ -115,11 +115,10 @@ export async function run(argv: string[], baseIo: Io = defaultIo): Promise<void>
   }
   try {
     await program.parseAsync(argv, { from: "user" });
-  } catch (error) {
-    if (error instanceof CommanderError) {
-      if (error.exitCode === 0) return;
-      throw commanderToUserError(error);
-    }
+  } catch (caught) {
+    if (caught instanceof CommanderError && caught.exitCode === 0) return;
+    // A flag commander refused is a UserError like any other, and a JSON document under --json too.
+    const error = caught instanceof CommanderError ? commanderToUserError(caught) : caught;
     if (argv.includes("--json") && !io.printed) {
       const details = error instanceof FailureError ? error.details : undefined;
       const document = details ?? {

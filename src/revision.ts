@@ -72,15 +72,9 @@ export async function resolveBuildRevision(
       "the repository has no commits yet",
       "commit your policies first, or pass --revision",
     );
-  const changed = [...new Set([...pathsOrThrow(dirty), ...pathsOrThrow(tree)])];
-  if (changed.length > 0 && !settings.allowDirty) {
-    const shown =
-      changed.slice(0, 3).join(", ") + (changed.length > 3 ? ` and ${changed.length - 3} more` : "");
-    throw new UserError(
-      `uncommitted changes in what goes into the bundle: ${shown}`,
-      "commit them, add them to --ignore, or pass --allow-dirty to build a <sha>-dirty revision that publish refuses",
-    );
-  }
+  const configFile = context.configFile ? toPosix(path.relative(head.root, context.configFile)) : undefined;
+  const changed = describeChanges(pathsOrThrow(dirty), pathsOrThrow(tree), configFile);
+  if (changed.length > 0 && !settings.allowDirty) throw dirtyError(changed, configFile);
   const revision = changed.length > 0 ? `${sha}-dirty` : sha;
   return { revision: assertRevision(revision), dirty: changed.length > 0, git };
 }
@@ -104,6 +98,41 @@ function pathsOrThrow(outcome: { paths: string[] } | { error: unknown }): string
     `git could not tell whether the policies are committed: ${gitErrorLine(outcome.error)}`,
     "fix the repository (git status must succeed), then build again",
   );
+}
+
+/**
+ * Each changed path once, with why: the tree check's reasons (not committed, differs, deleted) for the bundle's
+ * files, and git status for the rest; the settings file last. Both name paths from the repository's root.
+ */
+function describeChanges(status: string[], tree: string[], configFile: string | undefined): string[] {
+  const reasons = new Map<string, string>();
+  for (const entry of tree) reasons.set(entry.replace(/ \([^()]*\)$/, ""), entry);
+  for (const file of status) {
+    if (file !== configFile && !reasons.has(file)) reasons.set(file, `${file} (uncommitted)`);
+  }
+  const changed = [...reasons.values()].sort();
+  if (configFile && status.includes(configFile)) changed.push(`${configFile} (uncommitted settings)`);
+  return changed;
+}
+
+function dirtyError(changed: string[], configFile: string | undefined): UserError {
+  const files = changed.filter((entry) => !configFile || !entry.startsWith(`${configFile} (`));
+  const shown = files.slice(0, 3).join(", ") + (files.length > 3 ? ` and ${files.length - 3} more` : "");
+  const settings = files.length < changed.length;
+  const what = [
+    files.length > 0 ? `uncommitted changes in what goes into the bundle: ${shown}` : "",
+    settings ? `${configFile}, whose settings decide how the bundle is built, has uncommitted changes` : "",
+  ]
+    .filter(Boolean)
+    .join("; ");
+  return new UserError(
+    what,
+    `commit ${files.length > 0 ? "them" : configFile}${files.length > 0 ? ", add them to --ignore," : ""} or pass --allow-dirty to build a <sha>-dirty revision that publish refuses`,
+  );
+}
+
+function toPosix(relative: string): string {
+  return relative.split(path.sep).join("/");
 }
 
 function relativeSpec(cwd: string, absolute: string): string {

@@ -122,6 +122,18 @@ const CASES: Case[] = [
     line: /argument 'root' is invalid/,
   },
   {
+    name: "a --limit that is not a number",
+    args: () => ["list", "--limit", "abc"],
+    code: 2,
+    line: /option '--limit <n>' argument 'abc' is invalid\. expected a number — see policyship --help$/,
+  },
+  {
+    name: "an --optimize that is not a number",
+    args: () => ["build", "-O", "two"],
+    code: 2,
+    line: /option '-O, --optimize <level>' argument 'two' is invalid\. expected a number/,
+  },
+  {
     name: "--cwd that does not exist",
     args: () => ["build", "--cwd", "/nonexistent/dir"],
     code: 2,
@@ -786,6 +798,27 @@ const CASES: Case[] = [
     line: /policyship\.json: unknown setting constructor/,
   },
 ];
+
+describe("the command line's refusals under --json", () => {
+  // What commander refuses is a JSON document on stdout too, like every other error.
+  for (const testCase of CASES.slice(0, 12)) {
+    it(`${testCase.name}: one JSON document with exit code ${testCase.code}`, async () => {
+      const result = await runCli(
+        ["--json", ...testCase.args({ scratch, bucket, endpoint: minio().endpoint, closedHost })],
+        {
+          cwd: repo.dir,
+          env: { ...awsEnv(), ...testCase.env },
+        },
+      );
+      expect(result.exitCode, result.stderr).toBe(testCase.code);
+      const document = JSON.parse(result.stdout) as {
+        error: { message: string; hint: string; exitCode: number };
+      };
+      expect(document.error.exitCode).toBe(testCase.code);
+      expect(`policyship: ${document.error.message} — ${document.error.hint}`).toMatch(testCase.line);
+    });
+  }
+});
 
 describe("the bad-input catalogue", () => {
   it(`has at least 40 cases (${CASES.length})`, () => {

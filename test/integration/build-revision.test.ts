@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { runCli } from "../helpers/cli.ts";
+import { expectOneLineError, runCli } from "../helpers/cli.ts";
 import { createRepo } from "../helpers/git-repo.ts";
 
 /** How build names a bundle; the refusals are in the bad-input catalogue. */
@@ -41,7 +41,23 @@ describe("the bundle revision", () => {
     await repo.write("policyship.yaml", "out: dist\noptimize: 0\n");
     const result = await runCli(["build"], { cwd: repo.dir });
     expect(result.exitCode).toBe(2);
-    expect(result.stderr).toContain("uncommitted changes in what goes into the bundle: policyship.yaml");
+    expect(expectOneLineError(result)).toBe(
+      "policyship: policyship.yaml, whose settings decide how the bundle is built, has uncommitted changes — commit policyship.yaml or pass --allow-dirty to build a <sha>-dirty revision that publish refuses",
+    );
+  });
+
+  it("names each changed policy file once, with why, and the settings apart from the bundle", async () => {
+    const repo = await createRepo({ examplePolicies: true });
+    await repo.write("policyship.yaml", "out: dist\n");
+    repo.commit("settings");
+    await repo.write("policyship.yaml", "out: dist\noptimize: 0\n");
+    await repo.write("policies/wip.rego", "package wip\n\nx := 1\n");
+    await repo.write("policies/authz.rego", "package authz\n\nallow := true\n");
+    const result = await runCli(["build"], { cwd: repo.dir });
+    expect(result.exitCode).toBe(2);
+    expect(expectOneLineError(result)).toBe(
+      "policyship: uncommitted changes in what goes into the bundle: policies/authz.rego (differs from HEAD), policies/wip.rego (not committed); policyship.yaml, whose settings decide how the bundle is built, has uncommitted changes — commit them, add them to --ignore, or pass --allow-dirty to build a <sha>-dirty revision that publish refuses",
+    );
   });
 });
 
