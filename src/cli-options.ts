@@ -83,3 +83,15 @@ export function addConfigOptions(command: Command): Command {
     .option("--registry-token-env <name>", "OCI: the variable OPA reads its registry token from")
     .option("--registry-token-scheme <scheme>", "OCI: scheme of that token (default: Bearer; ECR: Basic)");
 }
+
+/**
+ * --no-fmt and --no-strict. The positive forms are declared first, hidden, so that commander leaves each
+ * undefined unless given and policyship.yaml's `fmt:`/`strict:` still count.
+ */
+export function addCheckOptions(command: Command): Command {
+  return command
+    .addOption(new Option("--fmt").hideHelp())
+    .option("--no-fmt", "skip opa fmt (setting fmt: false): release before reformatting")
+    .addOption(new Option("--strict").hideHelp())
+    .option("--no-strict", "opa check without --strict (setting strict: false)");
+}

@@ -94,6 +94,9 @@ export const settingsSchema = z
     claimsFile: z.string().min(1),
     v0Compatible: z.boolean(),
     ignore: z.array(z.string().min(1)),
+    // check: opa fmt and opa check --strict; a team adopting policyship may release before it reformats
+    fmt: z.boolean(),
+    strict: z.boolean(),
     // test
     bundle: z.string().min(1),
     coverageThreshold: z.number().min(0).max(100),
@@ -190,6 +193,8 @@ export const DEFAULTS = {
   entrypoints: [],
   signingAlg: "RS256",
   v0Compatible: false,
+  fmt: true,
+  strict: true,
   ignore: [],
   prefix: "",
   forcePathStyle: false,

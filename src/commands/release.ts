@@ -1,7 +1,13 @@
 import path from "node:path";
 import type { Command } from "commander";
 import { createContext, type Io, print } from "../cli-kit.ts";
-import { addBuildOptions, addConfigOptions, addStoreOptions, addTestOptions } from "../cli-options.ts";
+import {
+  addBuildOptions,
+  addCheckOptions,
+  addConfigOptions,
+  addStoreOptions,
+  addTestOptions,
+} from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { appendStepSummary, inGitHubActions, markdownBlock, markdownText, writeOutputs } from "../github.ts";
 import { locateOpaFor } from "../opa/locate.ts";
@@ -9,7 +15,7 @@ import { resolveBuildRevision } from "../revision.ts";
 import { storeKind } from "../settings.ts";
 import type { Store } from "../store/store.ts";
 import { assertPoliciesDir, type BuildResult, build } from "./build.ts";
-import { assertCheckPassed, check } from "./check.ts";
+import { assertCheckPassed, type CheckResult, check, checksRun } from "./check.ts";
 import { type ConfigResult, config } from "./config.ts";
 import { type PublishResult, publish } from "./publish.ts";
 import { assertTestsPassed, renderTest, summaryLine, type TestResult, test } from "./test.ts";
@@ -20,6 +26,8 @@ export interface ReleaseResult {
   sha256: string;
   size: number;
   tests: Pick<TestResult, "passed" | "failed" | "skipped" | "coverage">;
+  /** The checks the settings turned off (fmt: false, strict: false); empty when every check ran. */
+  checksSkipped: CheckResult["skipped"];
   /** null with --dry-run. */
   published: Pick<PublishResult, "key" | "url" | "created" | "pin"> | null;
   /** Why the rendered config cannot name exactly the tested bytes, in one line; null when it does. */
@@ -55,6 +63,7 @@ export async function release(context: Context): Promise<ReleaseResult> {
     check(context, { opa, policiesDir }),
   ]);
   assertCheckPassed(checked);
+  if (checked.skipped.length > 0) log.warn(`not checked: ${checksRun(checked.skipped)}`);
   const wantCoverage = settings.coverageThreshold !== undefined || inGitHubActions(context.env);
   const tested = await test(context, {
     opa,
@@ -89,6 +98,7 @@ export async function release(context: Context): Promise<ReleaseResult> {
     bundle: built.bundle,
     sha256: built.sha256,
     size: built.size,
+    checksSkipped: checked.skipped,
     tests: {
       passed: tested.passed,
       failed: tested.failed,
@@ -149,6 +159,7 @@ async function reportToGitHub(
     `- **Revision**: \`${result.revision}\``,
     `- **Commit**: ${built.git ? markdownText(built.git.subject) : "(unknown)"}`,
     `- **Tests**: ${result.tests.passed} passed, ${result.tests.failed} failed; coverage ${coverage}`,
+    ...(result.checksSkipped.length > 0 ? [`- **Checks**: ${checksRun(result.checksSkipped)}`] : []),
     `- **Object**: ${object}`,
     ...(result.unpinned
       ? [`- **Pin**: none: ${markdownText(result.unpinned)}`]
@@ -174,6 +185,7 @@ export function renderRelease(result: ReleaseResult): string {
   return [
     `released ${result.revision}`,
     `  bundle   ${result.bundle} (${result.size} bytes, sha256 ${result.sha256})`,
+    ...(result.checksSkipped.length > 0 ? [`  checks   ${checksRun(result.checksSkipped)}`] : []),
     `  tests    ${summaryLine(result.tests)}${result.tests.coverage === null ? "" : `, coverage ${result.tests.coverage.toFixed(1)}%`}`,
     `  object   ${result.published ? `${result.published.url}${result.published.created ? "" : " (already published)"}${result.published.pin && !result.unpinned ? `, version ${result.published.pin}` : ""}` : "not published (dry run)"}`,
     `  config   ${result.config ?? "not rendered (dry run without a bucket)"}`,
@@ -182,7 +194,9 @@ export function renderRelease(result: ReleaseResult): string {
 
 /** The `release` command: its flags, help and examples, and how its result is printed. */
 export function defineRelease(program: Command, io: Io): Command {
-  return addConfigOptions(addStoreOptions(addTestOptions(addBuildOptions(program.command("release")))))
+  return addCheckOptions(
+    addConfigOptions(addStoreOptions(addTestOptions(addBuildOptions(program.command("release"))))),
+  )
     .description("build → check → test → publish → config, stopping at the first failure")
     .option("--dry-run", "everything but publish")
     .addHelpText(

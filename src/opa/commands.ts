@@ -99,9 +99,9 @@ export async function opaCoverage(opa: Opa, args: TestArgs, cwd: string) {
 export async function opaCheck(
   opa: Opa,
   policiesDir: string,
-  options: { v0Compatible: boolean; ignore: string[] },
+  options: { v0Compatible: boolean; ignore: string[]; strict?: boolean },
 ) {
-  const list = ["check", "--strict", "--format", "json"];
+  const list = ["check", ...(options.strict === false ? [] : ["--strict"]), "--format", "json"];
   if (options.v0Compatible) list.push("--v0-compatible");
   for (const pattern of options.ignore) list.push("--ignore", pattern);
   list.push(".");
