@@ -113,6 +113,12 @@ export async function test(
       ? { target: prepared.bundle, isBundle: true, shown: path.relative(cwd, prepared.bundle) }
       : resolveTarget(context),
   ]);
+  if (settings.target === "wasm" && !target.isBundle) {
+    throw new UserError(
+      "--target wasm tests a built wasm bundle, not a policies directory",
+      "drop --policies: build with --target wasm first, or pass --bundle <sha>.wasm.tar.gz",
+    );
+  }
   const wasm = target.isBundle && isWasmBundle(context, target.target);
   const sources = wasm ? await wasmSources(context, target.target, prepared?.revision) : undefined;
   const args: TestArgs = {

@@ -718,6 +718,12 @@ const CASES: Case[] = [
     line: /no bundle built for revision [0-9a-f]{40} \(dist\/[0-9a-f]{40}\.wasm\.tar\.gz\)/,
   },
   {
+    name: "test --target wasm of a policies directory",
+    args: () => ["test", "--target", "wasm", "--policies", "policies"],
+    code: 2,
+    line: /--target wasm tests a built wasm bundle, not a policies directory/,
+  },
+  {
     name: "verify --target wasm of an unpublished revision",
     args: (c) => ["verify", "r1", "--target", "wasm", ...store(c)],
     code: 1,
