@@ -3,6 +3,7 @@ import type { Context } from "./context.ts";
 import { UserError } from "./errors.ts";
 import { type CommitMetadata, commitMetadata, describeHead, dirtyPaths, gitErrorLine } from "./git.ts";
 import { REVISION_PATTERN } from "./settings-schema.ts";
+import { WASM_SUFFIX } from "./store/store.ts";
 import { treeDifferences } from "./tree-check.ts";
 
 export interface ResolvedRevision {
@@ -16,6 +17,12 @@ export function assertRevision(revision: string, what = "revision"): string {
     throw new UserError(
       `${what} ${JSON.stringify(revision)} is not safe in an object key`,
       "use 1–128 characters of A-Z a-z 0-9 . _ -",
+    );
+  }
+  if (revision.endsWith(WASM_SUFFIX)) {
+    throw new UserError(
+      `${what} ${JSON.stringify(revision)} ends with "${WASM_SUFFIX}", which names the wasm artifact of a revision`,
+      `drop the "${WASM_SUFFIX}" suffix; build with --target wasm for the wasm artifact`,
     );
   }
   return revision;

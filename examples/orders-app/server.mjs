@@ -2,7 +2,7 @@
 // policies/ (entrypoint authz/allow). Used by `make demo` and the end-to-end tests.
 //
 //   OPA_URL=http://127.0.0.1:8181 node examples/orders-app/server.mjs              # remote: an OPA sidecar
-//   ENFORCER_BUNDLE=dist/<sha>.tar.gz node examples/orders-app/server.mjs          # embedded (--target wasm)
+//   ENFORCER_BUNDLE=dist/<sha>.wasm.tar.gz node examples/orders-app/server.mjs     # embedded (--target wasm)
 //
 // APP_REVISION, when set, makes the enforcer refuse decisions from any other policy revision (503).
 // DECISION_LOG, when set, is a file that gets one decision-log line per request (policyship impact reads it).

@@ -4,7 +4,7 @@ import path from "node:path";
 import { FailureError } from "../errors.ts";
 import type { Opa } from "../opa/commands.ts";
 import { runOpa } from "../opa/run.ts";
-import { objectKey, revisionOfKey, type Store, type StoredObject } from "../store/store.ts";
+import { artifactKey, artifactOfKey, type Store, type StoredObject, type Target } from "../store/store.ts";
 import { type BundleLimits, readBundle } from "./read.ts";
 
 export interface VerifiedObject {
@@ -17,26 +17,35 @@ export interface VerifiedObject {
   metadata: Record<string, string>;
   /** The store's name for exactly the bytes verified (an S3 object version), when it has one. */
   pin?: string;
+  target: Target;
 }
 
-/** Published revisions, newest first. */
+/** Published revisions of one target (rego unless asked: what OPA serves), or of both, newest first. */
 export async function listPublished(
   store: Store,
   prefix: string,
-): Promise<(StoredObject & { revision: string })[]> {
+  target: Target | "all" = "rego",
+): Promise<(StoredObject & { revision: string; target: Target })[]> {
   const objects = await store.list(prefix);
   return objects
-    .map((object) => ({ ...object, revision: revisionOfKey(prefix, object.key) }))
-    .filter((object): object is StoredObject & { revision: string } => object.revision !== undefined)
+    .flatMap((object) => {
+      const artifact = artifactOfKey(prefix, object.key);
+      return artifact && (target === "all" || artifact.target === target) ? [{ ...object, ...artifact }] : [];
+    })
     .sort((a, b) => (b.lastModified?.getTime() ?? 0) - (a.lastModified?.getTime() ?? 0));
 }
 
 /** Fails with the five newest published revisions, so a typo is easy to correct. */
-export async function unknownRevision(store: Store, prefix: string, revision: string): Promise<never> {
-  const newest = (await listPublished(store, prefix)).slice(0, 5);
+export async function unknownRevision(
+  store: Store,
+  prefix: string,
+  revision: string,
+  target: Target = "rego",
+): Promise<never> {
+  const newest = (await listPublished(store, prefix, target)).slice(0, 5);
   const listed = newest.length ? newest.map((o) => o.revision).join(", ") : "none";
   throw new FailureError(
-    `revision ${revision} is not published in ${store.location}${prefix}`,
+    `revision ${revision} is not published${target === "wasm" ? " for wasm" : ""} in ${store.location}${prefix}`,
     `newest published: ${listed}`,
     {
       revision,
@@ -77,15 +86,18 @@ export async function verifyPublished(
     keyId?: string;
     signingAlg?: string;
     v0Compatible?: boolean;
+    /** wasm: the revision's `<rev>.wasm.tar.gz`, which the embedded engine must also be able to run. */
+    target?: Target;
   },
 ): Promise<VerifiedObject> {
-  const key = objectKey(options.prefix, options.revision);
+  const target = options.target ?? "rego";
+  const key = artifactKey(options.prefix, options.revision, target);
   const url = store.urlOf(key);
   const head = await store.head(key);
-  if (!head) return unknownRevision(store, options.prefix, options.revision);
+  if (!head) return unknownRevision(store, options.prefix, options.revision, target);
   // With a pin, the bytes checked are exactly the ones the rendered config will name.
   const body = await store.get(key, head.pin);
-  const contents = await readBundle(body, [], options.limits);
+  const contents = await readBundle(body, target === "wasm" ? ["policy.wasm"] : [], options.limits);
   const recorded = head.metadata.sha256;
   if (contents.sha256 !== recorded) throw changedAfterPublishing(url, contents.sha256, recorded);
   if (contents.manifest.revision !== options.revision) {
@@ -95,6 +107,7 @@ export async function verifyPublished(
     );
   }
   await loadWithOpa(body, options);
+  if (target === "wasm") await assertEmbeddedEngineRuns(url, contents.kept.get("policy.wasm"));
   const signatureVerified = options.verificationKey !== undefined;
   return {
     revision: options.revision,
@@ -105,7 +118,32 @@ export async function verifyPublished(
     signatureVerified,
     metadata: head.metadata,
     pin: head.pin,
+    target,
   };
+}
+
+/** The embedded engine's own checks on a wasm artifact: it has a policy.wasm, and every built-in it needs. */
+async function assertEmbeddedEngineRuns(url: string, wasm: Buffer | undefined) {
+  if (!wasm) {
+    throw new FailureError(`${url} has no policy.wasm`, "do not deploy it to the embedded engine");
+  }
+  const { readHostBuiltins, unimplementedBuiltins, unimplementedHint, shownBuiltin } = await import(
+    "../enforcer/builtin-check.ts"
+  );
+  const needed = await readHostBuiltins(wasm).catch((error: unknown) => {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new FailureError(
+      `${url} has a policy.wasm the embedded engine cannot load: ${reason}`,
+      "do not deploy it",
+    );
+  });
+  const missing = unimplementedBuiltins(needed);
+  if (missing.length > 0) {
+    throw new FailureError(
+      `${url} needs built-ins the embedded engine does not implement: ${missing.map(shownBuiltin).join(", ")}`,
+      `do not deploy it; ${unimplementedHint(missing)}`,
+    );
+  }
 }
 
 /** `opa build --bundle` on the downloaded bytes: OPA's own reader and compiler, and the signature with a key. */

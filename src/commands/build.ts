@@ -3,16 +3,18 @@ import { access, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/pro
 import path from "node:path";
 import type { Command } from "commander";
 import { readBundle } from "../bundle/read.ts";
+import { assertWasmBuiltins } from "../bundle/wasm-builtins.ts";
 import { createContext, type Io, pick, print } from "../cli-kit.ts";
 import { addBuildOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import type { CommitMetadata } from "../git.ts";
-import { opaBuild } from "../opa/commands.ts";
+import { type BuildArgs, opaBuild } from "../opa/commands.ts";
 import { locateOpaFor, type OpaBinary } from "../opa/locate.ts";
 import { prepareSigningKey, redactKey, type SigningKey } from "../opa/signing-key.ts";
 import { type ResolvedRevision, resolveBuildRevision } from "../revision.ts";
 import { bundleLimits } from "../settings.ts";
+import { artifactFile, type Target } from "../store/store.ts";
 
 export interface BuildResult {
   revision: string;
@@ -24,13 +26,21 @@ export interface BuildResult {
   roots: string[];
   regoVersion: number;
   opaVersion: string;
-  target: "rego" | "wasm";
+  target: Target;
   builtAt: string;
   git?: CommitMetadata;
 }
 
-export function bundlePath(context: Context, revision: string): string {
-  return path.resolve(context.cwd, context.settings.out, `${revision}.tar.gz`);
+/**
+ * `<out>/<rev>.tar.gz` for rego, `<out>/<rev>.wasm.tar.gz` for wasm: one commit can build both, and the
+ * manifest of each names the same revision.
+ */
+export function bundlePath(
+  context: Context,
+  revision: string,
+  target: Target = context.settings.target,
+): string {
+  return path.resolve(context.cwd, context.settings.out, artifactFile(revision, target));
 }
 
 const POLICY_FILE = /\.(rego|json|ya?ml)$/;
@@ -106,11 +116,7 @@ function describeBuildFailure(output: string, policies: string): string {
 }
 
 /** opa build, with the signing key file removed afterwards whatever happens. */
-async function runBuild(
-  opa: OpaBinary,
-  signingKey: SigningKey | undefined,
-  args: Parameters<typeof opaBuild>[1],
-) {
+async function runBuild(opa: OpaBinary, signingKey: SigningKey | undefined, args: BuildArgs) {
   try {
     return await opaBuild(opa, args);
   } finally {
@@ -119,8 +125,10 @@ async function runBuild(
 }
 
 /**
- * Builds `<out>/<rev>.tar.gz` with opa, checks its manifest revision and writes `<out>/<rev>.json`.
- * Both files appear whole or not at all: opa writes to a temp name that is renamed after the check.
+ * Builds `<out>/<rev>.tar.gz` (`<rev>.wasm.tar.gz` for wasm) with opa, checks its manifest revision (and
+ * for wasm, that the embedded engine implements every built-in policy.wasm needs) and writes the record
+ * beside it (`<rev>.json`, `<rev>.wasm.json`). Both files appear whole or not at all: opa writes to a temp
+ * name that is renamed after the checks.
  */
 export async function build(
   context: Context,
@@ -142,12 +150,12 @@ export async function build(
   const signingKey = await prepareSigningKey(context);
   const outDir = path.resolve(cwd, settings.out);
   const bundle = bundlePath(context, revision);
-  const metadataFile = path.join(outDir, `${revision}.json`);
+  const metadataFile = bundle.replace(/\.tar\.gz$/, ".json");
   const createdOutDir = (await mkdir(outDir, { recursive: true })) !== undefined;
   const temp = path.join(outDir, `.${revision}.${randomBytes(4).toString("hex")}.partial`);
   log.info(`building ${settings.policies} at revision ${revision} with opa ${opa.version}`);
   try {
-    const result = await runBuild(opa, signingKey, {
+    const args: BuildArgs = {
       policiesDir,
       output: `${temp}.tar.gz`,
       revision,
@@ -159,7 +167,8 @@ export async function build(
       claimsFile,
       v0Compatible: settings.v0Compatible,
       ignore: settings.ignore,
-    });
+    };
+    const result = await runBuild(opa, signingKey, args);
     if (result.exitCode !== 0) {
       // opa prints load and compile errors on stdout; no line of the signing key ever reaches the user.
       const output = redactKey(`${result.stdout}\n${result.stderr}`, signingKey);
@@ -171,12 +180,22 @@ export async function build(
           : "fix the policy and build again",
       );
     }
-    const contents = await readBundle(`${temp}.tar.gz`, [], bundleLimits(settings));
+    const wasm = settings.target === "wasm";
+    const contents = await readBundle(`${temp}.tar.gz`, wasm ? ["policy.wasm"] : [], bundleLimits(settings));
     if (contents.manifest.revision !== revision) {
       throw new FailureError(
         `the built bundle's .manifest names revision ${JSON.stringify(contents.manifest.revision)}, not ${revision}`,
         "a .manifest in the policies directory may pin another revision; remove its revision field",
       );
+    }
+    const module = contents.kept.get("policy.wasm");
+    if (wasm && module) {
+      await assertWasmBuiltins(module, {
+        opa,
+        build: args,
+        policies: settings.policies,
+        limits: bundleLimits(settings),
+      });
     }
     const metadata: BuildResult = {
       revision,

@@ -11,13 +11,18 @@ export interface ListedRevision {
   lastModified?: string;
   size: number;
   subject?: string;
+  /** rego (what OPA serves) or wasm (what the embedded engine loads): one revision may have both. */
+  target?: "rego" | "wasm";
 }
 
 /** Published revisions, newest first, with the commit subject when the local git knows the SHA. */
 export async function list(context: Context): Promise<ListedRevision[]> {
   const store = await openStore(context);
   const { listPublished } = await import("../bundle/verify.ts");
-  const published = (await listPublished(store, context.settings.prefix)).slice(0, context.settings.limit);
+  const published = (await listPublished(store, context.settings.prefix, "all")).slice(
+    0,
+    context.settings.limit,
+  );
   const { commitSubjects } = await import("../git.ts");
   const subjects = await commitSubjects(
     context.cwd,
@@ -29,15 +34,19 @@ export async function list(context: Context): Promise<ListedRevision[]> {
     lastModified: o.lastModified?.toISOString(),
     size: o.size,
     subject: subjects.get(o.revision),
+    target: o.target,
   }));
 }
 
 export function renderList(revisions: ListedRevision[]): string {
   if (revisions.length === 0) return "no published revisions";
+  // A target column only once a wasm artifact is published: rego-only listings read as they always have.
+  const targets = revisions.some((r) => r.target === "wasm");
   return revisions
     .map((r) =>
       [
         r.revision.padEnd(40),
+        ...(targets ? [(r.target ?? "rego").padEnd(4)] : []),
         (r.lastModified ?? "").slice(0, 19).replace("T", " "),
         `${r.size} B`.padStart(10),
         // The store's metadata is whatever its writers put there.

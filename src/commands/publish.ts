@@ -1,8 +1,9 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { sha256File, sha256Of } from "../bundle/read.ts";
 import { changedAfterPublishing } from "../bundle/verify.ts";
+import { TARGETS } from "../choices.ts";
 import { createContext, type Io, print } from "../cli-kit.ts";
 import { addConfigOptions, addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
@@ -10,7 +11,7 @@ import { FailureError, UserError } from "../errors.ts";
 import { revisionOrHead } from "../revision.ts";
 import { parseJson } from "../safe-json.ts";
 import { openStore } from "../store/open.ts";
-import { objectKey, type Store, type StoredObject } from "../store/store.ts";
+import { artifactFile, artifactKey, type Store, type StoredObject, type Target } from "../store/store.ts";
 import type { BuildResult } from "./build.ts";
 
 export interface PublishResult {
@@ -35,8 +36,8 @@ export async function storedSha256(store: Store, object: StoredObject): Promise<
  * What build wrote for a revision. With build's record (`<rev>.json`), its sha256 is used as is: the store
  * checks the bytes against it while uploading, so the tarball is read once. Without one, it is hashed first.
  */
-async function readBuildOutput(context: Context, revision: string) {
-  const file = path.resolve(context.cwd, context.settings.out, `${revision}.tar.gz`);
+async function readBuildOutput(context: Context, revision: string, target: Target) {
+  const file = path.resolve(context.cwd, context.settings.out, artifactFile(revision, target));
   const info = await stat(file).catch(() => undefined);
   if (!info?.isFile()) {
     throw new UserError(
@@ -53,7 +54,8 @@ async function readBuildOutput(context: Context, revision: string) {
 }
 
 /**
- * Uploads `<out>/<rev>.tar.gz` to `<prefix><rev>.tar.gz` as a conditional create. A revision is immutable:
+ * Uploads `<out>/<rev>.tar.gz` to `<prefix><rev>.tar.gz` (for wasm, `<rev>.wasm.tar.gz` to
+ * `<prefix><rev>.wasm.tar.gz`, the OCI tag `<rev>.wasm`) as a conditional create. A revision is immutable:
  * the same content already there is success, other content is a failure that leaves the object untouched.
  */
 export async function publish(
@@ -67,6 +69,7 @@ export async function publish(
       "commit the changes and build again",
     );
   }
+  const target = prepared?.build?.target ?? context.settings.target;
   const [bundle, store] = await Promise.all([
     prepared?.build
       ? {
@@ -75,10 +78,10 @@ export async function publish(
           size: prepared.build.size,
           metadata: prepared.build,
         }
-      : readBuildOutput(context, revision),
+      : readBuildOutput(context, revision, target),
     prepared?.store ?? openStore(context),
   ]);
-  const key = objectKey(context.settings.prefix, revision);
+  const key = artifactKey(context.settings.prefix, revision, target);
   const url = store.urlOf(key);
   const metadata: Record<string, string> = {
     revision,
@@ -87,6 +90,7 @@ export async function publish(
   };
   const gitRef = bundle.metadata.git?.branch ?? context.env.GITHUB_REF;
   if (gitRef) metadata["git-ref"] = gitRef;
+  if (target === "wasm") metadata.target = "wasm";
   context.log.info(`publishing ${revision} to ${url}`);
   const outcome = await store.createIfAbsent({
     key,
@@ -137,6 +141,11 @@ export function definePublish(program: Command, io: Io): Command {
     )
     .option("--out <dir>", "where build wrote the bundle (default: dist)")
     .option("--revision <id>", "revision to publish (default: full SHA of HEAD)")
+    .addOption(
+      new Option("--target <target>", "wasm: publish <rev>.wasm.tar.gz beside the rego bundle").choices(
+        TARGETS,
+      ),
+    )
     .addHelpText(
       "after",
       `
@@ -145,6 +154,7 @@ Examples:
   $ policyship publish --bucket policies --endpoint http://127.0.0.1:9000
   $ policyship publish --to /srv/bundles
   $ policyship publish --store oci://ghcr.io/acme/policies
+  $ policyship publish --target wasm --bucket acme-policies   # <prefix><rev>.wasm.tar.gz
 
 Publishing the same revision again with the same content succeeds ("already published");
 other content under a published revision exits 1 and leaves the object untouched.`,

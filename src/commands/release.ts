@@ -22,6 +22,7 @@ import { assertTestsPassed, renderTest, summaryLine, type TestResult, test } fro
 
 export interface ReleaseResult {
   revision: string;
+  target: "rego" | "wasm";
   bundle: string;
   sha256: string;
   size: number;
@@ -69,6 +70,7 @@ export async function release(context: Context): Promise<ReleaseResult> {
     opa,
     bundle: path.resolve(cwd, built.bundle),
     coverage: wantCoverage,
+    revision: built.revision,
   });
   log.info(renderTest(tested));
   assertTestsPassed(tested);
@@ -81,7 +83,10 @@ export async function release(context: Context): Promise<ReleaseResult> {
     log.info(published.created ? `published ${published.url}` : `already published ${published.url}`);
   }
   let rendered: ConfigResult | undefined;
-  if (settings.dryRun && !settings.bucket && !settings.registry && !settings.serviceUrl) {
+  if (built.target === "wasm") {
+    // OPA is configured for the rego bundle; the embedded engine loads <rev>.wasm.tar.gz itself.
+    log.info("wasm: no OPA config rendered (the app's embedded engine loads the bundle)");
+  } else if (settings.dryRun && !settings.bucket && !settings.registry && !settings.serviceUrl) {
     log.info("dry run without a bucket, registry or --service-url: no OPA config rendered");
   } else {
     const output =
@@ -95,6 +100,7 @@ export async function release(context: Context): Promise<ReleaseResult> {
   if (unpinned) log.warn(unpinned);
   const result: ReleaseResult = {
     revision: built.revision,
+    target: built.target,
     bundle: built.bundle,
     sha256: built.sha256,
     size: built.size,
@@ -188,7 +194,7 @@ export function renderRelease(result: ReleaseResult): string {
     ...(result.checksSkipped.length > 0 ? [`  checks   ${checksRun(result.checksSkipped)}`] : []),
     `  tests    ${summaryLine(result.tests)}${result.tests.coverage === null ? "" : `, coverage ${result.tests.coverage.toFixed(1)}%`}`,
     `  object   ${result.published ? `${result.published.url}${result.published.created ? "" : " (already published)"}${result.published.pin && !result.unpinned ? `, version ${result.published.pin}` : ""}` : "not published (dry run)"}`,
-    `  config   ${result.config ?? "not rendered (dry run without a bucket)"}`,
+    `  config   ${result.config ?? (result.target === "wasm" ? "none for wasm (the embedded engine loads the bundle)" : "not rendered (dry run without a bucket)")}`,
   ].join("\n");
 }
 
@@ -207,6 +213,7 @@ Examples:
   $ policyship release --dry-run
   $ policyship release --store oci://ghcr.io/acme/policies
   $ policyship release --bucket policies --endpoint http://127.0.0.1:9000 --coverage-threshold 90
+  $ policyship release --target wasm --entrypoint authz/allow --bucket acme-policies --region eu-west-1
 
 In GitHub Actions (GITHUB_ACTIONS=true) it writes the outputs revision, key, url, sha256 and
 config to $GITHUB_OUTPUT and a summary to $GITHUB_STEP_SUMMARY.`,

@@ -14,7 +14,8 @@ export interface RollbackResult extends ConfigResult {
 
 /** Checks the published object (exists, sha256, manifest revision, signature) and renders the config pinned to it. */
 export async function rollback(context: Context, ref: string): Promise<RollbackResult> {
-  const { store, verified } = await checkPublished(context, ref);
+  // OPA is rolled back, so its artifact is checked: the rego bundle, whatever target builds use.
+  const { store, verified } = await checkPublished(context, ref, "rego");
   const { revision } = verified;
   const rendered = await config(context, { revision, store, verified: true, pin: verified.pin });
   const result: RollbackResult = {

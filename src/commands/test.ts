@@ -1,10 +1,12 @@
 import { existsSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import path from "node:path";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
+import { TARGETS } from "../choices.ts";
 import { createContext, type Io, print } from "../cli-kit.ts";
 import { addTestOptions, collect } from "../cli-options.ts";
 import type { Context } from "../context.ts";
+import type { WasmTestOutcome } from "../enforcer/wasm-tests.ts";
 import { FailureError, UserError } from "../errors.ts";
 import {
   appendStepSummary,
@@ -17,6 +19,7 @@ import { type OpaTestCase, opaCoverage, opaTest, type TestArgs } from "../opa/co
 import { locateOpaFor, type OpaBinary } from "../opa/locate.ts";
 import { revisionOrHead } from "../revision.ts";
 import { bundlePath } from "./build.ts";
+import { bothOutcomes, isWasmBundle, testOnEmbeddedEngine, wasmSources } from "./test-wasm.ts";
 
 export interface TestFailure {
   name: string;
@@ -24,6 +27,9 @@ export interface TestFailure {
   file?: string;
   row?: number;
   message: string;
+  /** For a wasm bundle, each engine's outcome: a test must pass in both. */
+  rego?: "pass" | "fail";
+  wasm?: "pass" | "fail";
 }
 
 export interface TestResult {
@@ -92,7 +98,13 @@ function toFailure(context: Context, test: OpaTestCase): TestFailure {
 /** Runs `opa test --format json` (and the coverage report, in parallel, when a threshold is set). */
 export async function test(
   context: Context,
-  prepared?: { opa?: Promise<OpaBinary>; bundle?: string; coverage?: boolean },
+  prepared?: {
+    opa?: Promise<OpaBinary>;
+    bundle?: string;
+    coverage?: boolean;
+    /** The revision the bundle was just built at from the policies directory (release). */
+    revision?: string;
+  },
 ): Promise<TestResult> {
   const { settings, cwd, log } = context;
   const [opa, target] = await Promise.all([
@@ -101,15 +113,25 @@ export async function test(
       ? { target: prepared.bundle, isBundle: true, shown: path.relative(cwd, prepared.bundle) }
       : resolveTarget(context),
   ]);
+  if (settings.target === "wasm" && !target.isBundle) {
+    throw new UserError(
+      "--target wasm tests a built wasm bundle, not a policies directory",
+      "drop --policies: build with --target wasm first, or pass --bundle <sha>.wasm.tar.gz",
+    );
+  }
+  const wasm = target.isBundle && isWasmBundle(context, target.target);
+  const sources = wasm ? await wasmSources(context, target.target, prepared?.revision) : undefined;
   const args: TestArgs = {
-    target: target.target,
+    target: sources?.policiesDir ?? target.target,
     isBundle: target.isBundle,
     run: settings.run,
     v0Compatible: settings.v0Compatible,
     ignore: settings.ignore,
   };
   const wantCoverage = settings.coverageThreshold !== undefined || prepared?.coverage === true;
-  log.info(`testing ${target.shown}${wantCoverage ? " with coverage" : ""}`);
+  log.info(
+    `testing ${target.shown}${wantCoverage ? " with coverage" : ""}${wasm ? " in rego and wasm" : ""}`,
+  );
   const [tests, coverage] = await Promise.all([
     opaTest(opa, args, cwd),
     wantCoverage ? opaCoverage(opa, args, cwd) : undefined,
@@ -118,20 +140,46 @@ export async function test(
     const detail = (tests.stderr || tests.stdout).trim().split("\n").slice(0, 3).join("; ");
     throw new FailureError(`opa test could not run the tests: ${detail}`, "fix the policy errors above");
   }
-  const failedCases = tests.cases.filter((c) => c.fail || c.error);
-  const skipped = tests.cases.filter((c) => c.skip && !c.fail && !c.error).length;
+  const { cases } = tests;
+  if (cases.length === 0 && wasm) {
+    // Nothing would stand between a wasm bundle and the app's engine: an untested wasm bundle never ships.
+    throw new FailureError(
+      `no tests found in ${target.shown}`,
+      "a wasm bundle ships only tested: add test_ rules beside the policies (or widen --run)",
+    );
+  }
+  const outcomes = sources
+    ? await testOnEmbeddedEngine(context, { opa, sources, cases })
+    : new Map<OpaTestCase, WasmTestOutcome>();
+  const failures = cases.flatMap((c) => failureOf(context, c, outcomes.get(c), wasm) ?? []);
+  const skipped = cases.filter((c) => c.skip && !c.fail && !c.error).length;
   const result: TestResult = {
     target: target.shown,
-    passed: tests.cases.length - failedCases.length - skipped,
-    failed: failedCases.length,
+    passed: cases.length - failures.length - skipped,
+    failed: failures.length,
     skipped,
     coverage: coverage?.coverage ?? null,
     coverageThreshold: settings.coverageThreshold,
-    failures: failedCases.map((c) => toFailure(context, c)),
+    failures,
   };
-  if (tests.cases.length === 0) log.warn(`no tests found in ${target.shown}`);
+  if (cases.length === 0) log.warn(`no tests found in ${target.shown}`);
   await reportToGitHub(context, result);
   return result;
+}
+
+/** A test fails when it fails in rego, or (for a wasm bundle) in wasm; both outcomes are shown. */
+function failureOf(
+  context: Context,
+  test: OpaTestCase,
+  wasmOutcome: WasmTestOutcome | undefined,
+  wasm: boolean,
+): TestFailure | undefined {
+  const regoPass = !test.fail && !test.error;
+  if (regoPass && (!wasm || test.skip)) return undefined;
+  const failure = toFailure(context, test);
+  if (!wasm || test.skip) return failure;
+  const both = bothOutcomes(regoPass, failure.message, wasmOutcome);
+  return both && { ...failure, ...both };
 }
 
 async function reportToGitHub(context: Context, result: TestResult) {
@@ -206,7 +254,12 @@ export function defineTest(program: Command, io: Io): Command {
   return addTestOptions(
     program
       .command("test")
-      .option("--bundle <file>", "bundle to test (default: <out>/<HEAD sha>.tar.gz)")
+      .option("--bundle <file>", "bundle to test (default: <out>/<HEAD sha>.tar.gz, .wasm.tar.gz for wasm)")
+      .addOption(
+        new Option("--target <target>", "rego, or wasm: also run every test on the embedded engine").choices(
+          TARGETS,
+        ),
+      )
       .option("--policies <dir>", "test a policy directory instead of a bundle")
       .option("--out <dir>", "where build wrote the bundle (default: dist)")
       .option("--revision <id>", "test the bundle built for this revision")
@@ -221,7 +274,8 @@ export function defineTest(program: Command, io: Io): Command {
 Examples:
   $ policyship test
   $ policyship test --coverage-threshold 90 --json
-  $ policyship test --policies policies --run 'test_admin.*'`,
+  $ policyship test --policies policies --run 'test_admin.*'
+  $ policyship test --target wasm     tests <out>/<sha>.wasm.tar.gz in rego and on the embedded engine`,
     )
     .action(async (_options, command: Command) => {
       const context = await createContext(io, command);

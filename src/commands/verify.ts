@@ -1,5 +1,6 @@
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import type { VerifiedObject } from "../bundle/verify.ts";
+import { TARGETS } from "../choices.ts";
 import { createContext, type Io, print } from "../cli-kit.ts";
 import { addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
@@ -9,7 +10,7 @@ import { prepareVerificationKey, redactError } from "../opa/signing-key.ts";
 import { assertRevision } from "../revision.ts";
 import { bundleLimits } from "../settings.ts";
 import { openStore } from "../store/open.ts";
-import type { Store } from "../store/store.ts";
+import type { Store, Target } from "../store/store.ts";
 
 /**
  * A revision named on the command line: a full SHA as is; a short SHA, tag or branch through the local git;
@@ -32,6 +33,7 @@ export async function resolveRevisionArgument(context: Context, ref: string): Pr
 export async function checkPublished(
   context: Context,
   ref: string,
+  target: Target = context.settings.target,
 ): Promise<{ store: Store; verified: VerifiedObject }> {
   const { settings } = context;
   const [revision, store, opa] = await Promise.all([
@@ -53,6 +55,7 @@ export async function checkPublished(
       keyId: settings.keyId,
       signingAlg: settings.signingAlg,
       v0Compatible: settings.v0Compatible,
+      target,
     });
     return { store, verified };
   } catch (error) {
@@ -73,6 +76,9 @@ export function renderVerify(result: VerifiedObject): string {
     `  revision   ${result.revision} (manifest matches)`,
     `  sha256     ${result.sha256} (matches publish metadata)`,
     `  signature  ${result.signatureVerified ? "verified" : "not checked (no --verification-key)"}`,
+    ...(result.target === "wasm"
+      ? ["  wasm       policy.wasm loads; the embedded engine has every built-in it needs"]
+      : []),
   ].join("\n");
 }
 
@@ -84,9 +90,15 @@ export function defineVerify(program: Command, io: Io): Command {
     .option("--verification-key <pem>", "public key to check the bundle signature with")
     .option("--key-id <id>", "name of the verification key")
     .option("--v0-compatible", "the bundle holds policies written before OPA 1.0")
+    .addOption(
+      new Option(
+        "--target <target>",
+        "wasm: the revision's <rev>.wasm.tar.gz, checked for the embedded engine too (default: rego)",
+      ).choices(TARGETS),
+    )
     .addHelpText(
       "after",
-      "\nExamples:\n  $ policyship verify 3f2a9c1 --bucket acme-policies --region eu-west-1\n  $ policyship verify 3f2a9c1 --store oci://ghcr.io/acme/policies",
+      "\nExamples:\n  $ policyship verify 3f2a9c1 --bucket acme-policies --region eu-west-1\n  $ policyship verify 3f2a9c1 --target wasm --bucket acme-policies --region eu-west-1\n  $ policyship verify 3f2a9c1 --store oci://ghcr.io/acme/policies",
     )
     .action(async (ref: string, _options, command: Command) => {
       const context = await createContext(io, command);

@@ -5,6 +5,7 @@ import type { LoadedPolicy } from "@open-policy-agent/opa-wasm";
 import type { Piscina } from "piscina";
 import { readBundle } from "../bundle/read.ts";
 import { parseJson } from "../safe-json.ts";
+import { checkLoadedPolicy } from "./builtin-check.ts";
 import { beginEvaluation, customBuiltins } from "./builtins/index.ts";
 import type { WorkerAnswer, WorkerSetup } from "./embedded-worker.ts";
 import { type Engine, EngineError, type Evaluation } from "./engine.ts";
@@ -96,6 +97,9 @@ export class EmbeddedEngine implements Engine {
     } catch (error) {
       throw new EngineError(`cannot load policy.wasm: ${messageOf(error)}`, "answer");
     }
+    // At start-up, not on the first request that reaches the built-in.
+    const unimplemented = checkLoadedPolicy(policy);
+    if (unimplemented) throw new EngineError(unimplemented, "answer");
     if (!Object.hasOwn(policy.entrypoints as object, this.entrypoint)) {
       const known = Object.keys(policy.entrypoints as object).join(", ");
       throw new EngineError(

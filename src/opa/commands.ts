@@ -13,7 +13,8 @@ export interface BuildArgs {
   output: string;
   revision: string;
   optimize: number;
-  target: "rego" | "wasm";
+  /** "plan" is OPA's intermediate representation: read for the locations of built-in calls, never shipped. */
+  target: "rego" | "wasm" | "plan";
   entrypoints: string[];
   signingKey?: string;
   signingAlg?: string;
@@ -48,6 +49,8 @@ export interface OpaTestCase {
   error?: { message?: string; code?: string; location?: { file: string; row: number } };
   output?: string;
   duration?: number;
+  /** Present on partial-object test rules (test_x[name] …): one result per test case. */
+  sub_results?: unknown;
 }
 
 export interface TestArgs {

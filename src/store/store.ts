@@ -66,3 +66,32 @@ export function revisionOfKey(prefix: string, key: string): string | undefined {
   const match = /^([A-Za-z0-9._-]{1,128})\.tar\.gz$/.exec(key.slice(normalized.length));
   return match?.[1];
 }
+
+/** What a bundle is built for: OPA (rego) or the embedded engine (wasm). */
+export type Target = "rego" | "wasm";
+
+/** Marks a wasm artifact's name; a revision may not end with it (see assertRevision), so names never collide. */
+export const WASM_SUFFIX = ".wasm";
+
+/**
+ * The file name of a revision's artifact: `<rev>.tar.gz` for rego (as ever), `<rev>.wasm.tar.gz` for wasm.
+ * The same name is the object key under the prefix, the directory store's file, and (less `.tar.gz`) the
+ * OCI tag, so one commit ships both under one revision.
+ */
+export function artifactFile(revision: string, target: Target = "rego"): string {
+  return `${revision}${target === "wasm" ? WASM_SUFFIX : ""}.tar.gz`;
+}
+
+/** Object key of a revision's artifact for a target; objectKey's for rego. */
+export function artifactKey(prefix: string, revision: string, target: Target = "rego"): string {
+  return `${normalizePrefix(prefix)}${artifactFile(revision, target)}`;
+}
+
+/** The revision and target a key names under prefix, or undefined for other objects. */
+export function artifactOfKey(prefix: string, key: string): { revision: string; target: Target } | undefined {
+  const name = revisionOfKey(prefix, key);
+  if (!name) return undefined;
+  if (!name.endsWith(WASM_SUFFIX)) return { revision: name, target: "rego" };
+  const revision = name.slice(0, -WASM_SUFFIX.length);
+  return revision ? { revision, target: "wasm" } : undefined;
+}

@@ -797,6 +797,42 @@ const CASES: Case[] = [
     code: 2,
     line: /policyship\.json: unknown setting constructor/,
   },
+  // wasm: bundles the embedded engine cannot run, and the two-artifact layout
+  {
+    name: "build --target wasm of a policy that calls http.send",
+    args: () => ["build", "--target", "wasm", "--entrypoint", "fetch/allowed"],
+    code: 1,
+    line: /needs built-ins the embedded engine does not implement: http\.send \(policies\/fetch\.rego:3\) — http\.send is refused/,
+    repo: () =>
+      repoCommitting(
+        "policies/fetch.rego",
+        'package fetch\n\nallowed if http.send({"method": "GET", "url": "http://127.0.0.1:1/"}).status_code == 200\n',
+      ),
+  },
+  {
+    name: "a --revision ending in .wasm, the wasm artifact's suffix",
+    args: () => ["build", "--revision", "1.4.2.wasm"],
+    code: 2,
+    line: /ends with "\.wasm", which names the wasm artifact of a revision/,
+  },
+  {
+    name: "test --target wasm before a wasm bundle is built",
+    args: () => ["test", "--target", "wasm"],
+    code: 2,
+    line: /no bundle built for revision [0-9a-f]{40} \(dist\/[0-9a-f]{40}\.wasm\.tar\.gz\)/,
+  },
+  {
+    name: "test --target wasm of a policies directory",
+    args: () => ["test", "--target", "wasm", "--policies", "policies"],
+    code: 2,
+    line: /--target wasm tests a built wasm bundle, not a policies directory/,
+  },
+  {
+    name: "verify --target wasm of an unpublished revision",
+    args: (c) => ["verify", "r1", "--target", "wasm", ...store(c)],
+    code: 1,
+    line: /revision r1 is not published for wasm in/,
+  },
 ];
 
 describe("the command line's refusals under --json", () => {

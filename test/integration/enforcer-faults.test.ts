@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -11,7 +12,7 @@ import { type FaultProxy, startFaultProxy } from "../helpers/fault-proxy.ts";
 import { type RunningOpa, startOpaServer } from "../helpers/opa-server.ts";
 import { freePort } from "../helpers/ports.ts";
 import { awsEnv, createBucket, minio } from "../helpers/s3.ts";
-import { repoRoot } from "../helpers/tools.ts";
+import { repoRoot, toolPath } from "../helpers/tools.ts";
 
 const TIMEOUT_MS = 300;
 const allowInput = {
@@ -371,23 +372,25 @@ describe("the revision guard", () => {
 });
 
 describe("the embedded engine", () => {
-  it("names a built-in that wasm does not implement and answers 500", async () => {
+  it("refuses at ready() a bundle built elsewhere whose policy.wasm needs a built-in it lacks", async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), "policyship-builtin-"));
     await writeFile(
-      path.join(dir, "jwt.rego"),
-      'package jwt\n\nallow if {\n\t[_, payload, _] := io.jwt.decode(input.token)\n\tpayload.sub == "alice"\n}\n',
+      path.join(dir, "runtime.rego"),
+      'package runtime\n\nallow if {\n\topa.runtime().env.ROLE == "admin"\n\tinput.user == "alice"\n}\n',
     );
-    const built = await buildBundles(dir, "jwt-1", "jwt/allow");
+    // opa itself builds it: policyship build would refuse it.
+    const bundle = path.join(dir, "bundle.tar.gz");
+    execFileSync(toolPath("opa"), ["build", "-t", "wasm", "-e", "runtime/allow", "-b", dir, "-o", bundle]);
     const logs: string[] = [];
-    const enforcer = createEnforcer({
-      bundle: built.wasm,
-      entrypoint: "jwt/allow",
-      log: (m) => logs.push(m),
-    });
-    const decision = await enforcer.decide({ token: "a.b.c" });
+    const enforcer = createEnforcer({ bundle, entrypoint: "runtime/allow", log: (m) => logs.push(m) });
+    await expect(enforcer.ready()).rejects.toThrow(
+      /policy\.wasm needs built-ins the embedded engine does not implement: opa\.runtime \(opa\.runtime is refused/,
+    );
+    // No request is ever decided by it: each answers 500 naming the built-in.
+    const decision = await enforcer.decide({ user: "alice" });
     expect(decision).toMatchObject({ allow: false, status: 500 });
-    expect(decision.error).toMatch(/built-in the embedded engine does not implement.*io\.jwt\.decode/);
-    expect(logs.join("\n")).toContain("io.jwt.decode");
+    expect(decision.error).toContain("opa.runtime");
+    await enforcer.close();
   });
 
   it("refuses a bundle without policy.wasm with a clear error", async () => {

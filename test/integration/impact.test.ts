@@ -62,7 +62,7 @@ beforeAll(async () => {
     decisionLog: { sink: logs.remote, maxPending: 20_000 },
   });
   await record({
-    bundle: path.join(repo.dir, "dist-wasm", `${revisionA}.tar.gz`),
+    bundle: path.join(repo.dir, "dist-wasm", `${revisionA}.wasm.tar.gz`),
     entrypoint: "authz/allow",
     decisionLog: { sink: logs.embedded, maxPending: 20_000 },
   });
