@@ -4,12 +4,40 @@
  * beginEvaluation() before each evaluation, so per-evaluation state (time.now_ns) is fixed for exactly one.
  * Only erasable TypeScript here: the worker runs from source in tests.
  */
+import { resetClock } from "./clock.ts";
+import { jwtBuiltins } from "./jwt.ts";
+import type { Builtin } from "./types.ts";
+import { BuiltinHalt } from "./values.ts";
 
-/** A built-in as opa-wasm calls it: the arguments as JSON values, the result as a JSON value. */
-export type Builtin = (...args: unknown[]) => unknown;
+export type { Builtin } from "./types.ts";
+
+const FAMILIES: Record<string, Builtin>[] = [jwtBuiltins];
+
+/**
+ * OPA evaluates without strict-builtin-errors by default (opa eval, /v1/data): a built-in that fails makes
+ * its expression undefined rather than failing the query. opa-wasm reads an `undefined` result as exactly
+ * that, so every failure of ours becomes one. Where OPA panics instead, the evaluation fails (BuiltinHalt).
+ */
+function undefinedOnError(implementation: Builtin): Builtin {
+  return (...args) => {
+    try {
+      return implementation(...args);
+    } catch (error) {
+      if (error instanceof BuiltinHalt) throw error;
+      return undefined;
+    }
+  };
+}
 
 /** name → implementation, in a null-prototype object so no inherited key can be called as a built-in. */
 export const customBuiltins: Record<string, Builtin> = Object.create(null);
+for (const family of FAMILIES) {
+  for (const [name, implementation] of Object.entries(family)) {
+    customBuiltins[name] = undefinedOnError(implementation);
+  }
+}
 
 /** Resets the per-evaluation state of the built-ins; called once before each evaluation. */
-export function beginEvaluation(): void {}
+export function beginEvaluation(): void {
+  resetClock();
+}
