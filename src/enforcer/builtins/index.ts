@@ -6,12 +6,13 @@
  */
 import { resetClock } from "./clock.ts";
 import { jwtBuiltins } from "./jwt.ts";
+import { timeBuiltins } from "./time.ts";
 import type { Builtin } from "./types.ts";
 import { BuiltinHalt } from "./values.ts";
 
 export type { Builtin } from "./types.ts";
 
-const FAMILIES: Record<string, Builtin>[] = [jwtBuiltins];
+const FAMILIES: Record<string, Builtin>[] = [jwtBuiltins, timeBuiltins];
 
 /**
  * OPA evaluates without strict-builtin-errors by default (opa eval, /v1/data): a built-in that fails makes
