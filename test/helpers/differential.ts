@@ -80,6 +80,8 @@ export async function embeddedEngineFor(
   const bundle = path.join(dir, "bundle.tar.gz");
   await run(toolPath("opa"), ["build", "-t", "wasm", "-e", entrypoint, "-o", bundle, policies], {
     env: opaEnv(),
+  }).catch((error: { stderr?: string; message: string; stdout?: string }) => {
+    throw new Error(`opa build failed: ${error.stderr || error.stdout || error.message}`);
   });
   const engine = new EmbeddedEngine({ bundle, entrypoint, inThread, workers: 1 });
   await engine.ready();

@@ -5,14 +5,27 @@
  * Only erasable TypeScript here: the worker runs from source in tests.
  */
 import { resetClock } from "./clock.ts";
+import { cryptoBuiltins } from "./crypto.ts";
+import { encodingBuiltins } from "./encoding.ts";
 import { jwtBuiltins } from "./jwt.ts";
+import { miscBuiltins, resetUuids } from "./misc.ts";
+import { stringBuiltins } from "./strings.ts";
 import { timeBuiltins } from "./time.ts";
 import type { Builtin } from "./types.ts";
+import { unitBuiltins } from "./units.ts";
 import { BuiltinHalt } from "./values.ts";
 
 export type { Builtin } from "./types.ts";
 
-const FAMILIES: Record<string, Builtin>[] = [jwtBuiltins, timeBuiltins];
+const FAMILIES: Record<string, Builtin>[] = [
+  jwtBuiltins,
+  timeBuiltins,
+  cryptoBuiltins,
+  encodingBuiltins,
+  stringBuiltins,
+  unitBuiltins,
+  miscBuiltins,
+];
 
 /**
  * OPA evaluates without strict-builtin-errors by default (opa eval, /v1/data): a built-in that fails makes
@@ -41,4 +54,5 @@ for (const family of FAMILIES) {
 /** Resets the per-evaluation state of the built-ins; called once before each evaluation. */
 export function beginEvaluation(): void {
   resetClock();
+  resetUuids();
 }
