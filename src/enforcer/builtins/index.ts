@@ -4,6 +4,7 @@
  * beginEvaluation() before each evaluation, so per-evaluation state (time.now_ns) is fixed for exactly one.
  * Only erasable TypeScript here: the worker runs from source in tests.
  */
+import { NATIVE_IN_WASM, SDK_BUILTINS } from "./catalog.ts";
 import { resetClock } from "./clock.ts";
 import { cryptoBuiltins } from "./crypto.ts";
 import { encodingBuiltins } from "./encoding.ts";
@@ -55,4 +56,20 @@ for (const family of FAMILIES) {
 export function beginEvaluation(): void {
   resetClock();
   resetUuids();
+}
+
+const IMPLEMENTED: ReadonlySet<string> = new Set([
+  ...NATIVE_IN_WASM,
+  ...SDK_BUILTINS,
+  ...Object.keys(customBuiltins),
+]);
+
+/**
+ * The names of every built-in the embedded engine can run: compiled into policy.wasm, implemented by the
+ * wasm SDK, or implemented here. A bundle whose policy.wasm imports a built-in outside this set would answer
+ * 500 at the first call.
+ */
+export function implementedBuiltins(): ReadonlySet<string> {
+  // A copy: no caller can widen what the next one is told.
+  return new Set(IMPLEMENTED);
 }
