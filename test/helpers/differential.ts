@@ -46,19 +46,25 @@ export function policyFor(calls: Record<string, string>): string {
   return [
     "package diff",
     "",
-    ...names.map((name) => `${name} := {i: r | some i, c in input.${name}; r := ${calls[name]}}`),
+    ...names.map((name) => `${name} := {i: r | c := input.${name}[i]; r := ${calls[name]}}`),
     "",
     `results := {${names.map((name) => `"${name}": ${name}`).join(", ")}}`,
     "",
   ].join("\n");
 }
 
-export async function evaluateWithOpa(dir: string, policies: string, input: unknown, query: string) {
+export async function evaluateWithOpa(
+  dir: string,
+  policies: string,
+  input: unknown,
+  query: string,
+  flags: string[] = [],
+) {
   const inputFile = path.join(dir, "input.json");
   await writeFile(inputFile, JSON.stringify(input));
   const { stdout } = await run(
     toolPath("opa"),
-    ["eval", "--format", "json", "--input", inputFile, "--data", policies, query],
+    ["eval", ...flags, "--format", "json", "--input", inputFile, "--data", policies, query],
     { env: opaEnv(), maxBuffer: 256 * 1024 * 1024 },
   );
   const answer = JSON.parse(stdout) as { result?: { expressions: { value: unknown }[] }[] };
@@ -71,6 +77,7 @@ export async function embeddedEngineFor(
   files: Record<string, string>,
   entrypoint: string,
   inThread = true,
+  flags: string[] = [],
 ) {
   const policies = path.join(dir, "policies");
   for (const [name, text] of Object.entries(files)) {
@@ -78,7 +85,7 @@ export async function embeddedEngineFor(
     await writeFile(path.join(policies, name), text);
   }
   const bundle = path.join(dir, "bundle.tar.gz");
-  await run(toolPath("opa"), ["build", "-t", "wasm", "-e", entrypoint, "-o", bundle, policies], {
+  await run(toolPath("opa"), ["build", ...flags, "-t", "wasm", "-e", entrypoint, "-o", bundle, policies], {
     env: opaEnv(),
   }).catch((error: { stderr?: string; message: string; stdout?: string }) => {
     throw new Error(`opa build failed: ${error.stderr || error.stdout || error.message}`);
@@ -88,21 +95,24 @@ export async function embeddedEngineFor(
   return { engine, policies };
 }
 
-export async function startDifferential(calls: Record<string, string>): Promise<Differential> {
+/**
+ * `files` are more policies beside the generated one (a call may be `data.x.allow with input as c`);
+ * `v0Compatible` builds and evaluates them as policies written before OPA 1.0.
+ */
+export async function startDifferential(
+  calls: Record<string, string>,
+  options: { files?: Record<string, string>; v0Compatible?: boolean } = {},
+): Promise<Differential> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "policyship-builtins-"));
-  const { engine, policies } = await embeddedEngineFor(
-    dir,
-    { "diff.rego": policyFor(calls) },
-    "diff/results",
-  );
+  const flags = options.v0Compatible ? ["--v0-compatible"] : [];
+  const files = { ...options.files, "diff.rego": policyFor(calls) };
+  const { engine, policies } = await embeddedEngineFor(dir, files, "diff/results", true, flags);
   let last: Record<string, Record<string, unknown>> = {};
   const signal = new AbortController().signal;
   return {
     async compare(corpus) {
-      const opa = ((await evaluateWithOpa(dir, policies, corpus, "data.diff.results")) ?? {}) as Record<
-        string,
-        Record<string, unknown>
-      >;
+      const opa = ((await evaluateWithOpa(dir, policies, corpus, "data.diff.results", flags)) ??
+        {}) as Record<string, Record<string, unknown>>;
       last = opa;
       const report: Record<string, Disagreement[]> = {};
       for (const [name, cases] of Object.entries(corpus)) {
@@ -123,7 +133,7 @@ export async function startDifferential(calls: Record<string, string>): Promise<
     },
     async evaluateBoth(corpus) {
       const settle = (promise: Promise<unknown>) => promise.catch((error: unknown) => error);
-      const opa = await settle(evaluateWithOpa(dir, policies, corpus, "data.diff.results"));
+      const opa = await settle(evaluateWithOpa(dir, policies, corpus, "data.diff.results", flags));
       const embedded = await settle(
         engine.evaluate(JSON.stringify(corpus), signal).then((evaluation) => evaluation.result),
       );
