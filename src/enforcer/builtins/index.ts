@@ -10,6 +10,7 @@ import { cryptoBuiltins } from "./crypto.ts";
 import { encodingBuiltins } from "./encoding.ts";
 import { jwtBuiltins } from "./jwt.ts";
 import { miscBuiltins, resetUuids } from "./misc.ts";
+import { regexBuiltins } from "./regex.ts";
 import { stringBuiltins } from "./strings.ts";
 import { timeBuiltins } from "./time.ts";
 import type { Builtin } from "./types.ts";
@@ -26,6 +27,7 @@ const FAMILIES: Record<string, Builtin>[] = [
   stringBuiltins,
   unitBuiltins,
   miscBuiltins,
+  regexBuiltins,
 ];
 
 /**
