@@ -5,7 +5,8 @@
  */
 import { breakDown, instantOf, MAX_NS, MIN_NS, NS_PER_SECOND, UTC, type Zone, zoneNamed } from "./civil.ts";
 import { evaluationTimeNs } from "./clock.ts";
-import { formatTime, NAMED_LAYOUTS, parseTime } from "./go-layout.ts";
+import { formatTime, NAMED_LAYOUTS } from "./go-layout.ts";
+import { parseTime } from "./go-layout-parse.ts";
 import type { Builtin } from "./types.ts";
 import { bigintResult, fail, intOperand, stringOperand } from "./values.ts";
 
