@@ -1,7 +1,14 @@
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Differential, startDifferential, summarize } from "../helpers/differential.ts";
+import {
+  type Differential,
+  embeddedEngineFor,
+  evaluateWithOpa,
+  startDifferential,
+  summarize,
+} from "../helpers/differential.ts";
 import { b64url, signature } from "../helpers/jwt-corpus.ts";
 import { repoRoot } from "../helpers/tools.ts";
 
@@ -169,5 +176,21 @@ describe("public API-authorization policies decide the same in both engines", ()
     const decisions = Object.values(legacy.lastOpaResults().kong ?? {});
     expect(decisions).toContain(true);
     expect(decisions).toContain(false);
+  }, 120_000);
+
+  it("the Envoy primer in the worker-thread pool too, where the host built-ins load from source", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "policyship-public-workers-"));
+    const files = await fixtures("opa-envoy-primer/authz.rego");
+    const { engine, policies } = await embeddedEngineFor(dir, files, "envoy/authz/allow", false);
+    try {
+      for (const input of envoyRequests().filter((_, i) => i % 9 === 0)) {
+        const expected = await evaluateWithOpa(dir, policies, input, "data.envoy.authz.allow");
+        const evaluation = await engine.evaluate(JSON.stringify(input), new AbortController().signal);
+        expect(evaluation.result, JSON.stringify(input)).toBe(expected);
+      }
+    } finally {
+      await engine.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   }, 120_000);
 });
