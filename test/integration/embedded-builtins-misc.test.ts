@@ -29,6 +29,8 @@ const CALLS: Record<string, string> = {
   semver_compare: "semver.compare(c[0], c[1])",
   cidr_is_valid: "net.cidr_is_valid(c)",
   uuid_rfc4122: "uuid.rfc4122(c)",
+  marshal_with_options: "json.marshal_with_options(c[0], c[1])",
+  marshal_as_opa: "json.marshal_with_options(c, {})",
 };
 
 let engines: Differential;
@@ -184,6 +186,30 @@ describe("crypto, encoding, strings, units, semver and net built-ins decide as O
       ],
       semver_is_valid: SEMVERS,
       semver_compare: PAIRS(SEMVERS, ["1.2.3", "1.2.3-alpha", "2.0.0", "v1.2.3", "bad"]),
+      marshal_with_options: PAIRS(
+        [
+          { b: 1, a: [2, { d: null, c: "<&>" }], é: true, "😀": "x", Z: {} },
+          [],
+          {},
+          "x\u2028\t\u0001",
+          1.5,
+          [1, [2]],
+        ],
+        [
+          {},
+          { pretty: true },
+          { pretty: false },
+          { indent: "  " },
+          { prefix: "> " },
+          { prefix: "#", indent: "\t", pretty: true },
+          { indent: "  ", pretty: false },
+          { pretty: "yes" },
+          { indent: 2 },
+          { other: 1 },
+          5,
+        ],
+      ),
+      marshal_as_opa: [{ b: 1, a: 2, c: { z: 1, y: "<&>" } }, { zz: 1, a: 1 }, ["b", "a"], "\u007f\b\f"],
       cidr_is_valid: [
         "10.0.0.0/8",
         "10.0.0.0/33",

@@ -8,6 +8,7 @@ import { NATIVE_IN_WASM, SDK_BUILTINS } from "./catalog.ts";
 import { resetClock } from "./clock.ts";
 import { cryptoBuiltins } from "./crypto.ts";
 import { encodingBuiltins } from "./encoding.ts";
+import { jsonBuiltins } from "./json.ts";
 import { jwtBuiltins } from "./jwt.ts";
 import { miscBuiltins, resetUuids } from "./misc.ts";
 import { regexBuiltins } from "./regex.ts";
@@ -28,6 +29,7 @@ const FAMILIES: Record<string, Builtin>[] = [
   unitBuiltins,
   miscBuiltins,
   regexBuiltins,
+  jsonBuiltins,
 ];
 
 /**
