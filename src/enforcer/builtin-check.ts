@@ -4,8 +4,8 @@
  * ready() (refuses a bundle built elsewhere at start-up, not on the request that reaches the built-in).
  */
 import type { LoadedPolicy } from "@open-policy-agent/opa-wasm";
+import { REFUSED_BUILTINS } from "./builtins/catalog.ts";
 import { implementedBuiltins } from "./builtins/index.ts";
-import { REFUSED_BUILTINS } from "./builtins/native.ts";
 
 /** The parts of a loaded module read here; opa-wasm's types name them with lib types this project lacks. */
 interface PolicyInternals {
