@@ -6,6 +6,11 @@ export interface StoredObject {
   lastModified?: Date;
   /** User metadata written at publish: revision, sha256, git-ref, built-at. */
   metadata: Record<string, string>;
+  /**
+   * What names these very bytes where the store can: an OCI manifest digest (`sha256:…`). The rendered OPA
+   * config points at it instead of the revision's mutable name.
+   */
+  pin?: string;
 }
 
 export interface ObjectToCreate {

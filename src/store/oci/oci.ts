@@ -92,6 +92,7 @@ export class OciStore implements Store {
       size: found.layer?.size ?? 0,
       lastModified: created && !Number.isNaN(created.getTime()) ? created : undefined,
       metadata,
+      pin: found.digest,
     };
   }
 
@@ -114,7 +115,7 @@ export class OciStore implements Store {
           "do not deploy it",
         ),
     );
-    return parseManifest(bytes, pinned(this.reference, reference));
+    return parseManifest(bytes, pinned(this.reference, reference), response.headers.get("content-type"));
   }
 
   async get(key: string): Promise<Buffer> {
