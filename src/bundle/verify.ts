@@ -15,6 +15,8 @@ export interface VerifiedObject {
   size: number;
   signatureVerified: boolean;
   metadata: Record<string, string>;
+  /** The store's name for the verified bytes (an OCI manifest digest): what config and rollback pin. */
+  pin?: string;
 }
 
 /** Published revisions, newest first. */
@@ -97,6 +99,7 @@ export async function verifyPublished(
     size: contents.size,
     signatureVerified,
     metadata: head.metadata,
+    ...(head.pin ? { pin: head.pin } : {}),
   };
 }
 

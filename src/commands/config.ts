@@ -1,12 +1,14 @@
 import { readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
+import { recordedPin } from "../bundle/publish-record.ts";
 import { createContext, type Io, print } from "../cli-kit.ts";
 import { addConfigOptions, addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { type OpaConfig, renderOpaConfig } from "../opa-config/render.ts";
 import { revisionOrHead } from "../revision.ts";
+import { storeKind } from "../settings.ts";
 import { resolveRegion } from "../store/open.ts";
 import { objectKey, type Store } from "../store/store.ts";
 import { loadYaml } from "../yaml.ts";
@@ -19,6 +21,8 @@ export interface ConfigResult {
   output?: string;
   text: string;
   config: OpaConfig;
+  /** The store's name for the revision's bytes that the config points at (an OCI manifest digest). */
+  pin?: string;
 }
 
 async function readVerificationKey(context: Context): Promise<string | undefined> {
@@ -61,19 +65,73 @@ export async function writeOutput(file: string, text: string) {
   await rename(temp, file);
 }
 
+/** Any well-formed digest: rendering with it first refuses bad settings before the registry is asked. */
+const PROBE_PIN = `sha256:${"0".repeat(64)}`;
+
 /**
- * Renders OPA's configuration pinned to a revision. `--verify` first checks that the object exists.
+ * The manifest digest an OCI config points at: the one given (publish, rollback), else the one publish
+ * recorded in `<out>/<rev>.json` for this registry (with --verify, checked against the tag), else the one
+ * of the revision as the registry holds it, after downloading and verifying it as `verify` does.
+ */
+async function ociPin(
+  context: Context,
+  revision: string,
+  key: string,
+  prepared?: { store?: Store; pin?: string },
+): Promise<string> {
+  if (prepared?.pin) return prepared.pin;
+  const { openStore } = await import("../store/open.ts");
+  const store = prepared?.store ?? (await openStore(context));
+  const record = path.resolve(context.cwd, context.settings.out, `${revision}.json`);
+  const recorded = await recordedPin(record, store.location);
+  if (recorded) {
+    if (context.settings.verify) {
+      const head = await store.head(key);
+      if (!head) {
+        throw new FailureError(
+          `${store.urlOf(key)} does not exist`,
+          "publish the revision first (policyship publish)",
+        );
+      }
+      if (head.pin !== recorded) {
+        throw new FailureError(
+          `${store.urlOf(key)} names manifest ${head.pin ?? "unknown"}, but publish recorded ${recorded}`,
+          "do not deploy it; find out who moved the tag, then verify the revision (policyship verify)",
+        );
+      }
+    }
+    return recorded;
+  }
+  context.log.info(
+    `no publish record for ${revision} here: verifying it in ${store.location} to pin its digest`,
+  );
+  const { checkPublished } = await import("./verify.ts");
+  const { verified } = await checkPublished(context, revision);
+  if (!verified.pin)
+    throw new FailureError(`${verified.url} has no manifest digest to pin`, "publish it again");
+  return verified.pin;
+}
+
+/**
+ * Renders OPA's configuration pinned to a revision. `--verify` first checks that the object exists. On an
+ * OCI registry the config names the revision's manifest digest (see ociPin).
  */
 export async function config(
   context: Context,
-  prepared?: { revision?: string; store?: Store; verified?: boolean },
+  prepared?: { revision?: string; store?: Store; verified?: boolean; pin?: string },
 ): Promise<ConfigResult> {
   const { settings } = context;
   const revision = prepared?.revision ?? (await revisionOrHead(context, "pin"));
   const key = objectKey(settings.prefix, revision);
   const verificationKey = await readVerificationKey(context);
-  const rendered = renderOpaConfig({ revision, settings, region: resolveRegion(context), verificationKey });
-  if (settings.verify && !prepared?.verified) {
+  const input = { revision, settings, region: resolveRegion(context), verificationKey };
+  let pin = prepared?.pin;
+  if (storeKind(settings) === "oci" && !settings.serviceUrl) {
+    renderOpaConfig({ ...input, pin: PROBE_PIN });
+    pin = await ociPin(context, revision, key, prepared);
+  }
+  const rendered = renderOpaConfig({ ...input, pin });
+  if (settings.verify && !prepared?.verified && !pin) {
     const { openStore } = await import("../store/open.ts");
     const store = prepared?.store ?? (await openStore(context));
     if (!(await store.head(key))) {
@@ -93,6 +151,7 @@ export async function config(
     output: output ? path.relative(context.cwd, output) || output : undefined,
     text,
     config: rendered,
+    ...(pin ? { pin } : {}),
   };
 }
 

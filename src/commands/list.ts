@@ -11,6 +11,8 @@ export interface ListedRevision {
   lastModified?: string;
   size: number;
   subject?: string;
+  /** What names the published bytes where the store has such a name: an OCI manifest digest. */
+  pin?: string;
 }
 
 /** Published revisions, newest first, with the commit subject when the local git knows the SHA. */
@@ -29,6 +31,7 @@ export async function list(context: Context): Promise<ListedRevision[]> {
     lastModified: o.lastModified?.toISOString(),
     size: o.size,
     subject: subjects.get(o.revision),
+    ...(o.pin ? { pin: o.pin } : {}),
   }));
 }
 

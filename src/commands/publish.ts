@@ -1,6 +1,7 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
+import { recordPublished } from "../bundle/publish-record.ts";
 import { sha256File } from "../bundle/read.ts";
 import { createContext, type Io, print } from "../cli-kit.ts";
 import { addConfigOptions, addStoreOptions } from "../cli-options.ts";
@@ -19,6 +20,8 @@ export interface PublishResult {
   size: number;
   /** false when the same content was already there (an idempotent re-run). */
   created: boolean;
+  /** What names these bytes in the store, where it can (an OCI manifest digest); config pins it. */
+  pin?: string;
 }
 
 /**
@@ -96,13 +99,29 @@ export async function publish(
       );
     }
   }
-  return { revision, key, url, sha256: bundle.sha256, size: bundle.size, created: outcome.created };
+  const pin = outcome.created ? outcome.pin : outcome.existing.pin;
+  // Beside build's record, so config for this revision pins these bytes without asking the store again.
+  await recordPublished(bundle.file.replace(/\.tar\.gz$/, ".json"), store.location, {
+    url,
+    ...(pin ? { pin } : {}),
+    publishedAt: new Date().toISOString(),
+  });
+  return {
+    revision,
+    key,
+    url,
+    sha256: bundle.sha256,
+    size: bundle.size,
+    created: outcome.created,
+    ...(pin ? { pin } : {}),
+  };
 }
 
 export function renderPublish(result: PublishResult): string {
+  const pin = result.pin ? `, pinned by ${result.pin}` : "";
   return result.created
-    ? `published ${result.url} (sha256 ${result.sha256}, ${result.size} bytes)`
-    : `already published ${result.url} with the same sha256 ${result.sha256}`;
+    ? `published ${result.url} (sha256 ${result.sha256}, ${result.size} bytes${pin})`
+    : `already published ${result.url} with the same sha256 ${result.sha256}${pin}`;
 }
 
 /** The `publish` command: its flags, help and examples, and how its result is printed. */

@@ -19,8 +19,8 @@ export interface ReleaseResult {
   size: number;
   tests: Pick<TestResult, "passed" | "failed" | "skipped" | "coverage">;
   /** null with --dry-run. */
-  published: Pick<PublishResult, "key" | "url" | "created"> | null;
-  /** Path of the rendered OPA config; null on a dry run without a bucket. */
+  published: Pick<PublishResult, "key" | "url" | "created" | "pin"> | null;
+  /** Path of the rendered OPA config; null on a dry run without a bucket, or on an OCI registry. */
   config: string | null;
   durationMs: number;
 }
@@ -70,12 +70,17 @@ export async function release(context: Context): Promise<ReleaseResult> {
   let rendered: ConfigResult | undefined;
   if (settings.dryRun && !settings.bucket && !settings.registry && !settings.serviceUrl) {
     log.info("dry run without a bucket, registry or --service-url: no OPA config rendered");
+  } else if (settings.dryRun && settings.registry && !settings.serviceUrl) {
+    // An OCI config names the manifest digest, which exists only once publish has pushed the manifest.
+    log.info(
+      "dry run on an OCI registry: no OPA config rendered (it pins the manifest digest publish creates)",
+    );
   } else {
     const output =
       settings.output ?? path.join(settings.out, `${built.revision}.opa-config.${settings.format}`);
     rendered = await config(
       { ...context, settings: { ...settings, output, verify: false } },
-      { revision: built.revision, verified: true },
+      { revision: built.revision, verified: true, pin: published?.pin },
     );
   }
   const result: ReleaseResult = {
@@ -89,7 +94,14 @@ export async function release(context: Context): Promise<ReleaseResult> {
       skipped: tested.skipped,
       coverage: tested.coverage,
     },
-    published: published ? { key: published.key, url: published.url, created: published.created } : null,
+    published: published
+      ? {
+          key: published.key,
+          url: published.url,
+          created: published.created,
+          ...(published.pin ? { pin: published.pin } : {}),
+        }
+      : null,
     config: rendered?.output ?? null,
     durationMs: Math.round(performance.now() - started),
   };
@@ -143,7 +155,7 @@ export function renderRelease(result: ReleaseResult): string {
     `  bundle   ${result.bundle} (${result.size} bytes, sha256 ${result.sha256})`,
     `  tests    ${summaryLine(result.tests)}${result.tests.coverage === null ? "" : `, coverage ${result.tests.coverage.toFixed(1)}%`}`,
     `  object   ${result.published ? `${result.published.url}${result.published.created ? "" : " (already published)"}` : "not published (dry run)"}`,
-    `  config   ${result.config ?? "not rendered (dry run without a bucket)"}`,
+    `  config   ${result.config ?? "not rendered (dry run without a bucket, or on an OCI registry)"}`,
   ].join("\n");
 }
 

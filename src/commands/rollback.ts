@@ -16,7 +16,8 @@ export interface RollbackResult extends ConfigResult {
 export async function rollback(context: Context, ref: string): Promise<RollbackResult> {
   const { store, verified } = await checkPublished(context, ref);
   const { revision } = verified;
-  const rendered = await config(context, { revision, store, verified: true });
+  // The config names the very bytes just verified (the manifest digest on OCI), not the revision's tag.
+  const rendered = await config(context, { revision, store, verified: true, pin: verified.pin });
   const result: RollbackResult = {
     ...rendered,
     url: verified.url,

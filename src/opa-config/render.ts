@@ -1,7 +1,7 @@
 import { UserError } from "../errors.ts";
 import { flagName, storeKind } from "../settings.ts";
 import type { Settings } from "../settings-schema.ts";
-import { parseRegistry, pinned, tagOf } from "../store/oci/reference.ts";
+import { parseRegistry, tagOf } from "../store/oci/reference.ts";
 import { objectKey } from "../store/store.ts";
 
 /**
@@ -19,6 +19,8 @@ export interface RenderInput {
   region?: string;
   /** PEM text of the verification key, when bundles are signed. */
   verificationKey?: string;
+  /** What the store says names the revision's bytes (StoredObject.pin): an OCI manifest digest. */
+  pin?: string;
 }
 
 const SESSION_NAME = "policyship-opa";
@@ -125,12 +127,18 @@ export function s3Signing(settings: Settings, region?: string): Record<string, u
   }
 }
 
+const MANIFEST_DIGEST = /^sha256:[0-9a-f]{64}$/;
+
 /**
  * OPA's OCI downloader: `type: oci`, the registry's URL (its scheme tells OPA plain HTTP from HTTPS), and a
  * bearer token OPA reads from a file or its environment, never one written here.
  * https://www.openpolicyagent.org/docs/configuration#oci-repositories
+ *
+ * The resource is `<registry>/<repository>@<manifest digest>`, not the tag: a tag can be moved, a digest
+ * names the verified bytes. OPA resolves it with containerd's resolver (manifests/<digest>) and oras checks
+ * what it fetches against the digest (v1/download/oci_download.go).
  */
-function ociService(settings: Settings, revision: string) {
+function ociService(settings: Settings, revision: string, pin: string | undefined) {
   const reference = parseRegistry(settings.registry as string, settings.insecureRegistry);
   const service: Record<string, unknown> = { url: `${reference.scheme}://${reference.apiHost}`, type: "oci" };
   if (settings.registryTokenPath && settings.registryTokenEnv) {
@@ -145,7 +153,14 @@ function ociService(settings: Settings, revision: string) {
   } else if (settings.registryTokenEnv) {
     service.credentials = { bearer: { scheme, token: `\${${settings.registryTokenEnv}}` } };
   }
-  return { service, resource: pinned(reference, tagOf(revision)) };
+  tagOf(revision);
+  if (!pin || !MANIFEST_DIGEST.test(pin)) {
+    throw new UserError(
+      `no manifest digest to pin revision ${revision} to`,
+      "publish it first; config and rollback read the digest from the registry",
+    );
+  }
+  return { service, resource: `${reference.registry}/${reference.repository}@${pin}` };
 }
 
 export function renderOpaConfig(input: RenderInput): OpaConfig {
@@ -162,7 +177,7 @@ export function renderOpaConfig(input: RenderInput): OpaConfig {
   let service: Record<string, unknown>;
   let resource: string;
   if (storeKind(settings) === "oci" && !settings.serviceUrl) {
-    ({ service, resource } = ociService(settings, revision));
+    ({ service, resource } = ociService(settings, revision, input.pin));
   } else {
     const signing = s3Signing(settings, region);
     service = { url: serviceUrl(settings, region) };

@@ -23,7 +23,8 @@ export interface ObjectToCreate {
   metadata: Record<string, string>;
 }
 
-export type CreateOutcome = { created: true } | { created: false; existing: StoredObject };
+/** `pin`: what names the created bytes, where the store has such a name (see StoredObject.pin). */
+export type CreateOutcome = { created: true; pin?: string } | { created: false; existing: StoredObject };
 
 export interface Store {
   /** e.g. s3://bucket/prefix/ or /srv/bundles/ — for messages. */

@@ -73,22 +73,39 @@ describe("registry references", () => {
 });
 
 describe("the rendered OCI config", () => {
-  it("names a type: oci service and pins <registry>/<repository>:<sha>", () => {
+  const pin = `sha256:${"c".repeat(64)}`;
+
+  it("names a type: oci service and pins <registry>/<repository>@<manifest digest>, not the tag", () => {
     const config = renderOpaConfig({
       revision: sha,
       settings: settings({ registry: "ghcr.io/acme/policies" }),
+      pin,
     });
     expect(config).toMatchObject({
       services: { bundles: { url: "https://ghcr.io", type: "oci" } },
-      bundles: { authz: { service: "bundles", resource: `ghcr.io/acme/policies:${sha}` } },
+      bundles: { authz: { service: "bundles", resource: `ghcr.io/acme/policies@${pin}` } },
+      labels: { "policyship-revision": sha },
     });
     expect(JSON.stringify(config)).not.toContain("s3_signing");
+  });
+
+  it("refuses to render without a manifest digest, or with something else in its place", () => {
+    for (const given of [undefined, `sha256:${"C".repeat(64)}`, "latest", `${pin}\nx`]) {
+      expect(() =>
+        renderOpaConfig({
+          revision: sha,
+          settings: settings({ registry: "ghcr.io/acme/policies" }),
+          pin: given,
+        }),
+      ).toThrow(/no manifest digest to pin revision b{40} to/);
+    }
   });
 
   it("takes OPA's token from a file or from OPA's environment, never inline", () => {
     const fromFile = renderOpaConfig({
       revision: sha,
       settings: settings({ registry: "ghcr.io/acme/policies", registryTokenPath: "/run/secrets/ghcr" }),
+      pin,
     });
     expect(fromFile).toMatchObject({
       services: {
@@ -98,6 +115,7 @@ describe("the rendered OCI config", () => {
     const fromEnv = renderOpaConfig({
       revision: sha,
       settings: settings({ registry: "ghcr.io/acme/policies", registryTokenEnv: "GHCR_TOKEN" }),
+      pin,
     });
     expect(fromEnv).toMatchObject({
       services: { bundles: { credentials: { bearer: { scheme: "Bearer", token: `\${GHCR_TOKEN}` } } } },
@@ -112,6 +130,7 @@ describe("the rendered OCI config", () => {
           registry: "ghcr.io/acme/policies",
           registryTokenPath: `/run/\${AWS_SECRET_ACCESS_KEY}`,
         }),
+        pin,
       }),
     ).toThrow(/--registry-token-path contains "\$\{"/);
   });

@@ -239,7 +239,7 @@ export class OciStore implements Store {
       // Someone else's push landed on the tag at the same moment; theirs is what the tag names now.
       return { created: false, existing: this.toObject(object.key, after) };
     }
-    return { created: true };
+    return { created: true, pin: manifestDigest };
   }
 
   /** A monolithic upload (POST then PUT ?digest=), skipped when the registry already holds the blob. */
