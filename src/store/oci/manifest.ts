@@ -20,6 +20,8 @@ export const ANNOTATIONS = {
   title: "org.opencontainers.image.title",
   sha256: "dev.policyship.bundle.sha256",
   gitRef: "dev.policyship.git-ref",
+  /** On the manifest a publisher tags as its claim while it races others (claim.ts). */
+  claim: "dev.policyship.claim",
 } as const;
 
 export const EMPTY_CONFIG = Buffer.from("{}");
@@ -54,6 +56,8 @@ export function buildManifest(bundle: {
   sha256: string;
   size: number;
   metadata: Record<string, string>;
+  /** The claim manifest: the same with one more annotation, so it has a digest of its own. */
+  claim?: boolean;
 }): Buffer {
   const annotations: Record<string, string> = {
     [ANNOTATIONS.revision]: bundle.metadata.revision ?? bundle.tag,
@@ -61,6 +65,7 @@ export function buildManifest(bundle: {
     [ANNOTATIONS.sha256]: bundle.sha256,
   };
   if (bundle.metadata["git-ref"]) annotations[ANNOTATIONS.gitRef] = bundle.metadata["git-ref"];
+  if (bundle.claim) annotations[ANNOTATIONS.claim] = "true";
   return Buffer.from(
     JSON.stringify({
       schemaVersion: 2,

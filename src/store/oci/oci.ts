@@ -12,6 +12,8 @@ import {
   type Store,
   type StoredObject,
 } from "../store.ts";
+import { downloadBlob, pushBlob } from "./blobs.ts";
+import { isClaimTag, type TagAccess, writeTagOnce } from "./claim.ts";
 import { RegistryClient } from "./client.ts";
 import type { Credential } from "./credentials.ts";
 import {
@@ -29,8 +31,6 @@ import {
 import { pinned, type RegistryReference, tagOf } from "./reference.ts";
 import { listTags } from "./wire.ts";
 
-const UPLOAD_TIMEOUT_MS = 30 * 60_000;
-const DOWNLOAD_TIMEOUT_MS = 10 * 60_000;
 const LIST_CONCURRENCY = 8;
 
 /**
@@ -129,7 +129,7 @@ export class OciStore implements Store {
         "it was not published by policyship",
       );
     }
-    const body = await this.blob(found.layer.digest, found.layer.size);
+    const body = await downloadBlob(this.client, found.layer.digest, found.layer.size);
     const actual = digestOf(body);
     // A registry is content-addressed; one that serves other bytes for a digest is refused here.
     if (actual !== found.layer.digest) {
@@ -141,37 +141,8 @@ export class OciStore implements Store {
     return body;
   }
 
-  /**
-   * Blobs are often served from a CDN by redirect; the redirect is followed without the registry's
-   * credentials. The body may not be longer than the manifest says (the digest is checked by the caller).
-   */
-  private async blob(digest: string, size: number): Promise<Buffer> {
-    let response = await this.client.send("GET", this.client.url(`blobs/${digest}`), "pull", {
-      timeoutMs: DOWNLOAD_TIMEOUT_MS,
-    });
-    for (let hops = 0; response.status >= 300 && response.status < 400 && hops < 5; hops++) {
-      const location = response.headers.get("location");
-      await response.body?.cancel();
-      if (!location) break;
-      response = await fetch(new URL(location, response.url || this.client.base), {
-        redirect: "manual",
-        signal: AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS),
-      });
-    }
-    if (!response.ok) throw await this.client.refused(response, `downloading ${digest}`);
-    return readCapped(
-      response,
-      size,
-      () =>
-        new FailureError(
-          `${this.reference.registry} sent more than the ${size} bytes of ${digest}`,
-          "do not deploy it",
-        ),
-    );
-  }
-
   async list(prefix: string): Promise<StoredObject[]> {
-    const tags = await listTags(this.client);
+    const tags = (await listTags(this.client)).filter((tag) => !isClaimTag(tag));
     const keys = tags.map((tag) => objectKey(this.prefix, tag)).filter((key) => key.startsWith(prefix));
     const objects: StoredObject[] = [];
     for (let i = 0; i < keys.length; i += LIST_CONCURRENCY) {
@@ -197,8 +168,8 @@ export class OciStore implements Store {
     const before = await this.head(object.key);
     if (before) return { created: false, existing: before };
     const layerDigest = `sha256:${object.sha256}`;
-    await this.pushBlob(EMPTY_CONFIG_DIGEST, EMPTY_CONFIG.length, () => EMPTY_CONFIG);
-    await this.pushBlob(layerDigest, object.size, () => {
+    await pushBlob(this.client, EMPTY_CONFIG_DIGEST, EMPTY_CONFIG.length, () => EMPTY_CONFIG);
+    await pushBlob(this.client, layerDigest, object.size, () => {
       let sent = 0;
       const counted = new Transform({
         transform: (chunk: Buffer, _encoding, callback) => {
@@ -224,43 +195,41 @@ export class OciStore implements Store {
       metadata: object.metadata,
     });
     const manifestDigest = digestOf(manifest);
-    // A concurrent publisher of the same revision may have won while the blobs went up.
-    const raced = await this.head(object.key);
-    if (raced) return { created: false, existing: raced };
-    const put = await this.client.send("PUT", this.client.url(`manifests/${tag}`), "push", {
-      headers: { "content-type": MEDIA_TYPES.manifest },
-      body: manifest,
+    const claim = buildManifest({
+      tag,
+      sha256: object.sha256,
+      size: object.size,
+      metadata: object.metadata,
+      claim: true,
     });
-    if (!put.ok)
-      throw await this.client.refused(put, `pushing the manifest of ${pinned(this.reference, tag)}`);
-    await put.body?.cancel();
-    const after = await this.manifest(tag);
-    if (after && after.digest !== manifestDigest) {
-      // Someone else's push landed on the tag at the same moment; theirs is what the tag names now.
-      return { created: false, existing: this.toObject(object.key, after) };
-    }
-    return { created: true, pin: manifestDigest };
+    // A concurrent publisher of the same revision may have won while the blobs went up (see claim.ts).
+    const outcome = await writeTagOnce(this.tagAccess(), tag, manifest, manifestDigest, {
+      manifest: claim,
+      digest: digestOf(claim),
+    });
+    return outcome.created
+      ? { created: true, pin: manifestDigest }
+      : { created: false, existing: this.toObject(object.key, outcome.existing) };
   }
 
-  /** A monolithic upload (POST then PUT ?digest=), skipped when the registry already holds the blob. */
-  private async pushBlob(digest: string, size: number, body: () => Buffer | ReadableStream): Promise<void> {
-    const exists = await this.client.send("HEAD", this.client.url(`blobs/${digest}`), "push");
-    await exists.body?.cancel();
-    if (exists.ok) return;
-    const start = await this.client.send("POST", this.client.url("blobs/uploads/"), "push", {
-      headers: { "content-length": "0" },
-    });
-    if (start.status !== 202) throw await this.client.refused(start, `starting the upload of ${digest}`);
-    await start.body?.cancel();
-    const location = this.client.ownUrl(start.headers.get("location") ?? "", "the upload");
-    location.searchParams.set("digest", digest);
-    const put = await this.client.send("PUT", location.toString(), "push", {
-      headers: { "content-type": "application/octet-stream", "content-length": String(size) },
-      body: body(),
-      timeoutMs: UPLOAD_TIMEOUT_MS,
-    });
-    if (put.status !== 201) throw await this.client.refused(put, `uploading ${digest}`);
-    await put.body?.cancel();
+  private tagAccess(): TagAccess<Found> {
+    return {
+      put: async (reference, manifest) => {
+        const put = await this.client.send("PUT", this.client.url(`manifests/${reference}`), "push", {
+          headers: { "content-type": MEDIA_TYPES.manifest },
+          body: manifest,
+        });
+        if (!put.ok) throw await this.client.refused(put, `pushing ${pinned(this.reference, reference)}`);
+        await put.body?.cancel();
+      },
+      read: (reference) => this.manifest(reference),
+      tags: () => listTags(this.client),
+      remove: async (digest) => {
+        const response = await this.client.send("DELETE", this.client.url(`manifests/${digest}`), "delete");
+        await response.body?.cancel();
+      },
+      name: (reference) => pinned(this.reference, reference),
+    };
   }
 
   /**
