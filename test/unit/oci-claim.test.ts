@@ -88,4 +88,13 @@ describe("writing a revision's tag once", () => {
     ).rejects.toThrow(/claimed it \(r\/p:rev\.claim\.a{16}\) but has not written it in 0 s/);
     expect(tags.has("rev")).toBe(false);
   });
+
+  it("refuses a revision too long for its claim tag before writing anything", async () => {
+    const { tags, access } = registry();
+    const long = "r".repeat(106);
+    await expect(
+      writeTagOnce(access, long, Buffer.from("m"), digest("b"), { manifest: Buffer.from("c"), digest: "c" }),
+    ).rejects.toThrow(/revision r{106} is too long to publish to an OCI registry \(at most 105 characters\)/);
+    expect(tags.size).toBe(0);
+  });
 });

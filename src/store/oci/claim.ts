@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { FailureError } from "../../errors.ts";
+import { FailureError, UserError } from "../../errors.ts";
 
 /**
  * Writing a revision's tag once, when several publishers may race. Registries have no conditional tag write
@@ -25,8 +25,18 @@ export function isClaimTag(tag: string): boolean {
   return CLAIM_TAG.test(tag);
 }
 
+/** OCI tags hold at most 128 characters; a claim adds 23 to the revision's. */
+const MAX_TAG_LENGTH = 128;
+
 export function claimTagOf(tag: string, manifestDigest: string): string {
-  return `${tag}${CLAIM_INFIX}${manifestDigest.slice("sha256:".length, "sha256:".length + 16)}`;
+  const claim = `${tag}${CLAIM_INFIX}${manifestDigest.slice("sha256:".length, "sha256:".length + 16)}`;
+  if (claim.length > MAX_TAG_LENGTH) {
+    throw new UserError(
+      `revision ${tag} is too long to publish to an OCI registry (at most ${MAX_TAG_LENGTH - claim.length + tag.length} characters)`,
+      "use a shorter revision, such as the commit SHA",
+    );
+  }
+  return claim;
 }
 
 /** What the protocol needs of the registry. */
