@@ -1,7 +1,8 @@
 import { createReadStream } from "node:fs";
 import { pipeline, Readable, Transform } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 import { digestVerifier, READ_CHUNK_BYTES } from "../../bundle/read.ts";
-import { FailureError, UserError } from "../../errors.ts";
+import { FailureError, isKnownError, UserError } from "../../errors.ts";
 import { readCapped } from "../../http-body.ts";
 import {
   type CreateOutcome,
@@ -32,6 +33,8 @@ import { pinned, type RegistryReference, tagOf } from "./reference.ts";
 import { listTags } from "./wire.ts";
 
 const LIST_CONCURRENCY = 8;
+/** How long a refused upload waits for the local digest check to say why. */
+const LOCAL_CHECK_WAIT_MS = 2_000;
 
 /**
  * A store in an OCI registry, in the layout OPA's OCI downloader pulls (see manifest.ts): each revision is
@@ -159,9 +162,9 @@ export class OciStore implements Store {
   }
 
   /**
-   * Registries have no conditional tag write, so the tag is read before the push and after it. Same bundle
-   * digest: already published. Other content: refused and untouched. Blobs go first, the manifest last, so a
-   * tag never names a missing blob.
+   * The tag is read first: same bundle digest, already published; other content, refused and untouched.
+   * Blobs go first, the manifest last, so a tag never names a missing blob; racing publishers settle who
+   * writes the tag through claims (claim.ts).
    */
   async createIfAbsent(object: ObjectToCreate): Promise<CreateOutcome> {
     const tag = this.tagOfKey(object.key);
@@ -169,25 +172,36 @@ export class OciStore implements Store {
     if (before) return { created: false, existing: before };
     const layerDigest = `sha256:${object.sha256}`;
     await pushBlob(this.client, EMPTY_CONFIG_DIGEST, EMPTY_CONFIG.length, () => EMPTY_CONFIG);
-    await pushBlob(this.client, layerDigest, object.size, () => {
-      let sent = 0;
-      const counted = new Transform({
-        transform: (chunk: Buffer, _encoding, callback) => {
-          sent += chunk.length;
-          this.options.onProgress?.(sent, object.size);
-          callback(null, chunk);
-        },
+    // The bytes are checked against the build's sha256 on their way out; a mismatch aborts the upload
+    // (pipeline carries the error to the request body), and the registry checks the digest again. When the
+    // registry answers first (DIGEST_INVALID), the local check's own failure is the one reported.
+    let streamed: Promise<unknown> = Promise.resolve();
+    try {
+      await pushBlob(this.client, layerDigest, object.size, () => {
+        let sent = 0;
+        const counted = new Transform({
+          transform: (chunk: Buffer, _encoding, callback) => {
+            sent += chunk.length;
+            this.options.onProgress?.(sent, object.size);
+            callback(null, chunk);
+          },
+        });
+        let settle: (error: unknown) => void = () => {};
+        streamed = new Promise((resolve) => {
+          settle = resolve;
+        });
+        const body = pipeline(
+          createReadStream(object.file, { highWaterMark: READ_CHUNK_BYTES }),
+          digestVerifier(object.sha256, object.file),
+          counted,
+          (error) => settle(error),
+        );
+        return Readable.toWeb(body) as ReadableStream;
       });
-      // The bytes are checked against the build's sha256 on their way out; a mismatch aborts the upload
-      // (pipeline carries the error to the request body), and the registry checks the digest again.
-      const body = pipeline(
-        createReadStream(object.file, { highWaterMark: READ_CHUNK_BYTES }),
-        digestVerifier(object.sha256, object.file),
-        counted,
-        () => {},
-      );
-      return Readable.toWeb(body) as ReadableStream;
-    });
+    } catch (error) {
+      const local = await Promise.race([streamed, sleep(LOCAL_CHECK_WAIT_MS)]);
+      throw isKnownError(local) ? local : error;
+    }
     const manifest = buildManifest({
       tag,
       sha256: object.sha256,
