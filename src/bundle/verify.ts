@@ -15,7 +15,7 @@ export interface VerifiedObject {
   size: number;
   signatureVerified: boolean;
   metadata: Record<string, string>;
-  /** The store's name for exactly the bytes verified (an S3 object version), when it has one. */
+  /** The store's name for exactly the bytes verified (an S3 object version, an OCI manifest digest). */
   pin?: string;
   target: Target;
 }
@@ -117,7 +117,7 @@ export async function verifyPublished(
     size: contents.size,
     signatureVerified,
     metadata: head.metadata,
-    pin: head.pin,
+    ...(head.pin ? { pin: head.pin } : {}),
     target,
   };
 }

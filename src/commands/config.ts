@@ -1,6 +1,7 @@
 import { rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
+import { recordedPin } from "../bundle/publish-record.ts";
 import { createContext, type Io, print } from "../cli-kit.ts";
 import { addConfigOptions, addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
@@ -8,6 +9,7 @@ import { FailureError } from "../errors.ts";
 import { readVerificationKey } from "../opa/signing-key.ts";
 import { type OpaConfig, renderOpaConfig } from "../opa-config/render.ts";
 import { revisionOrHead } from "../revision.ts";
+import { storeKind } from "../settings.ts";
 import { resolveRegion } from "../store/open.ts";
 import { objectKey, type Store } from "../store/store.ts";
 import { loadYaml } from "../yaml.ts";
@@ -20,6 +22,8 @@ export interface ConfigResult {
   output?: string;
   text: string;
   config: OpaConfig;
+  /** The store's name for the revision's bytes that the config points at (an OCI manifest digest). */
+  pin?: string;
 }
 
 export async function serialize(config: OpaConfig, format: "yaml" | "json"): Promise<string> {
@@ -35,8 +39,56 @@ export async function writeOutput(file: string, text: string) {
   await rename(temp, file);
 }
 
+/** Any well-formed digest: rendering with it first refuses bad settings before the registry is asked. */
+const PROBE_PIN = `sha256:${"0".repeat(64)}`;
+
 /**
- * Renders OPA's configuration pinned to a revision. `--verify` first checks that the object exists.
+ * The manifest digest an OCI config points at: the one given (publish, rollback), else the one publish
+ * recorded in `<out>/<rev>.json` for this registry (with --verify, checked against the tag), else the one
+ * of the revision as the registry holds it, after downloading and verifying it as `verify` does.
+ */
+async function ociPin(
+  context: Context,
+  revision: string,
+  key: string,
+  prepared?: { store?: Store; pin?: string },
+): Promise<string> {
+  if (prepared?.pin) return prepared.pin;
+  const { openStore } = await import("../store/open.ts");
+  const store = prepared?.store ?? (await openStore(context));
+  const record = path.resolve(context.cwd, context.settings.out, `${revision}.json`);
+  const recorded = await recordedPin(record, store.location);
+  if (recorded) {
+    if (context.settings.verify) {
+      const head = await store.head(key);
+      if (!head) {
+        throw new FailureError(
+          `${store.urlOf(key)} does not exist`,
+          "publish the revision first (policyship publish)",
+        );
+      }
+      if (head.pin !== recorded) {
+        throw new FailureError(
+          `${store.urlOf(key)} names manifest ${head.pin ?? "unknown"}, but publish recorded ${recorded}`,
+          "do not deploy it; find out who moved the tag, then verify the revision (policyship verify)",
+        );
+      }
+    }
+    return recorded;
+  }
+  context.log.info(
+    `no publish record for ${revision} here: verifying it in ${store.location} to pin its digest`,
+  );
+  const { checkPublished } = await import("./verify.ts");
+  const { verified } = await checkPublished(context, revision);
+  if (!verified.pin)
+    throw new FailureError(`${verified.url} has no manifest digest to pin`, "publish it again");
+  return verified.pin;
+}
+
+/**
+ * Renders OPA's configuration pinned to a revision. `--verify` first checks that the object exists. On an
+ * OCI registry the config names the revision's manifest digest (see ociPin).
  */
 export async function config(
   context: Context,
@@ -47,14 +99,14 @@ export async function config(
   const key = objectKey(settings.prefix, revision);
   // HS* algorithms take a shared secret, rendered as OPA's ${VAR}; every other one a PEM public key.
   const verificationKey = (await readVerificationKey(context))?.material;
-  const rendered = renderOpaConfig({
-    revision,
-    settings,
-    region: resolveRegion(context),
-    verificationKey,
-    pin: prepared?.pin,
-  });
-  if (settings.verify && !prepared?.verified) {
+  const input = { revision, settings, region: resolveRegion(context), verificationKey };
+  let pin = prepared?.pin;
+  if (storeKind(settings) === "oci" && !settings.serviceUrl) {
+    renderOpaConfig({ ...input, pin: PROBE_PIN });
+    pin = await ociPin(context, revision, key, prepared);
+  }
+  const rendered = renderOpaConfig({ ...input, pin });
+  if (settings.verify && !prepared?.verified && !pin) {
     const { openStore } = await import("../store/open.ts");
     const store = prepared?.store ?? (await openStore(context));
     if (!(await store.head(key))) {
@@ -74,6 +126,7 @@ export async function config(
     output: output ? path.relative(context.cwd, output) || output : undefined,
     text,
     config: rendered,
+    ...(pin ? { pin } : {}),
   };
 }
 

@@ -13,6 +13,8 @@ export interface ListedRevision {
   subject?: string;
   /** rego (what OPA serves) or wasm (what the embedded engine loads): one revision may have both. */
   target?: "rego" | "wasm";
+  /** What names the published bytes where the store has such a name: an OCI manifest digest. */
+  pin?: string;
 }
 
 /** Published revisions, newest first, with the commit subject when the local git knows the SHA. */
@@ -35,6 +37,7 @@ export async function list(context: Context): Promise<ListedRevision[]> {
     size: o.size,
     subject: subjects.get(o.revision),
     target: o.target,
+    ...(o.pin ? { pin: o.pin } : {}),
   }));
 }
 

@@ -1,6 +1,7 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { type Command, Option } from "commander";
+import { recordPublished } from "../bundle/publish-record.ts";
 import { sha256File, sha256Of } from "../bundle/read.ts";
 import { changedAfterPublishing } from "../bundle/verify.ts";
 import { TARGETS } from "../choices.ts";
@@ -22,7 +23,7 @@ export interface PublishResult {
   size: number;
   /** false when the same content was already there (an idempotent re-run). */
   created: boolean;
-  /** The store's name for exactly these bytes (an S3 object version), for a config pinned to them. */
+  /** The store's name for exactly these bytes (an S3 object version, an OCI manifest digest), for a config pinned to them. */
   pin?: string;
 }
 
@@ -116,6 +117,12 @@ export async function publish(
     }
     pin = existing.pin;
   }
+  // Beside build's record, so config for this revision pins these bytes without asking the store again.
+  await recordPublished(bundle.file.replace(/\.tar\.gz$/, ".json"), store.location, {
+    url,
+    ...(pin ? { pin } : {}),
+    publishedAt: new Date().toISOString(),
+  });
   return {
     revision,
     key,
@@ -128,9 +135,10 @@ export async function publish(
 }
 
 export function renderPublish(result: PublishResult): string {
+  const pin = result.pin ? `, pinned by ${result.pin}` : "";
   return result.created
-    ? `published ${result.url} (sha256 ${result.sha256}, ${result.size} bytes)`
-    : `already published ${result.url} with the same sha256 ${result.sha256}`;
+    ? `published ${result.url} (sha256 ${result.sha256}, ${result.size} bytes${pin})`
+    : `already published ${result.url} with the same sha256 ${result.sha256}${pin}`;
 }
 
 /** The `publish` command: its flags, help and examples, and how its result is printed. */

@@ -33,7 +33,7 @@ export interface ReleaseResult {
   published: Pick<PublishResult, "key" | "url" | "created" | "pin"> | null;
   /** Why the rendered config cannot name exactly the tested bytes, in one line; null when it does. */
   unpinned: string | null;
-  /** Path of the rendered OPA config; null on a dry run without a bucket. */
+  /** Path of the rendered OPA config; null on a dry run without a bucket, or on an OCI registry. */
   config: string | null;
   durationMs: number;
 }
@@ -88,6 +88,11 @@ export async function release(context: Context): Promise<ReleaseResult> {
     log.info("wasm: no OPA config rendered (the app's embedded engine loads the bundle)");
   } else if (settings.dryRun && !settings.bucket && !settings.registry && !settings.serviceUrl) {
     log.info("dry run without a bucket, registry or --service-url: no OPA config rendered");
+  } else if (settings.dryRun && settings.registry && !settings.serviceUrl) {
+    // An OCI config names the manifest digest, which exists only once publish has pushed the manifest.
+    log.info(
+      "dry run on an OCI registry: no OPA config rendered (it pins the manifest digest publish creates)",
+    );
   } else {
     const output =
       settings.output ?? path.join(settings.out, `${built.revision}.opa-config.${settings.format}`);
@@ -112,7 +117,12 @@ export async function release(context: Context): Promise<ReleaseResult> {
       coverage: tested.coverage,
     },
     published: published
-      ? { key: published.key, url: published.url, created: published.created, pin: published.pin }
+      ? {
+          key: published.key,
+          url: published.url,
+          created: published.created,
+          ...(published.pin ? { pin: published.pin } : {}),
+        }
       : null,
     unpinned,
     config: rendered?.output ?? null,
@@ -170,7 +180,9 @@ async function reportToGitHub(
     ...(result.unpinned
       ? [`- **Pin**: none: ${markdownText(result.unpinned)}`]
       : result.published?.pin
-        ? [`- **Pin**: object version \`${result.published.pin}\``]
+        ? [
+            `- **Pin**: ${result.published.pin.startsWith("sha256:") ? "manifest digest" : "object version"} \`${result.published.pin}\``,
+          ]
         : []),
     `- **Size**: ${result.size} bytes, sha256 \`${result.sha256}\``,
     "",
@@ -193,8 +205,8 @@ export function renderRelease(result: ReleaseResult): string {
     `  bundle   ${result.bundle} (${result.size} bytes, sha256 ${result.sha256})`,
     ...(result.checksSkipped.length > 0 ? [`  checks   ${checksRun(result.checksSkipped)}`] : []),
     `  tests    ${summaryLine(result.tests)}${result.tests.coverage === null ? "" : `, coverage ${result.tests.coverage.toFixed(1)}%`}`,
-    `  object   ${result.published ? `${result.published.url}${result.published.created ? "" : " (already published)"}${result.published.pin && !result.unpinned ? `, version ${result.published.pin}` : ""}` : "not published (dry run)"}`,
-    `  config   ${result.config ?? (result.target === "wasm" ? "none for wasm (the embedded engine loads the bundle)" : "not rendered (dry run without a bucket)")}`,
+    `  object   ${result.published ? `${result.published.url}${result.published.created ? "" : " (already published)"}${result.published.pin && !result.unpinned ? `, ${result.published.pin.startsWith("sha256:") ? "digest" : "version"} ${result.published.pin}` : ""}` : "not published (dry run)"}`,
+    `  config   ${result.config ?? (result.target === "wasm" ? "none for wasm (the embedded engine loads the bundle)" : "not rendered (dry run without a bucket, or on an OCI registry)")}`,
   ].join("\n");
 }
 

@@ -17,6 +17,7 @@ export async function rollback(context: Context, ref: string): Promise<RollbackR
   // OPA is rolled back, so its artifact is checked: the rego bundle, whatever target builds use.
   const { store, verified } = await checkPublished(context, ref, "rego");
   const { revision } = verified;
+  // The config names the very bytes just verified (the manifest digest on OCI), not the revision's tag.
   const rendered = await config(context, { revision, store, verified: true, pin: verified.pin });
   const result: RollbackResult = {
     ...rendered,

@@ -1,7 +1,7 @@
 import { UserError } from "../errors.ts";
 import { flagName, storeKind } from "../settings.ts";
 import type { Settings } from "../settings-schema.ts";
-import { parseRegistry, pinned, tagOf } from "../store/oci/reference.ts";
+import { parseRegistry, tagOf } from "../store/oci/reference.ts";
 import { objectKey } from "../store/store.ts";
 
 /**
@@ -20,8 +20,8 @@ export interface RenderInput {
   /** PEM text of the verification key, when bundles are signed. */
   verificationKey?: string;
   /**
-   * The store's name for exactly the bytes verified, when it has one (an S3 object version). The resource
-   * then names those bytes, not whatever the key holds when OPA asks.
+   * The store's name for exactly the bytes verified, when it has one (an S3 object version, an OCI manifest
+   * digest). The resource then names those bytes, not whatever the key holds when OPA asks.
    */
   pin?: string;
 }
@@ -130,12 +130,18 @@ export function s3Signing(settings: Settings, region?: string): Record<string, u
   }
 }
 
+const MANIFEST_DIGEST = /^sha256:[0-9a-f]{64}$/;
+
 /**
  * OPA's OCI downloader: `type: oci`, the registry's URL (its scheme tells OPA plain HTTP from HTTPS), and a
  * bearer token OPA reads from a file or its environment, never one written here.
  * https://www.openpolicyagent.org/docs/configuration#oci-repositories
+ *
+ * The resource is `<registry>/<repository>@<manifest digest>`, not the tag: a tag can be moved, a digest
+ * names the verified bytes. OPA resolves it with containerd's resolver (manifests/<digest>) and oras checks
+ * what it fetches against the digest (v1/download/oci_download.go).
  */
-function ociService(settings: Settings, revision: string) {
+function ociService(settings: Settings, revision: string, pin: string | undefined) {
   const reference = parseRegistry(settings.registry as string, settings.insecureRegistry);
   const service: Record<string, unknown> = { url: `${reference.scheme}://${reference.apiHost}`, type: "oci" };
   if (settings.registryTokenPath && settings.registryTokenEnv) {
@@ -150,7 +156,14 @@ function ociService(settings: Settings, revision: string) {
   } else if (settings.registryTokenEnv) {
     service.credentials = { bearer: { scheme, token: `\${${settings.registryTokenEnv}}` } };
   }
-  return { service, resource: pinned(reference, tagOf(revision)) };
+  tagOf(revision);
+  if (!pin || !MANIFEST_DIGEST.test(pin)) {
+    throw new UserError(
+      `no manifest digest to pin revision ${revision} to`,
+      "publish it first; config and rollback read the digest from the registry",
+    );
+  }
+  return { service, resource: `${reference.registry}/${reference.repository}@${pin}` };
 }
 
 /**
@@ -181,7 +194,7 @@ export function renderOpaConfig(input: RenderInput): OpaConfig {
   let service: Record<string, unknown>;
   let resource: string;
   if (storeKind(settings) === "oci" && !settings.serviceUrl) {
-    ({ service, resource } = ociService(settings, revision));
+    ({ service, resource } = ociService(settings, revision, input.pin));
   } else {
     const signing = s3Signing(settings, region);
     service = { url: serviceUrl(settings, region) };

@@ -8,7 +8,8 @@ export interface StoredObject {
   metadata: Record<string, string>;
   /**
    * The store's own name for exactly these bytes, which no later write can change: the object's version on
-   * a versioned S3 bucket. Undefined where the store has none (the key is all a reader can name).
+   * a versioned S3 bucket, an OCI manifest digest (`sha256:…`). The rendered OPA config names it instead of
+   * the revision's mutable name. Undefined where the store has none (the key is all a reader can name).
    */
   pin?: string;
 }
@@ -23,6 +24,7 @@ export interface ObjectToCreate {
   metadata: Record<string, string>;
 }
 
+/** `pin`: what names the created bytes, where the store has such a name (see StoredObject.pin). */
 export type CreateOutcome = { created: true; pin?: string } | { created: false; existing: StoredObject };
 
 export interface Store {

@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AMBIGUOUS, ambiguousStore, repoBesideAmbiguousRegistry } from "../helpers/ambiguous-registry.ts";
 import { type CliResult, runCli } from "../helpers/cli.ts";
 import { createRepo, type TempRepo } from "../helpers/git-repo.ts";
 import { freePort } from "../helpers/ports.ts";
@@ -832,6 +833,39 @@ const CASES: Case[] = [
     args: (c) => ["verify", "r1", "--target", "wasm", ...store(c)],
     code: 1,
     line: /revision r1 is not published for wasm in/,
+  },
+  // OCI manifests that Go's JSON reader (OPA's) and JavaScript's read differently, in a real registry
+  {
+    name: "verify of a manifest with both layers and Layers",
+    args: () => ["verify", AMBIGUOUS.foldedLayers, "--store", ambiguousStore()],
+    repo: repoBesideAmbiguousRegistry,
+    env: { DOCKER_CONFIG: "/nonexistent" },
+    code: 1,
+    line: /the manifest of \S+ is refused: the keys "layers" and "Layers" differ only in case, .* — do not deploy it/,
+  },
+  {
+    name: "config pinning a manifest whose layer says Digest",
+    args: () => ["config", "--revision", AMBIGUOUS.digestInCaps, "--store", ambiguousStore()],
+    repo: repoBesideAmbiguousRegistry,
+    env: { DOCKER_CONFIG: "/nonexistent" },
+    code: 1,
+    line: /is refused: the key "Digest" is not spelled "digest", yet Go's JSON reader \(OPA's\) reads it as that field/,
+  },
+  {
+    name: "rollback to a tag that names an image index",
+    args: () => ["rollback", AMBIGUOUS.index, "--store", ambiguousStore()],
+    repo: repoBesideAmbiguousRegistry,
+    env: { DOCKER_CONFIG: "/nonexistent" },
+    code: 1,
+    line: /is refused: it is "application\/vnd\.oci\.image\.index\.v1\+json", not an image manifest/,
+  },
+  {
+    name: "list of a repository holding an ambiguous manifest",
+    args: () => ["list", "--store", ambiguousStore()],
+    repo: repoBesideAmbiguousRegistry,
+    env: { DOCKER_CONFIG: "/nonexistent" },
+    code: 1,
+    line: /the manifest of \S+ is refused: /,
   },
 ];
 

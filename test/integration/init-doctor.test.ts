@@ -44,7 +44,7 @@ describe("policyship init", () => {
     expect(dry.stdout).toContain("13 passed, 0 failed");
   });
 
-  it("--registry scaffolds the registry and the OCI release workflow; release --dry-run renders a type: oci config", async () => {
+  it("--registry scaffolds the registry and the OCI release workflow; release --dry-run renders no config (it pins a digest publish creates)", async () => {
     const repo = await createRepo();
     const result = await runCli(["init", "--registry", "ghcr.io/acme/policies"], { cwd: repo.dir });
     expect(result.exitCode, result.stderr).toBe(0);
@@ -60,9 +60,7 @@ describe("policyship init", () => {
     repo.commit("policyship init --registry");
     const dry = await runCli(["release", "--dry-run", "--json"], { cwd: repo.dir });
     expect(dry.exitCode, dry.stderr).toBe(0);
-    const config = await readFile(path.join(repo.dir, JSON.parse(dry.stdout).config), "utf8");
-    expect(config).toContain("type: oci");
-    expect(config).toContain(`resource: ghcr.io/acme/policies:${repo.git("rev-parse", "HEAD")}`);
+    expect(JSON.parse(dry.stdout).config).toBeNull();
     const bad = await runCli(["init", "--registry", "ghcr.io/Acme"], { cwd: (await createRepo()).dir });
     expect(bad.exitCode).toBe(2);
     expect(expectOneLineError(bad)).toMatch(/is not a valid repository name/);

@@ -108,10 +108,15 @@ describe("an OCI registry as the store", () => {
       },
     });
 
+    // The config pins the manifest digest, not the tag; publish recorded it beside build's record.
+    expect(result.published.pin).toBe(pushed?.digest);
+    const record = JSON.parse(await readFile(path.join(repo.dir, `dist/${revisionA}.json`), "utf8"));
+    expect(record.published[store]).toMatchObject({ url: result.published.url, pin: pushed?.digest });
     const config = await readFile(path.join(repo.dir, result.config), "utf8");
     expect(config).toContain("type: oci");
     expect(config).toContain(`url: http://${registry.host}`);
-    expect(config).toContain(`resource: ${registry.host}/acme/policies:${revisionA}`);
+    expect(config).toContain(`resource: ${registry.host}/acme/policies@${pushed?.digest}`);
+    expect(config).toContain(`policyship-revision: ${revisionA}`);
     const opa = await startOpaWith(path.join(repo.dir, result.config));
     expect(await activeRevision(opa)).toBe(revisionA);
   });
@@ -129,6 +134,11 @@ describe("an OCI registry as the store", () => {
     expect(JSON.parse(listed.stdout).map((entry: { revision: string }) => entry.revision)).toEqual([
       revisionB,
       revisionA,
+    ]);
+    // list --json shows the manifest digest each revision is pinned by.
+    expect(JSON.parse(listed.stdout).map((entry: { pin: string }) => entry.pin)).toEqual([
+      (await manifestOf(registry.host, "acme/policies", revisionB))?.digest,
+      (await manifestOf(registry.host, "acme/policies", revisionA))?.digest,
     ]);
     const verified = await cli(["verify", revisionB.slice(0, 10), "--store", store, "--json"]);
     expect(verified.exitCode, verified.stderr).toBe(0);
@@ -168,13 +178,18 @@ describe("an OCI registry as the store", () => {
       "opa-rollback.yaml",
     ]);
     expect(rolled.exitCode, rolled.stderr).toBe(0);
+    const digestA = (await manifestOf(registry.host, "acme/policies", revisionA))?.digest;
+    const rolledConfig = await readFile(path.join(repo.dir, "opa-rollback.yaml"), "utf8");
+    expect(rolledConfig).toContain(`resource: ${registry.host}/acme/policies@${digestA}`);
     const opa = await startOpaWith(path.join(repo.dir, "opa-rollback.yaml"));
     expect(await activeRevision(opa)).toBe(revisionA);
 
-    // status --expect: an OPA pinned to a tag that was never pushed is named with its download error.
-    const missing = "f".repeat(40);
-    const rendered = await cli(["config", "--store", store, "--revision", missing, "-o", "opa-missing.yaml"]);
-    expect(rendered.exitCode, rendered.stderr).toBe(0);
+    // status --expect: an OPA pinned to a manifest that was never pushed is named with its download error.
+    const missing = `sha256:${"f".repeat(64)}`;
+    await writeFile(
+      path.join(repo.dir, "opa-missing.yaml"),
+      rolledConfig.replace(`@${digestA}`, `@${missing}`),
+    );
     const broken = await startOpaServer(["--config-file", path.join(repo.dir, "opa-missing.yaml")]);
     servers.push(broken);
     const status = await cli([
@@ -191,7 +206,7 @@ describe("an OCI registry as the store", () => {
     expect(status.exitCode).toBe(1);
     expect(status.stdout).toContain(`✓ ${opa.url}`);
     expect(status.stdout).toMatch(
-      new RegExp(`✗ ${broken.url}.*${missing}.*(404|not found|MANIFEST_UNKNOWN)`, "is"),
+      new RegExp(`✗ ${broken.url}.*${missing.slice(7)}.*(404|not found|MANIFEST_UNKNOWN)`, "is"),
     );
     expect(expectOneLineError(status)).toContain(broken.url);
   });

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { FailureError } from "../../errors.ts";
-import { parseJson } from "../../safe-json.ts";
+import { AmbiguousJson, parseStrictJson } from "./strict-json.ts";
 
 /**
  * The layout OPA's OCI downloader pulls (v1/download/oci_download.go): an image manifest whose one layer is
@@ -20,6 +20,8 @@ export const ANNOTATIONS = {
   title: "org.opencontainers.image.title",
   sha256: "dev.policyship.bundle.sha256",
   gitRef: "dev.policyship.git-ref",
+  /** On the manifest a publisher tags as its claim while it races others (claim.ts). */
+  claim: "dev.policyship.claim",
 } as const;
 
 export const EMPTY_CONFIG = Buffer.from("{}");
@@ -54,6 +56,8 @@ export function buildManifest(bundle: {
   sha256: string;
   size: number;
   metadata: Record<string, string>;
+  /** The claim manifest: the same with one more annotation, so it has a digest of its own. */
+  claim?: boolean;
 }): Buffer {
   const annotations: Record<string, string> = {
     [ANNOTATIONS.revision]: bundle.metadata.revision ?? bundle.tag,
@@ -61,6 +65,7 @@ export function buildManifest(bundle: {
     [ANNOTATIONS.sha256]: bundle.sha256,
   };
   if (bundle.metadata["git-ref"]) annotations[ANNOTATIONS.gitRef] = bundle.metadata["git-ref"];
+  if (bundle.claim) annotations[ANNOTATIONS.claim] = "true";
   return Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
@@ -79,36 +84,74 @@ export function buildManifest(bundle: {
   );
 }
 
-/** Reads what a registry returned for a tag; anything but a JSON object with our layer has no layer. */
-export function parseManifest(bytes: Buffer, name: string): Found {
-  let parsed: { layers?: unknown; annotations?: unknown };
+/** Reads what a registry returned for a tag, as OPA would read it; anything two readers could read differently is refused. */
+export function parseManifest(bytes: Buffer, name: string, contentType?: string | null): Found {
+  const refuse = (why: string) =>
+    new FailureError(
+      `the manifest of ${name} is refused: ${why}`,
+      "do not deploy it; publish the revision again",
+    );
+  let parsed: unknown;
   try {
-    parsed = parseJson(bytes.toString("utf8")) as typeof parsed;
-  } catch {
+    parsed = parseStrictJson(bytes);
+  } catch (error) {
+    if (error instanceof AmbiguousJson) throw refuse(`${error.message}, so OPA could deploy something else`);
     throw new FailureError(`the manifest of ${name} is not JSON`, "do not deploy it");
   }
-  if (typeof parsed !== "object" || parsed === null) {
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new FailureError(`the manifest of ${name} is not a JSON object`, "do not deploy it");
   }
-  const layers = Array.isArray(parsed.layers) ? (parsed.layers as Partial<Layer>[]) : [];
+  const manifest = parsed as Record<string, unknown>;
+  // OPA reads any manifest as an image manifest (manifestFromDesc in v1/download/oci_download.go) and oras walks
+  // it by the media type the registry names; only the one kind publish writes means the same to both.
+  const served = contentType?.split(";")[0]?.trim();
+  if (manifest.mediaType !== MEDIA_TYPES.manifest || (served && served !== MEDIA_TYPES.manifest)) {
+    const kind = typeof manifest.mediaType === "string" ? manifest.mediaType : served || "no media type";
+    throw refuse(
+      `it is ${JSON.stringify(kind).slice(0, 120)}, not an image manifest (${MEDIA_TYPES.manifest})`,
+    );
+  }
+  if (manifest.schemaVersion !== 2) throw refuse("its schemaVersion is not 2");
+  if (manifest.layers !== undefined && !Array.isArray(manifest.layers))
+    throw refuse("its layers are not a list");
+  const layers = (manifest.layers ?? []) as unknown[];
+  for (const [index, entry] of layers.entries()) checkDescriptor(entry, `layers[${index}]`, refuse);
+  if (manifest.config !== undefined) checkDescriptor(manifest.config, "config", refuse);
   // OPA deploys the first gzip layer (bundleLayer in v1/download/oci_download.go), so that is the one read
   // here too; if it is not a sha256 digest with a size, there is no bundle to check, not a later one.
-  const first = layers.find((entry) => entry?.mediaType === MEDIA_TYPES.layer);
+  const first = (layers as Layer[]).find((entry) => entry.mediaType === MEDIA_TYPES.layer);
   const layer =
-    first &&
-    typeof first.digest === "string" &&
-    /^sha256:[0-9a-f]{64}$/.test(first.digest) &&
-    Number.isSafeInteger(first.size) &&
-    (first.size as number) >= 0
-      ? (first as Layer)
+    first && typeof first.digest === "string" && /^sha256:[0-9a-f]{64}$/.test(first.digest) && first.size >= 0
+      ? { mediaType: first.mediaType, digest: first.digest, size: first.size }
       : undefined;
   const annotations: Record<string, string> = Object.create(null);
-  if (parsed.annotations && typeof parsed.annotations === "object") {
-    for (const [name, value] of Object.entries(parsed.annotations)) {
-      if (typeof value === "string") annotations[name] = value;
+  if (manifest.annotations !== undefined) {
+    const given = manifest.annotations;
+    if (typeof given !== "object" || given === null || Array.isArray(given))
+      throw refuse("its annotations are not an object");
+    for (const [key, value] of Object.entries(given)) {
+      // Go's map[string]string refuses any other value, so OPA would not load it at all.
+      if (typeof value !== "string")
+        throw refuse(`the annotation ${JSON.stringify(key).slice(0, 120)} is not a string`);
+      annotations[key] = value;
     }
   }
   return { digest: digestOf(bytes), layer, annotations };
+}
+
+/** A descriptor's fields have the types Go's ocispec.Descriptor gives them, or OPA refuses the whole manifest. */
+function checkDescriptor(entry: unknown, where: string, refuse: (why: string) => FailureError): void {
+  if (typeof entry !== "object" || entry === null || Array.isArray(entry))
+    throw refuse(`${where} is not a descriptor`);
+  const descriptor = entry as Record<string, unknown>;
+  for (const field of ["mediaType", "digest"]) {
+    if (descriptor[field] !== undefined && typeof descriptor[field] !== "string") {
+      throw refuse(`${where}.${field} is not a string`);
+    }
+  }
+  if (descriptor.size !== undefined && !Number.isSafeInteger(descriptor.size)) {
+    throw refuse(`${where}.size is not an integer`);
+  }
 }
 
 /** The store's metadata (what S3 keeps as object metadata) from a manifest's annotations. */

@@ -1,7 +1,8 @@
 import { createReadStream } from "node:fs";
 import { pipeline, Readable, Transform } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 import { digestVerifier, READ_CHUNK_BYTES } from "../../bundle/read.ts";
-import { FailureError, UserError } from "../../errors.ts";
+import { FailureError, isKnownError, UserError } from "../../errors.ts";
 import { readCapped } from "../../http-body.ts";
 import {
   type CreateOutcome,
@@ -12,6 +13,8 @@ import {
   type Store,
   type StoredObject,
 } from "../store.ts";
+import { downloadBlob, pushBlob } from "./blobs.ts";
+import { isClaimTag, type TagAccess, writeTagOnce } from "./claim.ts";
 import { RegistryClient } from "./client.ts";
 import type { Credential } from "./credentials.ts";
 import {
@@ -29,9 +32,9 @@ import {
 import { pinned, type RegistryReference, tagOf } from "./reference.ts";
 import { listTags } from "./wire.ts";
 
-const UPLOAD_TIMEOUT_MS = 30 * 60_000;
-const DOWNLOAD_TIMEOUT_MS = 10 * 60_000;
 const LIST_CONCURRENCY = 8;
+/** How long a refused upload waits for the local digest check to say why. */
+const LOCAL_CHECK_WAIT_MS = 2_000;
 
 /**
  * A store in an OCI registry, in the layout OPA's OCI downloader pulls (see manifest.ts): each revision is
@@ -92,6 +95,7 @@ export class OciStore implements Store {
       size: found.layer?.size ?? 0,
       lastModified: created && !Number.isNaN(created.getTime()) ? created : undefined,
       metadata,
+      pin: found.digest,
     };
   }
 
@@ -114,7 +118,7 @@ export class OciStore implements Store {
           "do not deploy it",
         ),
     );
-    return parseManifest(bytes, pinned(this.reference, reference));
+    return parseManifest(bytes, pinned(this.reference, reference), response.headers.get("content-type"));
   }
 
   async get(key: string): Promise<Buffer> {
@@ -128,7 +132,7 @@ export class OciStore implements Store {
         "it was not published by policyship",
       );
     }
-    const body = await this.blob(found.layer.digest, found.layer.size);
+    const body = await downloadBlob(this.client, found.layer.digest, found.layer.size);
     const actual = digestOf(body);
     // A registry is content-addressed; one that serves other bytes for a digest is refused here.
     if (actual !== found.layer.digest) {
@@ -140,37 +144,8 @@ export class OciStore implements Store {
     return body;
   }
 
-  /**
-   * Blobs are often served from a CDN by redirect; the redirect is followed without the registry's
-   * credentials. The body may not be longer than the manifest says (the digest is checked by the caller).
-   */
-  private async blob(digest: string, size: number): Promise<Buffer> {
-    let response = await this.client.send("GET", this.client.url(`blobs/${digest}`), "pull", {
-      timeoutMs: DOWNLOAD_TIMEOUT_MS,
-    });
-    for (let hops = 0; response.status >= 300 && response.status < 400 && hops < 5; hops++) {
-      const location = response.headers.get("location");
-      await response.body?.cancel();
-      if (!location) break;
-      response = await fetch(new URL(location, response.url || this.client.base), {
-        redirect: "manual",
-        signal: AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS),
-      });
-    }
-    if (!response.ok) throw await this.client.refused(response, `downloading ${digest}`);
-    return readCapped(
-      response,
-      size,
-      () =>
-        new FailureError(
-          `${this.reference.registry} sent more than the ${size} bytes of ${digest}`,
-          "do not deploy it",
-        ),
-    );
-  }
-
   async list(prefix: string): Promise<StoredObject[]> {
-    const tags = await listTags(this.client);
+    const tags = (await listTags(this.client)).filter((tag) => !isClaimTag(tag));
     const keys = tags.map((tag) => objectKey(this.prefix, tag)).filter((key) => key.startsWith(prefix));
     const objects: StoredObject[] = [];
     for (let i = 0; i < keys.length; i += LIST_CONCURRENCY) {
@@ -187,35 +162,46 @@ export class OciStore implements Store {
   }
 
   /**
-   * Registries have no conditional tag write, so the tag is read before the push and after it. Same bundle
-   * digest: already published. Other content: refused and untouched. Blobs go first, the manifest last, so a
-   * tag never names a missing blob.
+   * The tag is read first: same bundle digest, already published; other content, refused and untouched.
+   * Blobs go first, the manifest last, so a tag never names a missing blob; racing publishers settle who
+   * writes the tag through claims (claim.ts).
    */
   async createIfAbsent(object: ObjectToCreate): Promise<CreateOutcome> {
     const tag = this.tagOfKey(object.key);
     const before = await this.head(object.key);
     if (before) return { created: false, existing: before };
     const layerDigest = `sha256:${object.sha256}`;
-    await this.pushBlob(EMPTY_CONFIG_DIGEST, EMPTY_CONFIG.length, () => EMPTY_CONFIG);
-    await this.pushBlob(layerDigest, object.size, () => {
-      let sent = 0;
-      const counted = new Transform({
-        transform: (chunk: Buffer, _encoding, callback) => {
-          sent += chunk.length;
-          this.options.onProgress?.(sent, object.size);
-          callback(null, chunk);
-        },
+    await pushBlob(this.client, EMPTY_CONFIG_DIGEST, EMPTY_CONFIG.length, () => EMPTY_CONFIG);
+    // The bytes are checked against the build's sha256 on their way out; a mismatch aborts the upload
+    // (pipeline carries the error to the request body), and the registry checks the digest again. When the
+    // registry answers first (DIGEST_INVALID), the local check's own failure is the one reported.
+    let streamed: Promise<unknown> = Promise.resolve();
+    try {
+      await pushBlob(this.client, layerDigest, object.size, () => {
+        let sent = 0;
+        const counted = new Transform({
+          transform: (chunk: Buffer, _encoding, callback) => {
+            sent += chunk.length;
+            this.options.onProgress?.(sent, object.size);
+            callback(null, chunk);
+          },
+        });
+        let settle: (error: unknown) => void = () => {};
+        streamed = new Promise((resolve) => {
+          settle = resolve;
+        });
+        const body = pipeline(
+          createReadStream(object.file, { highWaterMark: READ_CHUNK_BYTES }),
+          digestVerifier(object.sha256, object.file),
+          counted,
+          (error) => settle(error),
+        );
+        return Readable.toWeb(body) as ReadableStream;
       });
-      // The bytes are checked against the build's sha256 on their way out; a mismatch aborts the upload
-      // (pipeline carries the error to the request body), and the registry checks the digest again.
-      const body = pipeline(
-        createReadStream(object.file, { highWaterMark: READ_CHUNK_BYTES }),
-        digestVerifier(object.sha256, object.file),
-        counted,
-        () => {},
-      );
-      return Readable.toWeb(body) as ReadableStream;
-    });
+    } catch (error) {
+      const local = await Promise.race([streamed, sleep(LOCAL_CHECK_WAIT_MS)]);
+      throw isKnownError(local) ? local : error;
+    }
     const manifest = buildManifest({
       tag,
       sha256: object.sha256,
@@ -223,43 +209,41 @@ export class OciStore implements Store {
       metadata: object.metadata,
     });
     const manifestDigest = digestOf(manifest);
-    // A concurrent publisher of the same revision may have won while the blobs went up.
-    const raced = await this.head(object.key);
-    if (raced) return { created: false, existing: raced };
-    const put = await this.client.send("PUT", this.client.url(`manifests/${tag}`), "push", {
-      headers: { "content-type": MEDIA_TYPES.manifest },
-      body: manifest,
+    const claim = buildManifest({
+      tag,
+      sha256: object.sha256,
+      size: object.size,
+      metadata: object.metadata,
+      claim: true,
     });
-    if (!put.ok)
-      throw await this.client.refused(put, `pushing the manifest of ${pinned(this.reference, tag)}`);
-    await put.body?.cancel();
-    const after = await this.manifest(tag);
-    if (after && after.digest !== manifestDigest) {
-      // Someone else's push landed on the tag at the same moment; theirs is what the tag names now.
-      return { created: false, existing: this.toObject(object.key, after) };
-    }
-    return { created: true };
+    // A concurrent publisher of the same revision may have won while the blobs went up (see claim.ts).
+    const outcome = await writeTagOnce(this.tagAccess(), tag, manifest, manifestDigest, {
+      manifest: claim,
+      digest: digestOf(claim),
+    });
+    return outcome.created
+      ? { created: true, pin: manifestDigest }
+      : { created: false, existing: this.toObject(object.key, outcome.existing) };
   }
 
-  /** A monolithic upload (POST then PUT ?digest=), skipped when the registry already holds the blob. */
-  private async pushBlob(digest: string, size: number, body: () => Buffer | ReadableStream): Promise<void> {
-    const exists = await this.client.send("HEAD", this.client.url(`blobs/${digest}`), "push");
-    await exists.body?.cancel();
-    if (exists.ok) return;
-    const start = await this.client.send("POST", this.client.url("blobs/uploads/"), "push", {
-      headers: { "content-length": "0" },
-    });
-    if (start.status !== 202) throw await this.client.refused(start, `starting the upload of ${digest}`);
-    await start.body?.cancel();
-    const location = this.client.ownUrl(start.headers.get("location") ?? "", "the upload");
-    location.searchParams.set("digest", digest);
-    const put = await this.client.send("PUT", location.toString(), "push", {
-      headers: { "content-type": "application/octet-stream", "content-length": String(size) },
-      body: body(),
-      timeoutMs: UPLOAD_TIMEOUT_MS,
-    });
-    if (put.status !== 201) throw await this.client.refused(put, `uploading ${digest}`);
-    await put.body?.cancel();
+  private tagAccess(): TagAccess<Found> {
+    return {
+      put: async (reference, manifest) => {
+        const put = await this.client.send("PUT", this.client.url(`manifests/${reference}`), "push", {
+          headers: { "content-type": MEDIA_TYPES.manifest },
+          body: manifest,
+        });
+        if (!put.ok) throw await this.client.refused(put, `pushing ${pinned(this.reference, reference)}`);
+        await put.body?.cancel();
+      },
+      read: (reference) => this.manifest(reference),
+      tags: () => listTags(this.client),
+      remove: async (digest) => {
+        const response = await this.client.send("DELETE", this.client.url(`manifests/${digest}`), "delete");
+        await response.body?.cancel();
+      },
+      name: (reference) => pinned(this.reference, reference),
+    };
   }
 
   /**
