@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { constants as fsConstants } from "node:fs";
 import { access, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
@@ -147,11 +148,11 @@ export async function build(
     assertReadable(settings.claimsFile, "--claims-file", cwd),
   ]);
   const { revision } = resolved;
-  const signingKey = await prepareSigningKey(context);
   const outDir = path.resolve(cwd, settings.out);
+  const createdOutDir = await makeOutDir(outDir, settings.out);
+  const signingKey = await prepareSigningKey(context);
   const bundle = bundlePath(context, revision);
   const metadataFile = bundle.replace(/\.tar\.gz$/, ".json");
-  const createdOutDir = (await mkdir(outDir, { recursive: true })) !== undefined;
   const temp = path.join(outDir, `.${revision}.${randomBytes(4).toString("hex")}.partial`);
   log.info(`building ${settings.policies} at revision ${revision} with opa ${opa.version}`);
   try {
@@ -229,6 +230,20 @@ export function renderBuild(result: BuildResult): string {
     `  sha256    ${result.sha256}`,
     `  size      ${result.size} bytes, ${result.files.length} files, rego v${result.regoVersion}, opa ${result.opaVersion}`,
   ].join("\n");
+}
+
+/** Creates the out dir; true when it did not exist. A path that is a file or cannot be written is a refusal. */
+async function makeOutDir(outDir: string, shown: string): Promise<boolean> {
+  try {
+    const created = (await mkdir(outDir, { recursive: true })) !== undefined;
+    await access(outDir, fsConstants.W_OK);
+    return created;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? "unknown";
+    const why =
+      code === "EEXIST" || code === "ENOTDIR" ? "is a file, not a directory" : `cannot be written (${code})`;
+    throw new UserError(`--out ${shown} ${why}`, "pass a directory you can write, such as dist");
+  }
 }
 
 /** The `build` command: its flags, help and examples, and how its result is printed. */

@@ -57,7 +57,7 @@ export async function status(context: Context, urls: string[]): Promise<StatusRe
     instances,
     converged: expect
       ? instances.every((instance) => instance.ok)
-      : instances.every((instance) => !instance.error),
+      : instances.every((instance) => !instance.error && Boolean(instance.revision)),
     waitedMs: Date.now() - started,
   };
   if (inGitHubActions(context.env)) await appendStepSummary(context.env, renderStatusMarkdown(result));
@@ -65,7 +65,19 @@ export async function status(context: Context, urls: string[]): Promise<StatusRe
 }
 
 export function assertConverged(result: StatusResult) {
-  if (!result.expect || result.converged) return;
+  if (result.converged) return;
+  if (!result.expect) {
+    // Without --expect, an instance that cannot answer or runs no bundle is still a failure: nothing
+    // could be read, or nothing is enforced.
+    const broken = result.instances
+      .filter((instance) => instance.error || !instance.revision)
+      .map((instance) => `${instance.url}: ${instance.error ?? "no active revision"}`);
+    throw new FailureError(
+      `${broken.length} of ${result.instances.length} OPA instances report no active revision: ${broken.join("; ")}`,
+      "check that each OPA is up and its bundle configuration loads a published revision",
+      result,
+    );
+  }
   const laggards = result.instances
     .filter((instance) => !instance.ok)
     .map(
@@ -130,7 +142,8 @@ Examples:
   $ policyship status --opa http://127.0.0.1:8181 --expect HEAD --json
 
 --opa is repeatable here and names OPA instances. With --expect, exit 0 as soon as every instance runs
-that revision, 1 (naming each laggard and its error) when --wait runs out. An OPA started with
+that revision, 1 (naming each laggard and its error) when --wait runs out. Without --expect, exit 1
+when an instance is unreachable or runs no bundle. An OPA started with
 --authentication=token gets the token in POLICYSHIP_OPA_TOKEN (over HTTPS, or to this machine).`,
     )
     .action(async (options: { bundle?: string }, command: Command) => {

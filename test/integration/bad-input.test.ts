@@ -867,6 +867,19 @@ const CASES: Case[] = [
     code: 1,
     line: /the manifest of \S+ is refused: /,
   },
+  // build --out that cannot hold a bundle: a refusal, not an internal error
+  {
+    name: "build --out a file",
+    args: (c) => ["build", "--out", `${c.scratch}/a-file`],
+    code: 2,
+    line: /--out \S+\/a-file is a file, not a directory — pass a directory you can write/,
+  },
+  {
+    name: "build --out under a file",
+    args: (c) => ["build", "--out", `${c.scratch}/a-file/dist`],
+    code: 2,
+    line: /--out \S+\/a-file\/dist is under a file, not a directory/,
+  },
 ];
 
 describe("the command line's refusals under --json", () => {

@@ -48,7 +48,8 @@ describe("policyship status: did the rollout land?", () => {
     const result = await runCli(["status", "--opa", healthy.url, "--opa", broken.url, "--json"], {
       cwd: repo.dir,
     });
-    expect(result.exitCode, result.stderr).toBe(0);
+    // The broken instance runs no bundle: the report is printed whole, and the run fails.
+    expect(result.exitCode, result.stderr).toBe(1);
     const report = JSON.parse(result.stdout);
     expect(report.instances[0]).toMatchObject({ url: healthy.url, revision: revisionA, error: null });
     expect(report.instances[0].lastActivation).toMatch(/^\d{4}-/);
@@ -105,6 +106,17 @@ describe("policyship status: did the rollout land?", () => {
     });
     expect(down.exitCode).toBe(1);
     expect(expectOneLineError(down)).toMatch(/http:\/\/127\.0\.0\.1:9 runs no revision \(unreachable/);
+    // Without --expect too: an instance that cannot be read is a failure, not a table and exit 0.
+    const plainDown = await runCli(["status", "--opa", healthy.url, "--opa", "http://127.0.0.1:9"], {
+      cwd: repo.dir,
+    });
+    expect(plainDown.exitCode).toBe(1);
+    expect(plainDown.stdout).toContain(healthy.url);
+    expect(expectOneLineError(plainDown)).toMatch(
+      /^policyship: 1 of 2 OPA instances report no active revision: http:\/\/127\.0\.0\.1:9: .*unreachable/,
+    );
+    const plainUp = await runCli(["status", "--opa", healthy.url], { cwd: repo.dir });
+    expect(plainUp.exitCode, plainUp.stderr).toBe(0);
     const none = await runCli(["status"], { cwd: repo.dir });
     expect(none.exitCode).toBe(2);
     expect(expectOneLineError(none)).toContain("no OPA instance given");
