@@ -91,7 +91,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
   const rulePath = (options.opa?.path ?? options.entrypoint ?? "").replace(/^\/+|\/+$/g, "");
   const bundleName = options.opa?.bundleName ?? "authz";
   const decisionLog = options.decisionLog
-    ? new DecisionLog(logOptions(options.decisionLog), rulePath)
+    ? new DecisionLog(logOptions(options.decisionLog), rulePath, log)
     : undefined;
   const enginePromise = createEngine(options);
   // Surfaced by ready() and decide(); this only keeps an early rejection from being reported as unhandled.
