@@ -14,10 +14,18 @@ export interface CacheOptions {
   key?: (input: unknown) => string | undefined;
 }
 
+/** Freezes a decision and everything in it, so no reader of a cached entry can change what later ones get. */
+function freezeDeep<T>(value: T): T {
+  if (typeof value !== "object" || value === null || Object.isFrozen(value)) return value;
+  for (const inner of Object.values(value)) freezeDeep(inner);
+  return Object.freeze(value);
+}
+
 /**
  * A decision cache that cannot serve a stale or wrong answer: entries belong to the revision that made
  * them and all go when an answer names another revision; errors, timeouts and failOpen outcomes are never
- * stored; concurrent misses on one key wait for one evaluation.
+ * stored, and an error that names no revision (OPA down, a 500) leaves the entries as they are; stored
+ * decisions are frozen; concurrent misses on one key wait for one evaluation.
  */
 export class DecisionCache {
   private readonly entries: LRUCache<string, Decision>;
@@ -67,6 +75,9 @@ export class DecisionCache {
 
   /** Keeps a decision only when it is the policy's own answer from the revision the app accepts. */
   store(key: string, decision: Decision, expected: string | undefined) {
+    // An engine that failed to answer (unreachable, a 500, a timeout, overload) says nothing about which
+    // revision is current: only an answer that names its revision may retire the entries.
+    if (decision.error && decision.revision === undefined) return;
     if (decision.revision !== this.revision) {
       // Another revision answered: nothing made by the previous one may be served again.
       this.entries.clear();
@@ -74,7 +85,7 @@ export class DecisionCache {
     }
     if (decision.error || decision.failOpen) return;
     if (expected !== undefined && decision.revision !== expected) return;
-    this.entries.set(key, decision);
+    this.entries.set(key, freezeDeep(decision));
   }
 
   get size(): number {

@@ -1,4 +1,5 @@
-import { createWriteStream, type WriteStream } from "node:fs";
+import type { WriteStream } from "node:fs";
+import { openLogFile } from "./decision-log-file.ts";
 import type { DecisionEvent } from "./enforcer.ts";
 
 /** Where decision log lines go: an object with write(line) (a stream, a logger), or a file path. */
@@ -116,26 +117,47 @@ export class DecisionLog {
   private readonly masks: Mask[];
   private readonly sampleRate: number;
   private readonly maxPending: number;
-  private readonly stream: WriteStream | undefined;
-  private readonly sink: { write: (line: string) => unknown };
+  private stream: WriteStream | undefined;
+  /** Undefined while a log file is being opened: lines wait (bounded by maxPending) until it is. */
+  private sink: { write: (line: string) => unknown } | undefined;
+  private readonly opening: Promise<void> | undefined;
 
   constructor(
     private readonly options: DecisionLogOptions,
     private readonly path: string,
+    log: (message: string) => void = () => {},
   ) {
     this.masks = [...DEFAULT_MASK, ...(options.mask ?? [])].map(maskOf);
     this.sampleRate = options.sampleRate ?? 1;
     this.maxPending = options.maxPending ?? 10_000;
     if (typeof options.sink === "string") {
-      this.stream = createWriteStream(options.sink, { flags: "a" });
-      // A failing file must not crash the app: lines from then on are counted as dropped.
-      this.stream.on("error", () => {
-        this.blocked = true;
-      });
-      this.sink = this.stream;
+      this.opening = openLogFile(options.sink).then(
+        (stream) => {
+          this.stream = stream;
+          // A failing file must not crash the app: lines from then on are counted as dropped.
+          stream.on("error", () => {
+            this.blocked = true;
+          });
+          this.sink = stream;
+          if (this.pending.length > 0) this.schedule();
+        },
+        (error: Error) => {
+          // Refused (a symlink, another user's file) or unopenable: said once, and nothing is written.
+          log(error.message);
+          this.blocked = true;
+          this.droppedCount += this.pending.length;
+          this.pending = [];
+        },
+      );
     } else {
       this.sink = options.sink;
     }
+  }
+
+  private schedule() {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
   }
 
   /** Lines dropped because the sink fell behind or failed. */
@@ -149,26 +171,28 @@ export class DecisionLog {
 
   record(event: DecisionEvent) {
     if (this.sampleRate < 1 && Math.random() >= this.sampleRate) return;
+    if (this.blocked && this.stream === undefined && this.opening) {
+      this.droppedCount++;
+      return;
+    }
     if (this.pending.length >= this.maxPending) {
       this.droppedCount++;
       return;
     }
     this.pending.push(event);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
+    this.schedule();
   }
 
   private flush() {
     this.scheduled = false;
-    if (this.blocked) return;
+    const sink = this.sink;
+    if (this.blocked || !sink) return;
     const events = this.pending;
     this.pending = [];
     for (const [index, event] of events.entries()) {
       let accepted: unknown;
       try {
-        accepted = this.sink.write(`${JSON.stringify(this.toLogEvent(event))}\n`);
+        accepted = sink.write(`${JSON.stringify(this.toLogEvent(event))}\n`);
       } catch {
         accepted = true; // a sink that throws loses that line, never the request
       }
@@ -179,12 +203,9 @@ export class DecisionLog {
         this.pending = [...events.slice(index + 1), ...this.pending].slice(0, this.maxPending);
         const onDrain = () => {
           this.blocked = false;
-          if (this.pending.length > 0 && !this.scheduled) {
-            this.scheduled = true;
-            setImmediate(() => this.flush());
-          }
+          if (this.pending.length > 0) this.schedule();
         };
-        const emitter = this.sink as { once?: (name: string, listener: () => void) => unknown };
+        const emitter = sink as { once?: (name: string, listener: () => void) => unknown };
         if (typeof emitter.once === "function") emitter.once("drain", onDrain);
         else setTimeout(onDrain, 10);
         return;
@@ -223,6 +244,7 @@ export class DecisionLog {
   }
 
   async close() {
+    await this.opening;
     this.flush();
     if (this.stream) await new Promise<void>((resolve) => this.stream?.end(resolve));
   }

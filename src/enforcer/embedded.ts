@@ -7,9 +7,10 @@ import { readBundle } from "../bundle/read.ts";
 import { parseJson } from "../safe-json.ts";
 import { checkLoadedPolicy } from "./builtin-check.ts";
 import { beginEvaluation, customBuiltins } from "./builtins/index.ts";
-import type { WorkerAnswer, WorkerSetup } from "./embedded-worker.ts";
+import type { WorkerSetup } from "./embedded-worker.ts";
 import { type Engine, EngineError, type Evaluation } from "./engine.ts";
 import { describeEvaluationError, firstResult, messageOf } from "./wasm.ts";
+import { WorkerBatches } from "./worker-batches.ts";
 
 export interface EmbeddedOptions {
   /** A bundle built with `policyship build --target wasm --entrypoint <entrypoint>`. */
@@ -50,6 +51,7 @@ export class EmbeddedEngine implements Engine {
   readonly kind = "embedded";
   private policy: LoadedPolicy | undefined;
   private pool: Piscina | undefined;
+  private batches: WorkerBatches | undefined;
   private bundleRevision: string | undefined;
   private loading: Promise<void> | undefined;
   private readonly entrypoint: string;
@@ -136,11 +138,12 @@ export class EmbeddedEngine implements Engine {
     });
     // ready() resolves once every worker has instantiated the policy, so no decision pays for a thread start.
     await Promise.all(Array.from({ length: workers }, () => this.pool?.run(null)));
+    this.batches = new WorkerBatches(this.pool, workers, this.options.maxQueue ?? 1024);
   }
 
   async evaluate(serialized: string, signal: AbortSignal): Promise<Evaluation> {
     await this.ready();
-    if (this.pool) return this.evaluateInWorker(this.pool, serialized, signal);
+    if (this.batches) return this.evaluateInWorker(this.batches, serialized, signal);
     const policy = this.policy as LoadedPolicy;
     let resultSet: unknown;
     try {
@@ -153,32 +156,20 @@ export class EmbeddedEngine implements Engine {
   }
 
   private async evaluateInWorker(
-    pool: Piscina,
+    batches: WorkerBatches,
     serialized: string,
     signal: AbortSignal,
   ): Promise<Evaluation> {
-    if (pool.queueSize >= (pool.options.maxQueue as number)) {
-      throw new EngineError(
-        `${pool.queueSize} evaluations already queued (limit ${pool.options.maxQueue})`,
-        "overload",
-      );
-    }
-    let answer: WorkerAnswer;
-    try {
-      answer = (await pool.run(serialized, { signal })) as WorkerAnswer;
-    } catch (error) {
-      // The evaluation ran out of time: piscina terminated its worker and starts a new one. The engine is
-      // in-process, so this is the policy's cost, not an unreachable OPA: failOpen does not apply.
-      if (signal.aborted)
-        throw new EngineError("policy evaluation timed out; its worker was recycled", "answer");
-      throw new EngineError(`policy evaluation failed: ${messageOf(error)}`, "answer");
-    }
+    // Timeouts, overload and a worker that died come back as EngineErrors. A timed-out evaluation is the
+    // policy's cost, not an unreachable OPA: failOpen does not apply ("answer").
+    const answer = await batches.evaluate(serialized, signal);
     if (!answer.ok) throw new EngineError(describeEvaluationError(answer.message), "answer");
     return { defined: answer.defined, result: answer.result, revision: this.bundleRevision };
   }
 
   async close(): Promise<void> {
     this.policy = undefined;
+    await this.batches?.close();
     await this.pool?.destroy();
     this.pool = undefined;
   }

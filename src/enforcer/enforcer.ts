@@ -91,7 +91,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
   const rulePath = (options.opa?.path ?? options.entrypoint ?? "").replace(/^\/+|\/+$/g, "");
   const bundleName = options.opa?.bundleName ?? "authz";
   const decisionLog = options.decisionLog
-    ? new DecisionLog(logOptions(options.decisionLog), rulePath)
+    ? new DecisionLog(logOptions(options.decisionLog), rulePath, log)
     : undefined;
   const enginePromise = createEngine(options);
   // Surfaced by ready() and decide(); this only keeps an early rejection from being reported as unhandled.
@@ -154,17 +154,20 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
   function finish(input: unknown, decision: Decision, started: number, cached = false): Decision {
     const decisionId = randomUUID();
     const would = outcomeOf(decision);
+    // This request's own copy: a cached decision (or one shared by concurrent misses) is frozen and serves
+    // other requests, so what a handler does with req.authz.headers stays with its request.
+    const headers: Record<string, string> = Object.assign(Object.create(null), decision.headers);
     const authz: Authz = {
       allow: decision.allow,
       status: decision.status,
-      headers: decision.headers,
+      headers,
       revision: decision.revision,
       decisionId,
       cached,
       engine: engineKind,
       audited: audit,
     };
-    let final: Decision = { ...decision, decisionId, cached, authz };
+    let final: Decision = { ...decision, headers, decisionId, cached, authz };
     let openedOnError = false;
     if (decision.error) log(decision.error);
     if (audit) {
@@ -173,7 +176,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
         ...final,
         allow: true,
         status: 200,
-        headers: decision.allow ? decision.headers : {},
+        headers: decision.allow ? headers : {},
         audited: true,
       };
     } else if (decision.error && failOpen && decision.errorKind === "unreachable") {
@@ -184,7 +187,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     if (!options.onDecision && !decisionLog && !telemetry.listening()) return final;
     const event: DecisionEvent = {
       input,
-      decision: audit ? { ...decision, decisionId, cached } : final,
+      decision: audit ? { ...decision, headers, decisionId, cached } : final,
       revision: final.revision,
       durationMs: performance.now() - started,
       failOpen: openedOnError,

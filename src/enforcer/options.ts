@@ -73,6 +73,7 @@ export function assertOptions(options: EnforcerOptions) {
       `expectedRevision must be a non-empty string, got ${JSON.stringify(options.expectedRevision)}`,
     );
   }
+  if (options.expectedRevision !== undefined) assertFullRevision(options.expectedRevision);
   for (const hook of ["onDecision", "log", "service", "route", "consumer"] as const) {
     if (options[hook] !== undefined && typeof options[hook] !== "function") {
       throw new TypeError(`${hook} must be a function, got ${typeof options[hook]}`);
@@ -84,6 +85,27 @@ export function assertOptions(options: EnforcerOptions) {
     }
     if (typeof value !== "boolean")
       throw new TypeError(`include.${key} must be a boolean, got ${typeof value}`);
+  }
+}
+
+/** Git's shortest abbreviation is 4 hex digits; a full object name is 40 (SHA-1) or 64 (SHA-256). */
+const SHORT_SHA = /^[0-9a-f]{4,39}$/i;
+const FULL_SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/i;
+
+/**
+ * A bundle's revision is compared whole: an abbreviated or upper-case SHA never equals the full lower-case
+ * one git names the bundle after, so it would turn every decision into a 503. Refused here instead.
+ */
+function assertFullRevision(revision: string) {
+  if (SHORT_SHA.test(revision)) {
+    throw new TypeError(
+      `expectedRevision ${JSON.stringify(revision)} looks like a short commit SHA; bundle revisions are the full SHA, so every decision would be a 503 — pass the full SHA (git rev-parse ${revision})`,
+    );
+  }
+  if (FULL_SHA.test(revision) && revision !== revision.toLowerCase()) {
+    throw new TypeError(
+      `expectedRevision ${JSON.stringify(revision)} is an upper-case SHA; bundle revisions are lower-case, as git prints them — pass ${revision.toLowerCase()}`,
+    );
   }
 }
 

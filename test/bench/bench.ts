@@ -390,6 +390,9 @@ if (ONLY.has("P4")) {
     () => rate("thread", (input) => inThread.decide(input)),
   ])) as [number, number, number];
   const p99Of = (name: string) => round(median(p99s.get(name) ?? [0]));
+  say(
+    `P4 decisions/s: remote ${fmt(a)}, worker ${fmt(b)} (${(b / a).toFixed(2)}×), in-thread ${fmt(c)} (${(c / a).toFixed(2)}×)`,
+  );
   await Promise.all([remote.close(), embedded.close(), inThread.close()]);
   say("P4: the same app under load: remote, embedded worker, embedded in-thread");
   const appModes = ["remote", "embedded", "embedded-thread"] as const;
@@ -434,7 +437,7 @@ if (ONLY.has("P4")) {
     goal === undefined ? "—" : value / base >= goal ? "yes" : "no",
   ];
   rows.push(rowOf("P4:embedded in-thread vs remote (decisions/s)", a, c, 5));
-  rows.push(rowOf("P4 worker:embedded worker vs remote (decisions/s)", a, b, undefined));
+  rows.push(rowOf("P4 worker:embedded worker vs remote (decisions/s)", a, b, 5));
   rows.push([
     "P4 p99",
     "decide() p99 (ms): remote / worker / in-thread",

@@ -21,7 +21,24 @@ interface ExpressRequest extends IncomingMessage {
   ip?: string;
   body?: unknown;
   _body?: boolean;
-  originalUrl?: string;
+  baseUrl?: string;
+}
+
+/** The scheme and authority of an absolute-form target (GET http://host/admin), which routers skip. */
+const ABSOLUTE_FORM = /^https?:\/\/[^/?#\\]*/;
+
+/**
+ * The target the routers after this middleware match, as a full path: req.url as rewritten so far (a
+ * rewrite middleware mounted before, or Express trimming a mount path) under req.baseUrl, the mount path
+ * it was trimmed of. req.originalUrl is what the client sent, which a rewrite leaves behind.
+ */
+function routedTarget(req: ExpressRequest): string {
+  const url = req.url ?? "/";
+  const base = req.baseUrl ?? "";
+  if (base === "") return url;
+  // Express keeps the scheme and host in front when it trims an absolute-form target.
+  const absolute = ABSOLUTE_FORM.exec(url)?.[0] ?? "";
+  return `${absolute}${base}${url.slice(absolute.length)}`;
 }
 
 type Next = (error?: unknown) => void;
@@ -46,8 +63,10 @@ function capturesOf(params: Record<string, string> | undefined) {
 }
 
 /**
- * Express 4 and 5 middleware. The policy's path is the full path Express routes on (req.originalUrl, so a
- * mount point such as app.use("/api", router) is part of it), folded the way Express matches it.
+ * Express 4 and 5 middleware. The policy's path is the full path the routers after it match (req.baseUrl +
+ * req.url: a mount point such as app.use("/api", router) is part of it, and so is a rewrite of req.url
+ * mounted before it), folded the way Express matches it. A middleware mounted after it that rewrites
+ * req.url changes the route after the decision; mount rewrites before it.
  * Route parameters reach `uri_captures` when it is mounted on a route (`app.get("/orders/:id",
  * expressAuthorize(enforcer), handler)`); `app.use` sees none.
  *
@@ -74,7 +93,7 @@ export function expressAuthorize(enforcer: Enforcer, routing: ExpressRouting = {
   return (req: ExpressRequest, res: ServerResponse, next: Next) => {
     const consumed = streamConsumed(req);
     authorizeRequest(enforcer, req, res, {
-      target: resolveTarget(req.method ?? "GET", req.originalUrl ?? req.url ?? "/", rules),
+      target: resolveTarget(req.method ?? "GET", routedTarget(req), rules),
       uriCaptures: enforcer.includeUriCaptures ? capturesOf(req.params) : undefined,
       clientIp: req.ip,
       parsedBody: consumed && req.body !== undefined ? { value: req.body } : undefined,
