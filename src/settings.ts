@@ -54,7 +54,7 @@ function validate(source: string, value: unknown, nameOf: (path: PropertyKey[]) 
     return `${source}: ${nameOf(issue.path)}: ${issue.message}`;
   });
   throw new UserError(
-    `invalid settings: ${issues.join("; ")}`,
+    `invalid settings: ${[...new Set(issues)].join("; ")}`,
     "fix the values named above (see policyship --help)",
   );
 }
@@ -143,6 +143,7 @@ export async function resolveSettings(options: {
     ...readFlags(options.flags),
   } as Settings;
   applyStore(settings);
+  applyAwsEndpoint(settings, options.env);
   if (settings.pollingMax < settings.pollingMin) {
     throw new UserError(
       `invalid settings: pollingMax (${settings.pollingMax}) is below pollingMin (${settings.pollingMin})`,
@@ -150,6 +151,22 @@ export async function resolveSettings(options: {
     );
   }
   return { settings, configFile: file.file };
+}
+
+/**
+ * The AWS SDK's own convention: AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL, name the S3 endpoint when no
+ * --endpoint does. It becomes the endpoint setting, so publish and the config rendered for OPA follow the
+ * same endpoint: the SDK alone would publish there while OPA was pointed at AWS.
+ */
+function applyAwsEndpoint(settings: Settings, env: NodeJS.ProcessEnv) {
+  if (settings.endpoint) return;
+  for (const name of ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]) {
+    const value = env[name];
+    if (!value) continue;
+    const checked = validate("environment", Object.assign(nullObject(), { endpoint: value }), () => name);
+    settings.endpoint = checked.endpoint;
+    return;
+  }
 }
 
 /**

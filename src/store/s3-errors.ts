@@ -9,11 +9,31 @@ export function statusOf(error: unknown): number | undefined {
   return (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
 }
 
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
+
+/**
+ * The bucket's real region, where S3's answer carries it: the x-amz-bucket-region header, the error's
+ * Region field, or "expecting '<region>'" in its message. Only a well-formed region name is believed.
+ */
+function bucketRegionOf(error: unknown): string | undefined {
+  const shaped = error as {
+    $response?: { headers?: Record<string, string | undefined> };
+    Region?: unknown;
+    message?: unknown;
+  };
+  const candidates = [
+    shaped?.$response?.headers?.["x-amz-bucket-region"],
+    shaped?.Region,
+    /expecting '([^']{1,40})'/.exec(typeof shaped?.message === "string" ? shaped.message : "")?.[1],
+  ];
+  return candidates.find((value): value is string => typeof value === "string" && REGION.test(value));
+}
+
 /** One line for each failure a user can act on; credentials never appear in it. */
 export function describeS3Error(
   error: unknown,
   what: string,
-  store: { bucket: string; endpoint?: string; attempts: number },
+  store: { bucket: string; region?: string; endpoint?: string; attempts: number },
 ): Error {
   if (error instanceof UserError || error instanceof FailureError) return error;
   const name = (error as Error)?.name ?? "";
@@ -43,8 +63,19 @@ export function describeS3Error(
       "grant the role s3:GetObject, s3:GetObjectVersion, s3:PutObject and s3:ListBucket on the bucket",
     );
   }
-  if (name === "PermanentRedirect" || status === 301) {
-    return new UserError(`bucket ${store.bucket} is in another region`, "pass the bucket's --region");
+  const bucketRegion = bucketRegionOf(error);
+  const wrongRegion =
+    name === "PermanentRedirect" ||
+    name === "AuthorizationHeaderMalformed" ||
+    status === 301 ||
+    (bucketRegion !== undefined && store.region !== undefined && bucketRegion !== store.region);
+  if (wrongRegion) {
+    return bucketRegion && bucketRegion !== store.region
+      ? new UserError(
+          `bucket ${store.bucket} is in ${bucketRegion}, not ${store.region ?? "the region given"}`,
+          `pass --region ${bucketRegion} (or set region: ${bucketRegion} in policyship.yaml)`,
+        )
+      : new UserError(`bucket ${store.bucket} is in another region`, "pass the bucket's --region");
   }
   if (
     NETWORK_CODES.has(code) ||

@@ -214,6 +214,7 @@ export class S3Store implements Store {
   private describe(error: unknown, what: string): Error {
     return describeS3Error(error, what, {
       bucket: this.options.bucket,
+      region: this.options.region,
       endpoint: this.options.endpoint,
       attempts: MAX_ATTEMPTS,
     });

@@ -18,7 +18,8 @@ export interface RunningMinio extends MinioInfo {
 }
 
 /** Starts a real MinIO on a free loopback port with a temp data dir and random root credentials. */
-export async function startMinio(): Promise<RunningMinio> {
+export async function startMinio(options: { region?: string } = {}): Promise<RunningMinio> {
+  const region = options.region ?? "us-east-1";
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "policyship-minio-"));
   const [port, consolePort] = [await freePort(), await freePort()];
   const accessKeyId = `ps${randomBytes(8).toString("hex")}`;
@@ -41,7 +42,7 @@ export async function startMinio(): Promise<RunningMinio> {
       MINIO_ROOT_PASSWORD: secretAccessKey,
       MINIO_BROWSER: "off",
       MINIO_UPDATE: "off",
-      MINIO_REGION: "us-east-1",
+      MINIO_REGION: region,
     },
   );
   const stop = async () => {
@@ -54,5 +55,5 @@ export async function startMinio(): Promise<RunningMinio> {
     await stop();
     throw new Error(`MinIO did not start: ${(error as Error).message}\n${server.output()}`);
   }
-  return { endpoint, accessKeyId, secretAccessKey, region: "us-east-1", stop };
+  return { endpoint, accessKeyId, secretAccessKey, region, stop };
 }

@@ -880,6 +880,14 @@ const CASES: Case[] = [
     code: 2,
     line: /--out \S+\/a-file\/dist is under a file, not a directory/,
   },
+  // the AWS SDK's endpoint variables are settings too
+  {
+    name: "an AWS_ENDPOINT_URL_S3 that is not a URL",
+    args: () => ["config", "--bucket", "acme"],
+    env: { AWS_ENDPOINT_URL_S3: "minio:9000" },
+    code: 2,
+    line: /environment: AWS_ENDPOINT_URL_S3: must be an http\(s\) URL/,
+  },
 ];
 
 describe("the command line's refusals under --json", () => {
