@@ -367,6 +367,7 @@ describe("the revision guard", () => {
       entrypoint: CONFORMANCE_ENTRYPOINT,
       expectedRevision: "faults-1",
     });
+    await matching.ready();
     expect(await matching.decide(allowInput)).toMatchObject({ allow: true, revision: "faults-1" });
   });
 });
@@ -435,6 +436,9 @@ describe("hostile policy results", () => {
               entrypoint: CONFORMANCE_ENTRYPOINT,
               log: (m) => logs.push(m),
             });
+      // The workers start before the first request, as an app that awaits ready() does: a busy runner's
+      // thread start-up is not what this test measures.
+      await enforcer.ready();
       const server = await app(enforcer);
       try {
         for (const { path: route, log } of hostile) {
