@@ -1,7 +1,7 @@
 import { stringify } from "safe-stable-stringify";
 import { interpretResult } from "../enforcer/decision.ts";
 import { DEFAULT_MASK, erasePointers } from "../enforcer/decision-log.ts";
-import type { RecordedDecision } from "./decisions.ts";
+import { noneSkipped, type RecordedDecision, type SkippedEvents } from "./decisions.ts";
 import type { Replayed } from "./evaluate.ts";
 
 export type Outcome = "allow" | "deny" | "error";
@@ -50,6 +50,9 @@ export interface ImpactResult {
   /** The request groups (method and path) with the most changed decisions. */
   groups: { method: string; path: string; changed: number }[];
   examples: Example[];
+  /** Files (or objects) read, and the events in them not replayed, by reason. */
+  files: number;
+  skipped: SkippedEvents;
 }
 
 const MAX_GROUPS = 10_000;
@@ -71,6 +74,8 @@ export class ImpactReport {
     drift: 0,
     groups: [],
     examples: [],
+    files: 0,
+    skipped: noneSkipped(),
   };
   private readonly groups = new Map<string, number>();
 
