@@ -4,6 +4,8 @@ import { gzipSync } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
 import { expectOneLineError, runCli } from "../helpers/cli.ts";
 import { createRepo, type TempRepo } from "../helpers/git-repo.ts";
+import { startRegistry } from "../helpers/registry.ts";
+import { awsEnv, createBucket, minio, s3Client } from "../helpers/s3.ts";
 
 /**
  * What impact and diff evaluate as revision X is X: a bundle planted in the checkout (committed on a PR
@@ -197,4 +199,65 @@ describe("the impact gate never passes by not looking", () => {
     expect(result.exitCode, result.stderr).toBe(2);
     expect(expectOneLineError(result)).toMatch(/--decisions no-logs holds no files — /);
   }, 180_000);
+
+  it("--decisions s3://… reads S3 when the bundles are in an OCI registry; a bucket that cannot be read is an error", async () => {
+    const registry = await startRegistry();
+    try {
+      const store = `oci://${registry.host}/acme/policies`;
+      repo.git("checkout", "--quiet", revisionA);
+      for (const args of [["build"], ["publish", "--store", store]]) {
+        const step = await runCli([...args, "--out", "dist-a"], { cwd: repo.dir });
+        expect(step.exitCode, step.stderr).toBe(0);
+      }
+      repo.git("checkout", "--quiet", "main");
+      const { PutObjectCommand } = await import("@aws-sdk/client-s3");
+      const bucket = await createBucket();
+      await s3Client().send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: "authz/upload.json",
+          Body: gzipSync(`[${recordedAt(revisionA).split("\n").join(",")}]`),
+        }),
+      );
+      const s3 = ["--endpoint", minio().endpoint];
+      const result = await runCli(
+        [
+          "impact",
+          "--decisions",
+          `s3://${bucket}/authz/`,
+          "--store",
+          store,
+          ...s3,
+          "--fail-on",
+          "deny-to-allow",
+          "--json",
+        ],
+        { cwd: repo.dir, env: awsEnv(), timeoutMs: 120_000 },
+      );
+      expect(result.exitCode, result.stderr).toBe(1);
+      expect(JSON.parse(result.stdout)).toMatchObject({
+        replayed: 2,
+        files: 1,
+        drift: 0,
+        flips: { deny_to_allow: 1 },
+      });
+      const missing = await runCli(
+        [
+          "impact",
+          "--decisions",
+          "s3://no-such-bucket-policyship/authz/",
+          "--store",
+          store,
+          ...s3,
+          "--fail-on",
+          "deny-to-allow",
+        ],
+        { cwd: repo.dir, env: awsEnv(), timeoutMs: 120_000 },
+      );
+      expect(missing.exitCode, missing.stderr).toBe(2);
+      expect(expectOneLineError(missing)).toMatch(/bucket no-such-bucket-policyship does not exist/);
+    } finally {
+      await registry.stop();
+    }
+  }, 240_000);
 });
