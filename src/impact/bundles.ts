@@ -82,8 +82,12 @@ export class BundleResolver {
     const local = path.resolve(cwd, settings.out, `${revision}.tar.gz`);
     const hasLocal = (await stat(local).catch(() => undefined))?.isFile() === true;
     const store = await this.openStore();
-    if (store) {
-      const key = objectKey(settings.prefix, revision);
+    const key = objectKey(settings.prefix, revision);
+    if (store && (await this.cameWithCheckout(key))) {
+      log.info(
+        `${store.location}${key} is committed in this repository, so it cannot vouch for ${revision}: not used`,
+      );
+    } else if (store) {
       const recorded = (await store.head(key))?.metadata.sha256;
       if (recorded) {
         if (hasLocal && (await sha256File(local)).sha256 === recorded) return local;
@@ -111,6 +115,28 @@ export class BundleResolver {
       `revision ${revision} is neither published${store ? ` in ${store.location}` : ""} nor a commit this repository knows${hasLocal ? ` (${settings.out}/${revision}.tar.gz cannot be checked against either, so it is not used)` : ""}`,
       "fetch the history (fetch-depth: 0), configure the store, or pass --base",
     );
+  }
+
+  /**
+   * Whether a directory store's object (or its metadata) is tracked in the checkout: then a pull request
+   * could have written both, bundle and digest, and the store is no more a witness than dist/ is.
+   */
+  private async cameWithCheckout(key: string): Promise<boolean> {
+    const { settings, cwd } = this.context;
+    if (storeKind(settings) !== "directory" || !settings.to) return false;
+    const head = await describeHead(cwd);
+    const object = path.resolve(cwd, settings.to, key);
+    if (!head || path.relative(head.root, object).startsWith("..")) return false;
+    const tracked = await new Promise<string | undefined>((resolve) => {
+      execFile(
+        "git",
+        ["ls-files", "--cached", "-z", "--", object, `${object}.meta.json`],
+        { cwd: head.root, encoding: "utf8" },
+        (error, stdout) => resolve(error ? undefined : stdout),
+      );
+    });
+    // A git that cannot answer is not taken for "untracked".
+    return tracked === undefined || tracked !== "";
   }
 
   /** `git archive` of the policies at that commit, built by opa with the commit as revision. */

@@ -132,6 +132,38 @@ describe("a bundle planted in the checkout never stands in for the base", () => 
       );
     }
   }, 240_000);
+  it("a directory store committed in the checkout cannot vouch for the base either", async () => {
+    repo.git("checkout", "--quiet", "-b", "store-in-checkout");
+    try {
+      // publish's own layout, bundle and digest, holding the plant: what a PR could commit with a
+      // policyship.yaml saying `to: bundles`.
+      const published = await runCli(["publish", "--revision", revisionA, "--to", "bundles"], {
+        cwd: repo.dir,
+      });
+      expect(published.exitCode, published.stderr).toBe(0);
+      repo.commit("a store rides along");
+      const result = await runCli(
+        [
+          "impact",
+          "--decisions",
+          "decisions.ndjson",
+          "--to",
+          "bundles",
+          "--fail-on",
+          "deny-to-allow",
+          "--json",
+        ],
+        { cwd: repo.dir, timeoutMs: 120_000 },
+      );
+      expect(result.exitCode, result.stderr).toBe(1);
+      expect(JSON.parse(result.stdout)).toMatchObject({ replayed: 2, flips: { deny_to_allow: 1 } });
+      expect(result.stderr).toMatch(
+        /is committed in this repository, so it cannot vouch for [0-9a-f]{40}: not used/,
+      );
+    } finally {
+      repo.git("checkout", "--quiet", "main");
+    }
+  }, 180_000);
 });
 
 describe("the impact gate never passes by not looking", () => {
