@@ -5,6 +5,7 @@ import { Readable } from "node:stream";
 import { UserError } from "../errors.ts";
 import { printable } from "../printable.ts";
 import type { Store } from "../store/store.ts";
+import { DecisionIdSet } from "./decision-id-set.ts";
 import { LOG_LIMITS, type LogLimits, logLines } from "./log-lines.ts";
 import { parseNullPrototypeJson } from "./null-prototype-json.ts";
 
@@ -101,7 +102,7 @@ export async function* readDecisions(
 ): AsyncGenerator<RecordedDecision> {
   const stats = options.stats ?? { files: 0, skipped: noneSkipped() };
   const limits = options.limits ?? LOG_LIMITS;
-  const seen = new Set<string>();
+  const seen = new DecisionIdSet();
   const emit = async function* (name: string, open: () => Promise<Readable>) {
     stats.files++;
     for await (const item of eventsOf(await open(), name, limits)) {
@@ -115,11 +116,10 @@ export async function* readDecisions(
         continue;
       }
       if (record.decisionId !== undefined) {
-        if (seen.has(record.decisionId)) {
+        if (!seen.add(record.decisionId)) {
           stats.skipped.duplicate++;
           continue;
         }
-        seen.add(record.decisionId);
       }
       yield record;
     }
@@ -134,9 +134,9 @@ export async function* readDecisions(
     }
     for (const object of objects) {
       // The store hands over whole objects: one past the cap is refused before it is downloaded.
-      if (object.size > limits.maxDecompressedBytes) {
+      if (object.size > limits.maxObjectBytes) {
         throw new UserError(
-          `s3://${s3[1]}/${printable(object.key)} is ${object.size} bytes, over the ${limits.maxDecompressedBytes} read at once`,
+          `s3://${s3[1]}/${printable(object.key)} is ${object.size} bytes, over the ${limits.maxObjectBytes} read at once`,
           "split the log into smaller objects",
         );
       }

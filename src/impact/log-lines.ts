@@ -13,12 +13,15 @@ export interface LogLimits {
   maxLineBytes: number;
   /** Nesting of one event, as Kong's JSON decoder (lua-cjson's decode_max_depth). */
   maxDepth: number;
+  /** Bytes of one S3 object: the store hands over whole objects, so this much is held at once. */
+  maxObjectBytes: number;
 }
 
 export const LOG_LIMITS: LogLimits = {
   maxDecompressedBytes: 1024 * MIB,
   maxLineBytes: 16 * MIB,
   maxDepth: MAX_JSON_DEPTH,
+  maxObjectBytes: 256 * MIB,
 };
 
 const GZIP_MAGIC = [0x1f, 0x8b] as const;
@@ -122,9 +125,10 @@ export async function* logLines(
   const finish = (bytes: Buffer) => {
     line++;
     const text = bytes.toString("utf8");
-    if (text.trim() === "") return undefined;
+    if (!/\S/.test(text)) return undefined;
     const depth = text.trimStart().startsWith("[") ? limits.maxDepth + 1 : limits.maxDepth;
-    if (jsonTextDeeperThan(text, depth)) {
+    // Nesting past `depth` takes more than `depth` characters: most lines need no scan.
+    if (text.length > depth && jsonTextDeeperThan(text, depth)) {
       refuse(name, `line ${line} nests deeper than ${limits.maxDepth} levels`);
     }
     return { text, line };

@@ -1,8 +1,10 @@
+import { randomUUID } from "node:crypto";
 import { mkdtemp, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
+import { DecisionIdSet } from "../../src/impact/decision-id-set.ts";
 import {
   type DecisionSourceStats,
   type RecordedDecision,
@@ -100,7 +102,12 @@ describe("reading decision logs", () => {
   });
 
   it("refuses a line over the cap and a gzip that inflates past its cap, each with one line", async () => {
-    const limits = { maxLineBytes: 1024, maxDecompressedBytes: 64 * 1024, maxDepth: 1000 };
+    const limits = {
+      maxLineBytes: 1024,
+      maxDecompressedBytes: 64 * 1024,
+      maxDepth: 1000,
+      maxObjectBytes: 1024,
+    };
     await expect(
       read("long.ndjson", `${JSON.stringify(event("ok"))}\n${"x".repeat(5000)}\n`, limits),
     ).rejects.toThrow(/long\.ndjson is refused: line 2 is longer than 1024 bytes/);
@@ -127,5 +134,20 @@ describe("reading decision logs", () => {
     await expect(readDecisions(linked, { cwd: dir }).next()).rejects.toThrow(
       /rotated\.log: it is a broken link/,
     );
+  });
+
+  it("keeps every decision_id it has seen, UUID or not, through its growth", () => {
+    const seen = new DecisionIdSet();
+    const ids = [
+      ...Array.from({ length: 50_000 }, () => randomUUID()),
+      ...Array.from({ length: 5_000 }, (_, i) => `request-${i}`),
+      "00000000-0000-0000-0000-000000000000",
+      "",
+    ];
+    const upper = (ids[0] as string).toUpperCase();
+    expect(ids.every((id) => seen.add(id))).toBe(true);
+    expect(ids.some((id) => seen.add(id))).toBe(false);
+    // Another spelling is another id.
+    expect(seen.add(upper)).toBe(true);
   });
 });
