@@ -8,12 +8,13 @@ import { addStoreOptions, collect, toNumber } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { appendStepSummary, inGitHubActions, markdownCode, markdownTable } from "../github.ts";
-import type { RecordedDecision } from "../impact/decisions.ts";
+import type { RecordedDecision, SkipReason } from "../impact/decisions.ts";
 import type { Replayed } from "../impact/evaluate.ts";
 import type { ImpactResult } from "../impact/report.ts";
 import { locateOpaFor } from "../opa/locate.ts";
 import { printable } from "../printable.ts";
 import { writeOutput } from "./config.ts";
+import { resolveRevisionArgument } from "./verify.ts";
 
 /** Inputs per opa process: large enough that process start-up is noise, small enough to stay in memory. */
 const BATCH_SIZE = 5_000;
@@ -24,19 +25,19 @@ interface Pending {
   records: RecordedDecision[];
 }
 
-/** The revision a recorded decision was made by: --base, else its bundle's revision. */
-function baseRevisionOf(context: Context, record: RecordedDecision): string {
-  if (context.settings.base) return context.settings.base;
+/**
+ * The revision a recorded decision was made by: its bundle's (the one named --bundle-name, or the only one),
+ * refused unless it is a full commit SHA; undefined when it names none (an outage, a 400, a failOpen).
+ */
+function recordedRevisionOf(
+  context: Context,
+  record: RecordedDecision,
+  assertRecordedRevision: (revision: string, decisionId: string | undefined) => string,
+): string | undefined {
   const revisions = Object.entries(record.revisions);
   const named = revisions.find(([name]) => name === context.settings.bundleName);
   const revision = named?.[1] ?? (revisions.length === 1 ? revisions[0]?.[1] : undefined);
-  if (!revision) {
-    throw new UserError(
-      `decision ${record.decisionId ?? "(no id)"} names ${revisions.length === 0 ? "no bundle revision" : `several bundles (${revisions.map(([name]) => name).join(", ")})`}`,
-      "pass --base <revision>, or --bundle-name to pick the bundle",
-    );
-  }
-  return revision;
+  return revision === undefined ? undefined : assertRecordedRevision(revision, record.decisionId);
 }
 
 /**
@@ -48,7 +49,13 @@ export async function impact(context: Context): Promise<ImpactResult> {
   if (!settings.decisions) {
     throw new UserError("no recorded decisions given", "pass --decisions <file|dir|s3://bucket/prefix>");
   }
-  const [{ readDecisions }, { replay }, { ImpactReport }, { BundleResolver }, opa] = await Promise.all([
+  const [
+    { readDecisions, noneSkipped },
+    { replay },
+    { ImpactReport },
+    { BundleResolver, assertRecordedRevision },
+    opa,
+  ] = await Promise.all([
     import("../impact/decisions.ts"),
     import("../impact/evaluate.ts"),
     import("../impact/report.ts"),
@@ -61,8 +68,10 @@ export async function impact(context: Context): Promise<ImpactResult> {
     if (settings.candidate && settings.candidateDir) {
       throw new UserError("--candidate and --candidate-dir both name the candidate", "pass one of them");
     }
+    // Named on the command line: a branch, a tag or a short SHA is resolved to the commit it names.
+    const base = settings.base ? await resolveRevisionArgument(context, settings.base) : undefined;
     const candidate = settings.candidate
-      ? await resolver.bundleOf(settings.candidate)
+      ? await resolver.bundleOf(await resolveRevisionArgument(context, settings.candidate))
       : await buildCandidate(context, scratch);
     const report = new ImpactReport(settings.examples, settings.mask, settings.showResults);
     const progress = progressLine(context);
@@ -81,19 +90,35 @@ export async function impact(context: Context): Promise<ImpactResult> {
     };
     const source = settings.decisions;
     log.info(`replaying decisions from ${source}`);
+    const stats = { files: 0, skipped: noneSkipped() };
+    let withRevision = 0;
     for await (const record of readDecisions(source, {
       cwd,
-      // The logs' bucket, with the configured endpoint, region and credentials (the bundles may live elsewhere).
-      store: async (bucket) => {
+      stats,
+      // The logs' bucket, always S3, with the configured endpoint, region and credentials: the bundles may
+      // live in another bucket, a registry or a directory.
+      s3: async (bucket) => {
         const { openStore } = await import("../store/open.ts");
-        return openStore({ ...context, settings: { ...settings, bucket, to: undefined } });
+        return openStore({
+          ...context,
+          settings: { ...settings, bucket, registry: undefined, to: undefined },
+        });
       },
     })) {
+      // With --base the recorded revisions are not used, so not read.
+      const revision = base ?? recordedRevisionOf(context, record, assertRecordedRevision);
+      if (!base && revision !== undefined) withRevision++;
       const rulePath = (settings.decisionPath ?? record.path ?? "")
         .replace(/^\/+|\/+$/g, "")
         .replace(/^data\//, "");
-      if (!rulePath) throw new UserError("a recorded decision names no path", "pass --path <package/rule>");
-      const revision = baseRevisionOf(context, record);
+      if (!rulePath) {
+        stats.skipped.no_path++;
+        continue;
+      }
+      if (revision === undefined) {
+        stats.skipped.no_revision++;
+        continue;
+      }
       const key = `${revision}\u0000${rulePath}`;
       let batch = pending.get(key);
       if (!batch) {
@@ -108,7 +133,15 @@ export async function impact(context: Context): Promise<ImpactResult> {
     }
     for (const batch of pending.values()) await run(batch);
     progress?.(-1);
+    if (!base && withRevision === 0 && stats.skipped.no_revision > 0) {
+      throw new UserError(
+        `none of the ${stats.skipped.no_revision} recorded decisions names a bundle revision`,
+        "pass --base <revision>, or --bundle-name to pick the bundle",
+      );
+    }
     const result = report.finish();
+    Object.assign(result.skipped, stats.skipped);
+    result.files = stats.files;
     await reportOutputs(context, result);
     return result;
   } finally {
@@ -159,8 +192,36 @@ async function reportOutputs(context: Context, result: ImpactResult) {
   if (inGitHubActions(context.env)) await appendStepSummary(context.env, markdown);
 }
 
-/** --fail-on: exit 1 when any decision flipped in one of the named ways. */
+/** Every reason an event is not replayed, in the order shown. */
+const SKIP_LABELS: Record<SkipReason, string> = {
+  unparseable: "unparseable",
+  not_a_decision: "not a decision",
+  no_path: "no path",
+  no_revision: "no revision",
+  duplicate: "duplicate",
+};
+
+/** "12 skipped (10 no revision, 2 duplicate)", or undefined when nothing was skipped. */
+export function describeSkipped(result: ImpactResult): string | undefined {
+  const counted = (Object.keys(SKIP_LABELS) as SkipReason[]).filter((reason) => result.skipped[reason] > 0);
+  if (counted.length === 0) return undefined;
+  const total = counted.reduce((sum, reason) => sum + result.skipped[reason], 0);
+  return `${total} skipped (${counted.map((reason) => `${result.skipped[reason]} ${SKIP_LABELS[reason]}`).join(", ")})`;
+}
+
+/**
+ * --fail-on: exit 1 when any decision flipped in one of the named ways, and when none was replayed at all:
+ * a gate that looked at nothing has not passed.
+ */
 export function assertImpactAccepted(context: Context, result: ImpactResult) {
+  if (context.settings.failOn.length > 0 && result.replayed === 0) {
+    const files = `${result.files} ${result.files === 1 ? "file" : "files"} read`;
+    throw new FailureError(
+      `nothing was replayed from ${printable(context.settings.decisions)}: ${files}, ${describeSkipped(result) ?? "no events in them"}`,
+      "point --decisions at logs that hold decisions (with --base if they name no revision); --fail-on cannot pass on none",
+      result,
+    );
+  }
   const counts: Record<(typeof FAIL_ON)[number], number> = {
     "deny-to-allow": result.flips.deny_to_allow,
     "allow-to-deny": result.flips.allow_to_deny,
@@ -187,6 +248,8 @@ export function renderImpact(result: ImpactResult): string {
     `  error →       ${flips.from_error}`,
     `  other         ${flips.other}  (status, headers or message)`,
   ];
+  const skipped = describeSkipped(result);
+  if (skipped) lines.push(`not replayed: ${skipped}`);
   if (result.groups.length > 0) {
     lines.push("", "most changed requests:");
     for (const group of result.groups)
@@ -200,7 +263,7 @@ export function renderImpactMarkdown(result: ImpactResult, showResults = false):
   const sections = [
     "## policyship impact",
     "",
-    `Replayed **${result.replayed}** recorded decisions: **${result.changed}** would change, ${result.unchanged} unchanged${result.drift ? `, ${result.drift} drift (recorded ≠ replayed base)` : ""}.`,
+    `Replayed **${result.replayed}** recorded decisions: **${result.changed}** would change, ${result.unchanged} unchanged${result.drift ? `, ${result.drift} drift (recorded ≠ replayed base)` : ""}.${describeSkipped(result) ? ` Not replayed: ${describeSkipped(result)}.` : ""}`,
     "",
     markdownTable(
       ["flip", "decisions"],

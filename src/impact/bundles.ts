@@ -1,19 +1,35 @@
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { sha256File } from "../bundle/read.ts";
 import type { Context } from "../context.ts";
-import { UserError } from "../errors.ts";
+import { FailureError, UserError } from "../errors.ts";
 import { describeHead, gitEnvironment, resolveCommit } from "../git.ts";
 import { opaBuild } from "../opa/commands.ts";
 import type { OpaBinary } from "../opa/locate.ts";
+import { printable } from "../printable.ts";
+import { assertRevision } from "../revision.ts";
 import { storeKind } from "../settings.ts";
-import { REVISION_PATTERN } from "../settings-schema.ts";
 import { objectKey, type Store } from "../store/store.ts";
 
+/** What a decision log may record as a revision: a full commit SHA, never a path, an option or a prefix. */
+export const COMMIT_SHA = /^[0-9a-f]{40}$/;
+
+/** A recorded revision, or one line refusing it (it is never used as a path, a key or a git argument). */
+export function assertRecordedRevision(revision: string, decisionId: string | undefined): string {
+  if (COMMIT_SHA.test(revision)) return revision;
+  throw new UserError(
+    `decision ${printable(decisionId ?? "(no id)", 100)} records revision ${printable(JSON.stringify(revision), 100)}, which is not a full commit SHA`,
+    "replay logs written by bundles policyship built, or pass --base <revision>",
+  );
+}
+
 /**
- * The bundle of a recorded revision, found the cheapest way: the local out dir, then the configured store,
- * then a build of that commit from git into a temp dir. Each revision is resolved once.
+ * The bundle of a revision, from what can vouch for it: the configured store (the local out dir's copy when
+ * its digest is the published one), else a build of that commit from git into a temp dir. Each revision is
+ * resolved once.
  */
 export class BundleResolver {
   private readonly resolved = new Map<string, Promise<string>>();
@@ -54,25 +70,73 @@ export class BundleResolver {
     return found;
   }
 
+  /**
+   * A local bundle is only a copy: anything in the checkout (a PR branch may commit dist/) could be planted
+   * there to stand in for the base. So it is used only when its sha256 is the one the store recorded at
+   * publish; otherwise the revision comes from the store (its bytes checked against that digest) or is
+   * rebuilt from its commit.
+   */
   private async find(revision: string): Promise<string> {
-    const { settings, cwd } = this.context;
+    const { settings, cwd, log } = this.context;
+    assertRevision(revision);
     const local = path.resolve(cwd, settings.out, `${revision}.tar.gz`);
-    if ((await stat(local).catch(() => undefined))?.isFile()) return local;
+    const hasLocal = (await stat(local).catch(() => undefined))?.isFile() === true;
     const store = await this.openStore();
-    if (store && REVISION_PATTERN.test(revision)) {
-      const key = objectKey(settings.prefix, revision);
-      if (await store.head(key)) {
+    const key = objectKey(settings.prefix, revision);
+    if (store && (await this.cameWithCheckout(key))) {
+      log.info(
+        `${store.location}${key} is committed in this repository, so it cannot vouch for ${revision}: not used`,
+      );
+    } else if (store) {
+      const recorded = (await store.head(key))?.metadata.sha256;
+      if (recorded) {
+        if (hasLocal && (await sha256File(local)).sha256 === recorded) return local;
+        if (hasLocal)
+          log.info(`${settings.out}/${revision}.tar.gz differs from the published bundle: not used`);
+        const body = await store.get(key);
+        const sha256 = createHash("sha256").update(body).digest("hex");
+        if (sha256 !== recorded) {
+          throw new FailureError(
+            `${store.urlOf(key)} was changed after publishing: its sha256 is ${sha256}, publish recorded ${recorded}`,
+            "do not trust it; publish the revision from its commit again or restore the object",
+          );
+        }
         const file = path.join(await this.dir(), `${revision}.tar.gz`);
-        await writeFile(file, await store.get(key));
+        await writeFile(file, body);
         return file;
       }
     }
-    const sha = await resolveCommit(cwd, revision.replace(/-dirty$/, ""));
-    if (sha) return this.buildCommit(revision, sha);
+    const sha = COMMIT_SHA.test(revision) ? await resolveCommit(cwd, revision) : undefined;
+    if (sha === revision) {
+      if (hasLocal) log.debug(`${settings.out}/${revision}.tar.gz has no published digest: rebuilt from git`);
+      return this.buildCommit(revision, sha);
+    }
     throw new UserError(
-      `revision ${revision} is neither in ${settings.out}/, nor published, nor a commit this repository knows`,
+      `revision ${revision} is neither published${store ? ` in ${store.location}` : ""} nor a commit this repository knows${hasLocal ? ` (${settings.out}/${revision}.tar.gz cannot be checked against either, so it is not used)` : ""}`,
       "fetch the history (fetch-depth: 0), configure the store, or pass --base",
     );
+  }
+
+  /**
+   * Whether a directory store's object (or its metadata) is tracked in the checkout: then a pull request
+   * could have written both, bundle and digest, and the store is no more a witness than dist/ is.
+   */
+  private async cameWithCheckout(key: string): Promise<boolean> {
+    const { settings, cwd } = this.context;
+    if (storeKind(settings) !== "directory" || !settings.to) return false;
+    const head = await describeHead(cwd);
+    const object = path.resolve(cwd, settings.to, key);
+    if (!head || path.relative(head.root, object).startsWith("..")) return false;
+    const tracked = await new Promise<string | undefined>((resolve) => {
+      execFile(
+        "git",
+        ["ls-files", "--cached", "-z", "--", object, `${object}.meta.json`],
+        { cwd: head.root, encoding: "utf8" },
+        (error, stdout) => resolve(error ? undefined : stdout),
+      );
+    });
+    // A git that cannot answer is not taken for "untracked".
+    return tracked === undefined || tracked !== "";
   }
 
   /** `git archive` of the policies at that commit, built by opa with the commit as revision. */

@@ -2,9 +2,12 @@ import { createReadStream } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
-import { gunzipSync } from "node:zlib";
 import { UserError } from "../errors.ts";
+import { printable } from "../printable.ts";
 import type { Store } from "../store/store.ts";
+import { DecisionIdSet } from "./decision-id-set.ts";
+import { LOG_LIMITS, type LogLimits, logLines } from "./log-lines.ts";
+import { parseNullPrototypeJson } from "./null-prototype-json.ts";
 
 /** A recorded decision, from any of the shapes OPA and the enforcer write. */
 export interface RecordedDecision {
@@ -15,8 +18,17 @@ export interface RecordedDecision {
   /** undefined when the decision was undefined. */
   result: unknown;
   hasResult: boolean;
-  /** Bundle name → revision that answered. */
+  /** Bundle name → revision that answered (no prototype: a bundle may be called anything). */
   revisions: Record<string, string>;
+}
+
+/** Why an event was not replayed, each counted in the report. */
+export const SKIP_REASONS = ["unparseable", "not_a_decision", "no_path", "no_revision", "duplicate"] as const;
+export type SkipReason = (typeof SKIP_REASONS)[number];
+export type SkippedEvents = Record<SkipReason, number>;
+
+export function noneSkipped(): SkippedEvents {
+  return { unparseable: 0, not_a_decision: 0, no_path: 0, no_revision: 0, duplicate: 0 };
 }
 
 /** Turns one event (the enforcer's line, OPA's console line, or an element of an uploaded batch) into a record. */
@@ -24,13 +36,14 @@ export function toRecord(event: unknown): RecordedDecision | undefined {
   if (typeof event !== "object" || event === null || Array.isArray(event)) return undefined;
   const fields = event as Record<string, unknown>;
   // OPA's console logger adds level/msg/time around the event's own fields.
-  if (fields.msg !== undefined && fields.msg !== "Decision Log") return undefined;
-  if (!("input" in fields) && !("decision_id" in fields)) return undefined;
-  const revisions: Record<string, string> = {};
+  if (Object.hasOwn(fields, "msg") && fields.msg !== "Decision Log") return undefined;
+  if (!Object.hasOwn(fields, "input") && !Object.hasOwn(fields, "decision_id")) return undefined;
+  const revisions: Record<string, string> = Object.create(null);
   const bundles = fields.bundles;
-  if (typeof bundles === "object" && bundles !== null) {
+  if (typeof bundles === "object" && bundles !== null && !Array.isArray(bundles)) {
     for (const [name, info] of Object.entries(bundles)) {
-      const revision = (info as { revision?: unknown })?.revision;
+      const revision =
+        typeof info === "object" && info !== null ? (info as { revision?: unknown }).revision : undefined;
       if (typeof revision === "string" && revision !== "") revisions[name] = revision;
     }
   }
@@ -39,111 +52,165 @@ export function toRecord(event: unknown): RecordedDecision | undefined {
     path: typeof fields.path === "string" ? fields.path : undefined,
     input: fields.input,
     result: fields.result,
-    hasResult: "result" in fields,
+    hasResult: Object.hasOwn(fields, "result"),
     revisions,
   };
 }
 
-/** The lines of a file (gunzipped when it is gzip), or the elements of an uploaded JSON array. */
-async function* eventsOf(name: string, open: () => Promise<Buffer> | Readable): AsyncGenerator<unknown> {
-  if (name.endsWith(".gz") || name.endsWith(".gzip")) {
-    // OPA's decision-log service uploads gzipped JSON arrays, each a few hundred KB at most.
-    const text = gunzipSync(await bufferOf(open()))
-      .toString("utf8")
-      .trim();
-    if (text.startsWith("[")) {
-      yield* JSON.parse(text) as unknown[];
-      return;
-    }
-    for (const line of text.split("\n")) if (line.trim()) yield parseLine(line, name);
-    return;
-  }
-  const opened = open();
-  const stream = opened instanceof Readable ? opened : Readable.from([await opened]);
-  for await (const line of linesOf(stream)) {
-    if (line.trim()) yield parseLine(line, name);
-  }
-}
-
 /**
- * Lines of a stream, read only as fast as they are consumed. (readline's async iterator keeps reading while
- * the consumer awaits, so a file replayed in batches would end up whole in memory.)
+ * The events of a log: one per line (the enforcer's NDJSON, OPA's console lines), or the elements of a line
+ * that is a JSON array (OPA's upload bodies, gzipped or not). Every value is read without a prototype.
  */
-async function* linesOf(stream: Readable): AsyncGenerator<string> {
-  stream.setEncoding("utf8");
-  let rest = "";
-  for await (const chunk of stream) {
-    rest += chunk as string;
-    let start = 0;
-    let end = rest.indexOf("\n", start);
-    while (end !== -1) {
-      yield rest.slice(start, end);
-      start = end + 1;
-      end = rest.indexOf("\n", start);
+async function* eventsOf(
+  stream: Readable,
+  name: string,
+  limits: LogLimits,
+): AsyncGenerator<{ event: unknown } | { unparseable: true }> {
+  for await (const { text } of logLines(stream, name, limits)) {
+    let parsed: unknown;
+    try {
+      parsed = parseNullPrototypeJson(text);
+    } catch {
+      yield { unparseable: true };
+      continue;
     }
-    rest = rest.slice(start);
-  }
-  if (rest) yield rest;
-}
-
-async function bufferOf(opened: Promise<Buffer> | Readable): Promise<Buffer> {
-  if (!(opened instanceof Readable)) return opened;
-  const chunks: Buffer[] = [];
-  for await (const chunk of opened) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-function parseLine(line: string, source: string): unknown {
-  try {
-    return JSON.parse(line);
-  } catch {
-    return { __unparsable: source };
+    if (Array.isArray(parsed)) for (const event of parsed) yield { event };
+    else yield { event: parsed };
   }
 }
 
 export interface DecisionSourceStats {
+  /** Files (or objects) read. */
   files: number;
-  skipped: number;
+  skipped: SkippedEvents;
 }
 
 /**
  * Every recorded decision under `source`, streamed: a file, a directory of files, or `s3://bucket/prefix`
- * through the configured store. Lines that are not decisions are counted in stats.skipped.
+ * (always S3, whatever store holds the bundles). Events that are not decisions, and a decision_id seen
+ * before (OPA uploads a batch again until it is acknowledged), are counted in stats.skipped. A source that
+ * cannot be read, or holds no file, is an error.
  */
 export async function* readDecisions(
   source: string,
-  options: { cwd: string; store?: (bucket: string) => Promise<Store>; stats?: DecisionSourceStats },
+  options: {
+    cwd: string;
+    s3?: (bucket: string) => Promise<Store>;
+    stats?: DecisionSourceStats;
+    limits?: LogLimits;
+  },
 ): AsyncGenerator<RecordedDecision> {
-  const stats = options.stats ?? { files: 0, skipped: 0 };
-  const emit = async function* (name: string, open: () => Promise<Buffer> | Readable) {
+  const stats = options.stats ?? { files: 0, skipped: noneSkipped() };
+  const limits = options.limits ?? LOG_LIMITS;
+  const seen = new DecisionIdSet();
+  const emit = async function* (name: string, open: () => Promise<Readable>) {
     stats.files++;
-    for await (const event of eventsOf(name, open)) {
-      const record = toRecord(event);
-      if (record) yield record;
-      else stats.skipped++;
+    for await (const item of eventsOf(await open(), name, limits)) {
+      if ("unparseable" in item) {
+        stats.skipped.unparseable++;
+        continue;
+      }
+      const record = toRecord(item.event);
+      if (!record) {
+        stats.skipped.not_a_decision++;
+        continue;
+      }
+      if (record.decisionId !== undefined) {
+        if (!seen.add(record.decisionId)) {
+          stats.skipped.duplicate++;
+          continue;
+        }
+      }
+      yield record;
     }
   };
   const s3 = /^s3:\/\/([^/]+)\/?(.*)$/.exec(source);
   if (s3) {
-    if (!options.store) throw new UserError(`${source} needs a store`, "pass --bucket and credentials");
-    const store = await options.store(s3[1] as string);
-    for (const object of (await store.list(s3[2] ?? "")).sort((a, b) => a.key.localeCompare(b.key))) {
-      yield* emit(object.key, () => store.get(object.key));
+    if (!options.s3) throw new UserError(`${source} needs S3`, "pass --region and credentials");
+    const store = await options.s3(s3[1] as string);
+    const objects = (await store.list(s3[2] ?? "")).sort((a, b) => a.key.localeCompare(b.key));
+    if (objects.length === 0) {
+      throw new UserError(`--decisions ${printable(source)} holds no objects`, "check the bucket and prefix");
+    }
+    for (const object of objects) {
+      // The store hands over whole objects: one past the cap is refused before it is downloaded.
+      if (object.size > limits.maxObjectBytes) {
+        throw new UserError(
+          `s3://${s3[1]}/${printable(object.key)} is ${object.size} bytes, over the ${limits.maxObjectBytes} read at once`,
+          "split the log into smaller objects",
+        );
+      }
+      yield* emit(`s3://${s3[1]}/${printable(object.key)}`, async () =>
+        Readable.from([await store.get(object.key)]),
+      );
     }
     return;
   }
   const file = path.resolve(options.cwd, source);
-  const info = await stat(file).catch(() => undefined);
+  const info = await stat(file).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === "ENOENT") return undefined;
+    throw new UserError(
+      `cannot read --decisions ${printable(source)}: ${error.code}`,
+      "check its permissions",
+    );
+  });
   if (!info)
     throw new UserError(
-      `--decisions ${source} does not exist`,
+      `--decisions ${printable(source)} does not exist`,
       "pass a file, a directory or s3://bucket/prefix",
     );
-  const files = info.isDirectory()
-    ? (await readdir(file, { recursive: true, withFileTypes: true }))
-        .filter((entry) => entry.isFile())
-        .map((entry) => path.join(entry.parentPath, entry.name))
-        .sort()
-    : [file];
-  for (const name of files) yield* emit(name, () => createReadStream(name));
+  const files = info.isDirectory() ? await filesUnder(file, source) : [file];
+  for (const name of files) yield* emit(shownPath(options.cwd, name), async () => openFile(name));
+}
+
+/** Every file under a directory, sorted; links to files count as files (a log directory is often links). */
+async function filesUnder(dir: string, source: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(
+    (error: NodeJS.ErrnoException) => {
+      throw new UserError(
+        `cannot read --decisions ${printable(source)}: ${error.code}`,
+        "check its permissions",
+      );
+    },
+  );
+  const files: string[] = [];
+  for (const entry of entries) {
+    const name = path.join(entry.parentPath, entry.name);
+    if (entry.isFile()) files.push(name);
+    else if (entry.isSymbolicLink()) {
+      const target = await stat(name).catch(() => undefined);
+      if (!target)
+        throw new UserError(`cannot read ${printable(name)}: it is a broken link`, "fix or remove it");
+      if (target.isFile()) files.push(name);
+    }
+  }
+  if (files.length === 0) {
+    throw new UserError(
+      `--decisions ${printable(source)} holds no files`,
+      "pass the directory the logs are in",
+    );
+  }
+  return files.sort();
+}
+
+/** A path as the user would write it: relative to the working directory when under it. */
+function shownPath(cwd: string, name: string): string {
+  const relative = path.relative(cwd, name);
+  return printable(relative && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : name);
+}
+
+/** A file opened for reading, or one line saying why it cannot be. */
+function openFile(name: string): Promise<Readable> {
+  return new Promise((resolve, reject) => {
+    const stream = createReadStream(name);
+    stream.once("ready", () => resolve(stream));
+    stream.once("error", (error: NodeJS.ErrnoException) =>
+      reject(
+        new UserError(
+          `cannot read ${printable(name)}: ${error.code ?? error.message}`,
+          "check its permissions",
+        ),
+      ),
+    );
+  });
 }

@@ -1,6 +1,6 @@
 import { stringify } from "safe-stable-stringify";
 import { type Decision, interpretResult } from "../enforcer/decision.ts";
-import type { RecordedDecision } from "./decisions.ts";
+import { noneSkipped, type RecordedDecision, type SkippedEvents } from "./decisions.ts";
 import type { Replayed } from "./evaluate.ts";
 import { InputMask, MASKED, redact } from "./mask.ts";
 
@@ -78,6 +78,9 @@ export interface ImpactResult {
   /** The request groups (method and path) with the most changed decisions. */
   groups: { method: string; path: string; changed: number }[];
   examples: Example[];
+  /** Files (or objects) read, and the events in them not replayed, by reason. */
+  files: number;
+  skipped: SkippedEvents;
 }
 
 const MAX_GROUPS = 10_000;
@@ -107,6 +110,8 @@ export class ImpactReport {
     drift: 0,
     groups: [],
     examples: [],
+    files: 0,
+    skipped: noneSkipped(),
   };
   private readonly groups = new Map<string, number>();
 

@@ -888,6 +888,40 @@ const CASES: Case[] = [
     code: 2,
     line: /environment: AWS_ENDPOINT_URL_S3: must be an http\(s\) URL/,
   },
+  // impact: decision logs it cannot trust or cannot read
+  ...["../../x", "--foo", "3f2a9c1"].map(
+    (revision): Case => ({
+      name: `impact: a decision log recording revision ${revision}`,
+      args: () => ["impact", "--decisions", "decisions.ndjson", "--fail-on", "deny-to-allow"],
+      code: 2,
+      line: /records revision ".+", which is not a full commit SHA — /,
+      repo: () => repoCommitting("decisions.ndjson", `${recordedDecision({ authz: { revision } })}\n`),
+    }),
+  ),
+  {
+    name: "impact: decisions of which none names a revision",
+    args: () => ["impact", "--decisions", "decisions.ndjson"],
+    code: 2,
+    line: /none of the 2 recorded decisions names a bundle revision — pass --base/,
+    repo: () => repoCommitting("decisions.ndjson", `${recordedDecision()}\n${recordedDecision()}\n`),
+  },
+  {
+    name: "impact: a decision log line nested 200,000 deep",
+    args: () => ["impact", "--decisions", "decisions.ndjson"],
+    code: 2,
+    line: /decisions\.ndjson is refused: line 1 nests deeper than 1000 levels/,
+    repo: () =>
+      repoCommitting(
+        "decisions.ndjson",
+        `{"decision_id":"d","path":"authz/allow","input":${"[".repeat(200_000)}${"]".repeat(200_000)}}\n`,
+      ),
+  },
+  {
+    name: "impact: a directory of decision logs that holds no file",
+    args: (c) => ["impact", "--decisions", `${c.scratch}/empty-policies`],
+    code: 2,
+    line: /empty-policies holds no files — /,
+  },
 ];
 
 describe("the command line's refusals under --json", () => {
@@ -910,6 +944,19 @@ describe("the command line's refusals under --json", () => {
     });
   }
 });
+
+let recordedDecisions = 0;
+
+/** One recorded decision, as the enforcer logs it, naming `bundles` when given. */
+function recordedDecision(bundles?: Record<string, { revision: string }>): string {
+  return JSON.stringify({
+    decision_id: `decision-${++recordedDecisions}`,
+    path: "authz/allow",
+    input: { request: { http: { method: "GET", path: "/orders" } } },
+    result: true,
+    ...(bundles ? { bundles } : {}),
+  });
+}
 
 describe("the bad-input catalogue", () => {
   it(`has at least 40 cases (${CASES.length})`, () => {

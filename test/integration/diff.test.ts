@@ -97,7 +97,7 @@ describe("policyship diff", () => {
     const result = await runCli(["diff", "no-such-ref", "HEAD"], { cwd: repo.dir });
     expect(result.exitCode).toBe(2);
     expect(expectOneLineError(result)).toMatch(
-      /revision no-such-ref is neither in dist\/, nor published, nor a commit/,
+      /revision no-such-ref is neither published nor a commit this repository knows/,
     );
   });
 });

@@ -1,0 +1,160 @@
+import { pipeline, Readable } from "node:stream";
+import { createGunzip } from "node:zlib";
+import { jsonTextDeeperThan, MAX_JSON_DEPTH } from "../enforcer/input.ts";
+import { UserError } from "../errors.ts";
+
+const MIB = 1024 * 1024;
+
+/** How much of a decision log is read before it is refused. */
+export interface LogLimits {
+  /** Bytes a gzipped file may inflate to: a small file that inflates to gigabytes is refused, not read. */
+  maxDecompressedBytes: number;
+  /** Bytes of one line (an event, or an uploaded array of them). */
+  maxLineBytes: number;
+  /** Nesting of one event, as Kong's JSON decoder (lua-cjson's decode_max_depth). */
+  maxDepth: number;
+  /** Bytes of one S3 object: the store hands over whole objects, so this much is held at once. */
+  maxObjectBytes: number;
+}
+
+export const LOG_LIMITS: LogLimits = {
+  maxDecompressedBytes: 1024 * MIB,
+  maxLineBytes: 16 * MIB,
+  maxDepth: MAX_JSON_DEPTH,
+  maxObjectBytes: 256 * MIB,
+};
+
+const GZIP_MAGIC = [0x1f, 0x8b] as const;
+const NEWLINE = 0x0a;
+
+function refuse(name: string, what: string): never {
+  throw new UserError(
+    `${name} is refused: ${what}`,
+    "pass decision logs as OPA or the enforcer writes them (NDJSON, or OPA's uploaded JSON arrays, gzipped or not)",
+  );
+}
+
+/**
+ * The bytes of a log, gunzipped when they start with gzip's magic bytes (whatever the file is called: OPA's
+ * uploads are gzip however they were saved), and refused past `maxDecompressedBytes`.
+ */
+async function* decodedChunks(source: Readable, name: string, limits: LogLimits): AsyncGenerator<Buffer> {
+  try {
+    yield* decode(source, name, limits);
+  } finally {
+    source.destroy();
+  }
+}
+
+async function* decode(source: Readable, name: string, limits: LogLimits): AsyncGenerator<Buffer> {
+  const iterator = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let head = Buffer.alloc(0);
+  let done = false;
+  try {
+    while (head.length < GZIP_MAGIC.length && !done) {
+      const next = await iterator.next();
+      if (next.done) done = true;
+      else head = Buffer.concat([head, next.value]);
+    }
+  } catch (error) {
+    throw unreadable(name, error);
+  }
+  const rest = async function* () {
+    if (head.length > 0) yield head;
+    while (!done) {
+      const next = await iterator.next();
+      if (next.done) return;
+      yield next.value;
+    }
+  };
+  if (head[0] !== GZIP_MAGIC[0] || head[1] !== GZIP_MAGIC[1]) {
+    try {
+      yield* rest();
+    } catch (error) {
+      throw unreadable(name, error);
+    }
+    return;
+  }
+  // pipeline() destroys both ends when the consumer stops early (a refusal) or either side fails.
+  const gunzip = pipeline(Readable.from(rest()), createGunzip(), () => {});
+  let inflated = 0;
+  try {
+    for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+      inflated += chunk.length;
+      if (inflated > limits.maxDecompressedBytes) {
+        refuse(
+          name,
+          `it inflates past ${limits.maxDecompressedBytes} bytes (a gzip bomb, or a log to split)`,
+        );
+      }
+      yield chunk;
+    }
+  } catch (error) {
+    if (error instanceof UserError) throw error;
+    throw new UserError(
+      `${name} is not valid gzip: ${(error as Error).message}`,
+      "pass the file as OPA uploaded it, or gunzip it and pass the text",
+    );
+  } finally {
+    gunzip.destroy();
+  }
+}
+
+function unreadable(name: string, error: unknown): UserError {
+  if (error instanceof UserError) return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  return new UserError(
+    `cannot read ${name}: ${code ?? (error as Error).message}`,
+    "check that the file exists and is readable",
+  );
+}
+
+/**
+ * The non-blank lines of a log as text, each at most `maxLineBytes`, found with one scan of each chunk (a
+ * long line is never searched twice) and never held beyond that cap. Lines nested deeper than `maxDepth`
+ * (one more for an array of events) are refused before they are parsed.
+ */
+export async function* logLines(
+  source: Readable,
+  name: string,
+  limits: LogLimits = LOG_LIMITS,
+): AsyncGenerator<{ text: string; line: number }> {
+  let parts: Buffer[] = [];
+  let length = 0;
+  let line = 0;
+  const finish = (bytes: Buffer) => {
+    line++;
+    const text = bytes.toString("utf8");
+    if (!/\S/.test(text)) return undefined;
+    const depth = text.trimStart().startsWith("[") ? limits.maxDepth + 1 : limits.maxDepth;
+    // Nesting past `depth` takes more than `depth` characters: most lines need no scan.
+    if (text.length > depth && jsonTextDeeperThan(text, depth)) {
+      refuse(name, `line ${line} nests deeper than ${limits.maxDepth} levels`);
+    }
+    return { text, line };
+  };
+  const tooLong = () => refuse(name, `line ${line + 1} is longer than ${limits.maxLineBytes} bytes`);
+  for await (const chunk of decodedChunks(source, name, limits)) {
+    let start = 0;
+    let end = chunk.indexOf(NEWLINE, start);
+    while (end !== -1) {
+      const piece = chunk.subarray(start, end);
+      if (length + piece.length > limits.maxLineBytes) tooLong();
+      const found = finish(parts.length > 0 ? Buffer.concat([...parts, piece]) : piece);
+      parts = [];
+      length = 0;
+      if (found) yield found;
+      start = end + 1;
+      end = chunk.indexOf(NEWLINE, start);
+    }
+    if (start < chunk.length) {
+      length += chunk.length - start;
+      if (length > limits.maxLineBytes) tooLong();
+      parts.push(chunk.subarray(start));
+    }
+  }
+  if (length > 0) {
+    const found = finish(Buffer.concat(parts));
+    if (found) yield found;
+  }
+}
