@@ -240,8 +240,13 @@ async function makeOutDir(outDir: string, shown: string): Promise<boolean> {
     return created;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? "unknown";
+    const itself = await stat(outDir).catch(() => undefined);
     const why =
-      code === "EEXIST" || code === "ENOTDIR" ? "is a file, not a directory" : `cannot be written (${code})`;
+      itself && !itself.isDirectory()
+        ? "is a file, not a directory"
+        : code === "EEXIST" || code === "ENOTDIR"
+          ? "is under a file, not a directory"
+          : `cannot be written (${code})`;
     throw new UserError(`--out ${shown} ${why}`, "pass a directory you can write, such as dist");
   }
 }

@@ -181,7 +181,8 @@ describe("readers of outside JSON leave Object.prototype alone", () => {
       );
     });
     const plain = await runHere(["status", "--opa", url], scratch);
-    expect(plain.error).toBeUndefined();
+    // No bundle named authz is no active revision: the report is printed and the run fails (exit 1).
+    expect((plain.error as { exitCode?: number } | undefined)?.exitCode).toBe(1);
     const [instance] = JSON.parse(plain.stdout).instances;
     expect(instance.revision).toBeNull();
     expect(instance.error).toBe("no bundle named authz (it has: __proto__, constructor)");
@@ -201,7 +202,7 @@ describe("readers of outside JSON leave Object.prototype alone", () => {
     };
     const result = await runHere(["status", "--opa", url], scratch);
     delete (Object.prototype as Record<string, unknown>).result;
-    expect(result.error).toBeUndefined();
+    expect((result.error as { exitCode?: number } | undefined)?.exitCode).toBe(1);
     const [instance] = JSON.parse(result.stdout).instances;
     expect(instance.revision).toBeNull();
     expect(instance.error).toContain("status plugin off");
