@@ -9,7 +9,9 @@ export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 .PHONY: help setup build lint typecheck policy-test test test-unit test-integration demo soak bench overhead clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+	@if [ -t 1 ] && [ -z "$${NO_COLOR:-}" ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
+	grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*?## "}; {printf "  %s%-18s%s %s\n", on, $$1, off, $$2}'
 
 setup: ## install node >= 22, npm deps, pinned opa/minio/actionlint (cached), and build dist/
 	@scripts/setup.sh
@@ -45,7 +47,7 @@ demo: setup ## release, change and roll back a policy against local MinIO (STORE
 soak: setup ## 200,000 enforcer requests per engine; RSS growth < 20 MB, no leaked sockets or handles
 	node --experimental-strip-types --no-warnings --expose-gc --max-semi-space-size=16 test/soak/soak.ts
 
-bench: setup ## P1–P5: policyship vs the baselines, medians of alternating runs; writes test/bench/results.json
+bench: setup ## P1–P7: policyship vs the baselines, medians of alternating runs; writes test/bench/results.json
 	node --experimental-strip-types --no-warnings test/bench/bench.ts
 
 overhead: setup ## what build+test and release add over the bare opa (and PutObject) calls, in ms

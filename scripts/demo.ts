@@ -30,7 +30,10 @@ async function waitForAnswer(url: string, app: Started) {
   throw new Error(`${url} did not answer within 15 s`);
 }
 
-const say = (message: string) => process.stdout.write(`\x1b[1m[demo]\x1b[0m ${message}\n`);
+// Bold only on a terminal, and never with NO_COLOR (https://no-color.org).
+const bold = process.stdout.isTTY && !process.env.NO_COLOR;
+const say = (message: string) =>
+  process.stdout.write(bold ? `\x1b[1m[demo]\x1b[0m ${message}\n` : `[demo] ${message}\n`);
 const cleanups: (() => Promise<unknown>)[] = [];
 const storeFlag = process.argv.indexOf("--store");
 const storeKind = storeFlag >= 0 ? process.argv[storeFlag + 1] : "s3";
