@@ -14,8 +14,9 @@ export interface RemoteOptions {
   /** OPA answers larger than this are refused. */
   maxResponseBytes?: number;
   /**
-   * On a timeout, ask OPA's /health whether it is there (set with failOpen): if it answers, the query timed
-   * out on its own cost, which the input may have chosen, and the timeout is not "unreachable".
+   * On a timeout or a connection dropped after the query was sent, ask OPA's /health whether it is there
+   * (set with failOpen): if it answers, the failure is the query's own, which the input may have chosen
+   * (an expensive query, a built-in that panics), and it is not "unreachable".
    */
   checkReachableOnTimeout?: boolean;
 }
@@ -43,6 +44,16 @@ const UNREACHABLE_CODES = new Set([
   "UND_ERR_CONNECT_TIMEOUT",
   "UND_ERR_HEADERS_TIMEOUT",
   "UND_ERR_BODY_TIMEOUT",
+]);
+
+/** Of those, the ones where no connection was made: the query never reached OPA. */
+const CONNECT_CODES = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "UND_ERR_CONNECT_TIMEOUT",
 ]);
 
 interface DataResponse {
@@ -131,7 +142,13 @@ export class RemoteEngine implements Engine {
           }
           throw new EngineError("OPA request failed: timed out", "unreachable");
         }
-        const unreachable = UNREACHABLE_CODES.has(code);
+        let unreachable = UNREACHABLE_CODES.has(code);
+        // A connection that dropped once the query was sent may be OPA failing on this very input (a Go
+        // panic in a built-in drops the connection unanswered): like a timeout, it counts as unreachable
+        // only if OPA's /health is silent too. Failing to connect at all needs no such check.
+        if (unreachable && !CONNECT_CODES.has(code) && this.checkReachable && (await this.answersHealth())) {
+          unreachable = false;
+        }
         throw new EngineError(
           `OPA request failed: ${code || (error as Error).message}`,
           unreachable ? "unreachable" : "answer",

@@ -203,6 +203,41 @@ describe("OPA faults fail closed within the timeout, and recover", () => {
     }
   });
 
+  it("failOpen never opens a request whose input makes OPA drop the connection (a built-in that panics)", async () => {
+    // OPA 1.22.2 panics in io.jwt.decode on a header whose cty is not a string; Go's server drops the
+    // connection unanswered. /health still answers, so the drop is this input's doing: closed 500.
+    const dir = await mkdtemp(path.join(os.tmpdir(), "policyship-panic-"));
+    await writeFile(
+      path.join(dir, "crash.rego"),
+      'package crash\n\ndefault allow := false\n\nallow if {\n\t[header, _, _] := io.jwt.decode(input.request.http.headers.authorization)\n\theader.alg == "HS256"\n}\n',
+    );
+    const bundles = await buildBundles(dir, "crash-1", "crash/allow");
+    const crashing = await startOpaServer(["--bundle", bundles.rego]);
+    const enforcer = createEnforcer({
+      opa: { url: crashing.url, path: "crash/allow" },
+      timeoutMs: 2000,
+      failOpen: true,
+      log: () => {},
+    });
+    const part = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
+    const withToken = (token: string) => ({
+      request: { http: { method: "GET", path: "/admin", headers: { authorization: token } } },
+      client_ip: "127.0.0.1",
+    });
+    try {
+      const panicking = `${part({ alg: "HS256", cty: 1 })}.${part({ sub: "x" })}.c2ln`;
+      const decision = await enforcer.decide(withToken(panicking));
+      expect(decision).toMatchObject({ allow: false, status: 500, errorKind: "answer" });
+      expect(decision.failOpen).toBeUndefined();
+      // OPA is still there, and still decides other inputs.
+      const plain = `${part({ alg: "HS256" })}.${part({ sub: "x" })}.c2ln`;
+      expect(await enforcer.decide(withToken(plain))).toMatchObject({ allow: true });
+    } finally {
+      await enforcer.close();
+      await crashing.stop();
+    }
+  });
+
   it("failOpen never opens an answer OPA gave, a policy error, a mismatch, the in-flight limit or a bad input", async () => {
     const options = {
       opa: { url: proxy.url, path: CONFORMANCE_ENTRYPOINT },
