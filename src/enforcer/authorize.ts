@@ -7,7 +7,8 @@ import { type InputExtras, isJson, parseJsonBody } from "./input.ts";
 import { addRequestHeaders, sendDecision, sendTooLarge } from "./respond.ts";
 
 export interface Authorized {
-  /** true: the handler may run (headers already added to req). false: the response has been sent. */
+  /** true: the handler may run (headers already added to req). false: the response has been sent (or, when
+   * the adapter asked not to respond, the denial is the adapter's to hand on). */
   proceed: boolean;
   decision?: Decision;
   /** The raw body, when the enforcer read it; adapters hand it on so the handler can still use it. */
@@ -39,6 +40,8 @@ export async function authorizeRequest(
   req: IncomingMessage,
   res: ServerResponse,
   extras: InputExtras = {},
+  /** false: a denial is not answered here; the adapter hands it on (proceed is false, the response untouched). */
+  respond = true,
 ): Promise<Authorized> {
   let body = extras.body;
   const consumed = streamConsumed(req);
@@ -66,7 +69,7 @@ export async function authorizeRequest(
   const decision = await enforcer.authorize(req, { ...extras, body, bodyConsumed: consumed });
   if (decision.authz) rememberDecision(req, decision.authz);
   if (!decision.allow) {
-    sendDecision(res, decision);
+    if (respond) sendDecision(res, decision);
     return { proceed: false, decision, body };
   }
   addRequestHeaders(req, decision.headers);

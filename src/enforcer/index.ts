@@ -18,6 +18,7 @@ export {
   UNAUTHORIZED,
   UNEXPECTED,
 } from "./decision.ts";
+export { AuthorizationError } from "./denial-error.ts";
 export { createEnforcer, type DecisionEvent, type Enforcer, type EnforcerOptions } from "./enforcer.ts";
 export { type InputExtras, type KongInput, parseQuerystring } from "./input.ts";
 export { decisionChannel } from "./telemetry.ts";

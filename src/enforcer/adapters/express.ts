@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { authorizeRequest, handlerBody, streamConsumed } from "../authorize.ts";
 import type { Authz } from "../decision.ts";
+import { AuthorizationError } from "../denial-error.ts";
 import type { Enforcer } from "../enforcer.ts";
 import { type PathRules, resolveTarget } from "../request-target.ts";
 
@@ -49,6 +50,12 @@ export interface ExpressRouting {
   caseSensitive?: boolean;
   /** Router `strict` (default false: /admin/ runs app.get("/admin"), so the policy sees /admin). */
   strict?: boolean;
+  /**
+   * "respond" (default): a denial is answered as Kong does. "next": it goes to the app's error handler as
+   * next(AuthorizationError), with its status, headers and message, for apps with their own error pages.
+   * The handler of the route never runs either way.
+   */
+  onDeny?: "respond" | "next";
 }
 
 /** Route parameters: names become `named`, the numeric keys of regex routes become `unnamed` in order. */
@@ -84,6 +91,10 @@ export function expressAuthorize(enforcer: Enforcer, routing: ExpressRouting = {
       `expressAuthorize routing options must be an object, got ${routing === null ? "null" : typeof routing}`,
     );
   }
+  if (routing.onDeny !== undefined && routing.onDeny !== "respond" && routing.onDeny !== "next") {
+    throw new TypeError(`expressAuthorize onDeny must be "respond" or "next", got ${String(routing.onDeny)}`);
+  }
+  const handOn = routing.onDeny === "next";
   const rules: PathRules = {
     decode: false,
     caseSensitive: routing.caseSensitive === true,
@@ -92,13 +103,22 @@ export function expressAuthorize(enforcer: Enforcer, routing: ExpressRouting = {
   };
   return (req: ExpressRequest, res: ServerResponse, next: Next) => {
     const consumed = streamConsumed(req);
-    authorizeRequest(enforcer, req, res, {
-      target: resolveTarget(req.method ?? "GET", routedTarget(req), rules),
-      uriCaptures: enforcer.includeUriCaptures ? capturesOf(req.params) : undefined,
-      clientIp: req.ip,
-      parsedBody: consumed && req.body !== undefined ? { value: req.body } : undefined,
-    }).then((outcome) => {
-      if (!outcome.proceed) return;
+    authorizeRequest(
+      enforcer,
+      req,
+      res,
+      {
+        target: resolveTarget(req.method ?? "GET", routedTarget(req), rules),
+        uriCaptures: enforcer.includeUriCaptures ? capturesOf(req.params) : undefined,
+        clientIp: req.ip,
+        parsedBody: consumed && req.body !== undefined ? { value: req.body } : undefined,
+      },
+      !handOn,
+    ).then((outcome) => {
+      if (!outcome.proceed) {
+        if (handOn && outcome.decision && !res.headersSent) next(new AuthorizationError(outcome.decision));
+        return;
+      }
       req.authz = outcome.decision?.authz;
       if (outcome.body && outcome.body.length > 0) {
         // body-parser 1.x skips a request marked _body; 2.x skips a stream that has ended.
