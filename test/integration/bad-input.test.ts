@@ -447,7 +447,7 @@ const CASES: Case[] = [
     name: "a missing signing key",
     args: () => ["build", "--signing-key", "missing.pem"],
     code: 2,
-    line: /--signing-key missing\.pem cannot be read/,
+    line: /--signing-key \(the value, not shown\) cannot be read: it names no file and is not PEM text/,
   },
   {
     name: "a missing claims file",
@@ -546,13 +546,13 @@ const CASES: Case[] = [
     args: () => ["build"],
     env: { POLICYSHIP_SIGNING_KEY: "-----BEGIN PRIVATE KEY-----\nnot-a-key\n-----END PRIVATE KEY-----\n" },
     code: 2,
-    line: /--signing-key \(PEM text\) is not a PEM private key for RS256/,
+    line: /POLICYSHIP_SIGNING_KEY \(PEM text\) is not a PEM private key for RS256/,
   },
   {
     name: "a signing key path that does not exist",
     args: () => ["build", "--signing-key", "keys/missing.pem"],
     code: 2,
-    line: /--signing-key keys\/missing\.pem cannot be read/,
+    line: /--signing-key \(the value, not shown\) cannot be read: it names no file/,
   },
   {
     name: "an --opa-env that is not a variable name",
@@ -732,7 +732,7 @@ const CASES: Case[] = [
     args: () => ["config", "--revision", "r1", "--bucket", "acme", "--region", "eu-west-1", "--key-id", "k"],
     env: { POLICYSHIP_VERIFICATION_KEY: "not-a-file-but-a-secret" },
     code: 2,
-    line: /^policyship: --verification-key \(the value, not shown\) cannot be read — /,
+    line: /^policyship: POLICYSHIP_VERIFICATION_KEY \(the value, not shown\) cannot be read: it names no file and is not PEM text — /,
   },
   {
     name: "impact --candidate-dir whose policies hold a link out of the checkout",
