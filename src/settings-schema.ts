@@ -27,10 +27,37 @@ const prefix = z
 
 const region = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/, "must look like us-east-1");
 
+/**
+ * An http(s) URL with neither user:password, a query nor a fragment: each would be written into the rendered
+ * config, stdout and messages, a password leaks there, and OPA appends the bundle's resource to the URL as it
+ * is (`/b?x=1/<rev>.tar.gz` names no object). The messages never repeat the value.
+ */
 const url = z
   .string()
   .url("must be an http(s) URL")
-  .refine((value) => /^https?:\/\//.test(value), "must be an http(s) URL");
+  .refine((value) => /^https?:\/\//.test(value), "must be an http(s) URL")
+  .refine(
+    (value) => !hasUserinfo(value),
+    "must not carry user:password (it would be printed and rendered into OPA's config); leave it out",
+  )
+  .refine((value) => !/[?#]/.test(value), "must not carry a query or a fragment (?… or #…); leave it out");
+
+/** A registry (`oci://host/repo` or `host/repo`) whose host part holds '@' carries a user or a password. */
+const NO_REGISTRY_USERINFO = [
+  (value: string) => !/^([a-z][a-z0-9+.-]*:\/\/)?[^/]*@/i.test(value),
+  "must not carry user:password (it would be printed); log in with POLICYSHIP_REGISTRY_PASSWORD or docker login",
+] as const;
+
+/** '@' anywhere in the authority as written, or a user or password as URL reads it (it drops an empty one). */
+function hasUserinfo(value: string): boolean {
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(value)) return true;
+  try {
+    const parsed = new URL(value);
+    return parsed.username !== "" || parsed.password !== "";
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Environment variables that hold or lead to credentials. opa children get an allow-listed environment because a
@@ -111,8 +138,12 @@ export const settingsSchema = z
     to: z.string().min(1),
     store: z
       .string()
-      .regex(/^(oci|s3):\/\/[^/]/, "must be oci://<registry>/<repository> or s3://<bucket>[/<prefix>]"),
-    registry: z.string().min(1),
+      .regex(/^(oci|s3):\/\/[^/]/, "must be oci://<registry>/<repository> or s3://<bucket>[/<prefix>]")
+      .refine(...NO_REGISTRY_USERINFO),
+    registry: z
+      .string()
+      .min(1)
+      .refine(...NO_REGISTRY_USERINFO),
     insecureRegistry: z.array(
       z.string().regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, "must be registry hosts such as registry.lan:5000"),
     ),

@@ -8,11 +8,15 @@ import {
   addStoreOptions,
   addTestOptions,
 } from "../cli-options.ts";
-import type { Context } from "../context.ts";
+import { type Context, silentLogger } from "../context.ts";
 import { appendStepSummary, inGitHubActions, markdownBlock, markdownText, writeOutputs } from "../github.ts";
 import { locateOpaFor } from "../opa/locate.ts";
+import { readVerificationKey } from "../opa/signing-key.ts";
+import { renderOpaConfig } from "../opa-config/render.ts";
 import { resolveBuildRevision } from "../revision.ts";
 import { storeKind } from "../settings.ts";
+import type { Settings } from "../settings-schema.ts";
+import { resolveRegion } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
 import { assertPoliciesDir, type BuildResult, build } from "./build.ts";
 import { assertCheckPassed, type CheckResult, check, checksRun } from "./check.ts";
@@ -46,6 +50,8 @@ export interface ReleaseResult {
 export async function release(context: Context): Promise<ReleaseResult> {
   const started = performance.now();
   const { settings, cwd, log } = context;
+  // Every setting the OPA config needs is checked before anything is built or published.
+  await assertConfigRenders(context);
   const opa = locateOpaFor(context);
   const revision = resolveBuildRevision(context, { metadata: true });
   // Both are awaited below; this keeps an early rejection from being reported as unhandled.
@@ -86,9 +92,9 @@ export async function release(context: Context): Promise<ReleaseResult> {
   if (built.target === "wasm") {
     // OPA is configured for the rego bundle; the embedded engine loads <rev>.wasm.tar.gz itself.
     log.info("wasm: no OPA config rendered (the app's embedded engine loads the bundle)");
-  } else if (settings.dryRun && !settings.bucket && !settings.registry && !settings.serviceUrl) {
+  } else if (configSkipped(settings) === "no-store") {
     log.info("dry run without a bucket, registry or --service-url: no OPA config rendered");
-  } else if (settings.dryRun && settings.registry && !settings.serviceUrl) {
+  } else if (configSkipped(settings) === "oci-dry-run") {
     // An OCI config names the manifest digest, which exists only once publish has pushed the manifest.
     log.info(
       "dry run on an OCI registry: no OPA config rendered (it pins the manifest digest publish creates)",
@@ -130,6 +136,36 @@ export async function release(context: Context): Promise<ReleaseResult> {
   };
   await reportToGitHub(context, result, built, rendered);
   return result;
+}
+
+/** Why release renders no OPA config for these settings (wasm aside), or undefined when it renders one. */
+function configSkipped(settings: Settings): "no-store" | "oci-dry-run" | undefined {
+  if (settings.dryRun && !settings.bucket && !settings.registry && !settings.serviceUrl) return "no-store";
+  if (settings.dryRun && settings.registry && !settings.serviceUrl) return "oci-dry-run";
+  return undefined;
+}
+
+/** Well-formed stand-ins for what only build and publish know; the settings are what is checked. */
+const PROBE_REVISION = "0".repeat(40);
+const PROBE_PIN = `sha256:${"0".repeat(64)}`;
+
+/**
+ * Refuses, before build, the settings the OPA config cannot be rendered from (a directory with no
+ * --service-url, a bucket with no region, a verification key without --key-id, ...): found after publish,
+ * they would leave a published object that no config points at.
+ */
+async function assertConfigRenders(context: Context): Promise<void> {
+  const { settings } = context;
+  if (settings.target === "wasm" || configSkipped(settings)) return;
+  // config() reads the key again and warns then; once is enough.
+  const verificationKey = (await readVerificationKey({ ...context, log: silentLogger }))?.material;
+  renderOpaConfig({
+    revision: PROBE_REVISION,
+    settings,
+    region: resolveRegion(context),
+    verificationKey,
+    pin: storeKind(settings) === "oci" && !settings.serviceUrl ? PROBE_PIN : undefined,
+  });
 }
 
 /**

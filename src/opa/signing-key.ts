@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Context } from "../context.ts";
 import { FailureError, isKnownError, UserError } from "../errors.ts";
+import { envName, flagName } from "../settings.ts";
 
 export interface SigningKey {
   /** A file opa reads the key from: never the key itself on opa's argv. */
@@ -13,10 +14,20 @@ export interface SigningKey {
   cleanup: () => Promise<void>;
 }
 
-/** A --signing-key or --verification-key value fit to print: a plausible path, never key material or a secret. */
-export function shownValue(value: string): string {
-  const looksLikePath = !/\s|-----BEGIN/.test(value) && (value.includes("/") || /\.(pem|key)$/i.test(value));
-  return looksLikePath ? value : "(the value, not shown)";
+/**
+ * A --signing-key or --verification-key value fit to print: the path of a file that exists, and nothing else.
+ * Whatever names no file may be key material or a secret (base64 DER holds '/' and looks like a path).
+ */
+export function shownValue(value: string, isFile: boolean): string {
+  return isFile ? value : "(the value, not shown)";
+}
+
+/** Where a key setting came from, for its messages: the flag, the POLICYSHIP_* variable, or the config file. */
+export function keySource(context: Context, key: "signingKey" | "verificationKey"): string {
+  if (context.explicit.has(key)) return flagName(key);
+  if (context.env[envName(key)]) return envName(key);
+  if (context.configFile) return `${key} in ${path.basename(context.configFile)}`;
+  return flagName(key);
 }
 
 /**
@@ -31,23 +42,24 @@ export async function prepareSigningKey(context: Context): Promise<SigningKey | 
   const hmac = settings.signingAlg.startsWith("HS");
   const candidate = value.includes("-----BEGIN") ? undefined : path.resolve(cwd, value);
   const info = candidate ? await stat(candidate).catch(() => undefined) : undefined;
+  const source = keySource(context, "signingKey");
   if (info?.isFile() && candidate) {
     const material = await readFile(candidate, "utf8").catch(() => {
       throw new UserError(
-        `--signing-key ${shownValue(value)} cannot be read`,
+        `${source} ${shownValue(value, true)} cannot be read`,
         "check the file's permissions",
       );
     });
-    if (!hmac) assertPrivateKey(material, shownValue(value), settings.signingAlg);
+    if (!hmac) assertPrivateKey(material, `${source} ${shownValue(value, true)}`, settings.signingAlg);
     return { file: candidate, material, cleanup: async () => {} };
   }
   if (!hmac && !value.includes("-----BEGIN")) {
     throw new UserError(
-      `--signing-key ${shownValue(value)} cannot be read`,
+      `${source} ${shownValue(value, false)} cannot be read: it names no file and is not PEM text`,
       "pass the path of the PEM private key, or its PEM text in POLICYSHIP_SIGNING_KEY",
     );
   }
-  if (!hmac) assertPrivateKey(value, "(PEM text)", settings.signingAlg);
+  if (!hmac) assertPrivateKey(value, `${source} (PEM text)`, settings.signingAlg);
   if (context.explicit.has("signingKey")) {
     context.log.warn(
       "the signing key was given on the command line, where other processes can read it; pass a file, or POLICYSHIP_SIGNING_KEY",
@@ -61,7 +73,7 @@ function assertPrivateKey(material: string, shown: string, algorithm: string) {
     createPrivateKey(material);
   } catch {
     throw new UserError(
-      `--signing-key ${shown} is not a PEM private key for ${algorithm}`,
+      `${shown} is not a PEM private key for ${algorithm}`,
       "pass the private half of the signing key pair, PEM-encoded",
     );
   }
@@ -81,7 +93,7 @@ const warned = new WeakSet<object>();
 /**
  * The key a bundle signature is checked with (--verification-key, POLICYSHIP_VERIFICATION_KEY): a file's
  * contents, or the value itself when it is an HMAC secret or PEM text. With an asymmetric algorithm it must be
- * a PEM public key. The value is never echoed in an error unless it looks like a path.
+ * a PEM public key. The value is never echoed in an error unless it names an existing file.
  */
 export async function readVerificationKey(
   context: Context,
@@ -90,19 +102,19 @@ export async function readVerificationKey(
   const value = settings.verificationKey;
   if (!value) return undefined;
   const hmac = settings.signingAlg.startsWith("HS");
-  const shown = shownValue(value);
   const candidate = value.includes("-----BEGIN") ? undefined : path.resolve(cwd, value);
   const info = candidate ? await stat(candidate).catch(() => undefined) : undefined;
   const file = info?.isFile() && candidate ? candidate : undefined;
+  const shown = `${keySource(context, "verificationKey")} ${shownValue(value, file !== undefined)}`;
   if (!file && !hmac && !value.includes("-----BEGIN")) {
     throw new UserError(
-      `--verification-key ${shown} cannot be read`,
+      `${shown} cannot be read: it names no file and is not PEM text`,
       "check the path of the public key (PEM), or pass its PEM text in POLICYSHIP_VERIFICATION_KEY",
     );
   }
   const material = file
     ? await readFile(file, "utf8").catch(() => {
-        throw new UserError(`--verification-key ${shown} cannot be read`, "check the file's permissions");
+        throw new UserError(`${shown} cannot be read`, "check the file's permissions");
       })
     : value;
   if (!hmac) {
@@ -110,7 +122,7 @@ export async function readVerificationKey(
       createPublicKey(material);
     } catch {
       throw new UserError(
-        `--verification-key ${file ? shown : "(PEM text)"} is not a PEM public key`,
+        `${file ? shown : `${keySource(context, "verificationKey")} (PEM text)`} is not a PEM public key`,
         "pass the public half of the signing key",
       );
     }

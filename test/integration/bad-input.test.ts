@@ -447,7 +447,7 @@ const CASES: Case[] = [
     name: "a missing signing key",
     args: () => ["build", "--signing-key", "missing.pem"],
     code: 2,
-    line: /--signing-key missing\.pem cannot be read/,
+    line: /--signing-key \(the value, not shown\) cannot be read: it names no file and is not PEM text/,
   },
   {
     name: "a missing claims file",
@@ -546,13 +546,13 @@ const CASES: Case[] = [
     args: () => ["build"],
     env: { POLICYSHIP_SIGNING_KEY: "-----BEGIN PRIVATE KEY-----\nnot-a-key\n-----END PRIVATE KEY-----\n" },
     code: 2,
-    line: /--signing-key \(PEM text\) is not a PEM private key for RS256/,
+    line: /POLICYSHIP_SIGNING_KEY \(PEM text\) is not a PEM private key for RS256/,
   },
   {
     name: "a signing key path that does not exist",
     args: () => ["build", "--signing-key", "keys/missing.pem"],
     code: 2,
-    line: /--signing-key keys\/missing\.pem cannot be read/,
+    line: /--signing-key \(the value, not shown\) cannot be read: it names no file/,
   },
   {
     name: "an --opa-env that is not a variable name",
@@ -732,7 +732,7 @@ const CASES: Case[] = [
     args: () => ["config", "--revision", "r1", "--bucket", "acme", "--region", "eu-west-1", "--key-id", "k"],
     env: { POLICYSHIP_VERIFICATION_KEY: "not-a-file-but-a-secret" },
     code: 2,
-    line: /^policyship: --verification-key \(the value, not shown\) cannot be read — /,
+    line: /^policyship: POLICYSHIP_VERIFICATION_KEY \(the value, not shown\) cannot be read: it names no file and is not PEM text — /,
   },
   {
     name: "impact --candidate-dir whose policies hold a link out of the checkout",
@@ -921,6 +921,68 @@ const CASES: Case[] = [
     args: (c) => ["impact", "--decisions", `${c.scratch}/empty-policies`],
     code: 2,
     line: /empty-policies holds no files — /,
+  },
+  // Keys and URL settings: never a key or a password in the message; release checks its config before publishing.
+  {
+    name: "a signing key given as base64 DER, never echoed",
+    args: () => ["build"],
+    env: { POLICYSHIP_SIGNING_KEY: "MIIEvgIBADANBgkqhkiG9w0BAQEFAASC/+kwggSlAgEAAoIBAQC7" },
+    code: 2,
+    line: /^policyship: POLICYSHIP_SIGNING_KEY \(the value, not shown\) cannot be read: it names no file and is not PEM text — /,
+  },
+  {
+    name: "a --service-url with user:password, never echoed",
+    args: () => [
+      "config",
+      "--revision",
+      "r1",
+      "--to",
+      "bundles",
+      "--service-url",
+      "https://u:s3cr3t@b.example.com",
+    ],
+    code: 2,
+    line: /^policyship: invalid settings: flags: --service-url: must not carry user:password(?!.*s3cr3t)/,
+  },
+  {
+    name: "an --endpoint with a query",
+    args: () => [
+      "config",
+      "--revision",
+      "r1",
+      "--bucket",
+      "acme",
+      "--endpoint",
+      "http://127.0.0.1:9000/?x=1",
+    ],
+    code: 2,
+    line: /--endpoint: must not carry a query or a fragment/,
+  },
+  {
+    name: "a --service-url with a fragment",
+    args: () => [
+      "config",
+      "--revision",
+      "r1",
+      "--to",
+      "bundles",
+      "--service-url",
+      "https://b.example.com/b#x",
+    ],
+    code: 2,
+    line: /--service-url: must not carry a query or a fragment/,
+  },
+  {
+    name: "an oci:// store with user:password, never echoed",
+    args: () => ["config", "--revision", "r1", "--store", "oci://u:s3cr3t@ghcr.io/acme/policies"],
+    code: 2,
+    line: /^policyship: invalid settings: flags: --store: must not carry user:password(?!.*s3cr3t)/,
+  },
+  {
+    name: "release --to <dir> without --service-url, refused before it builds or publishes",
+    args: () => ["release", "--to", "bundles"],
+    code: 2,
+    line: /^policyship: no bucket \(or --service-url\) to point OPA at — /,
   },
 ];
 

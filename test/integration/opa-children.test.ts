@@ -117,7 +117,7 @@ describe("opa children never see the pipeline's secrets", () => {
     ]) {
       const result = await runCli(["build"], { cwd: repo.dir, env });
       expect(result.exitCode).toBe(2);
-      expect(result.stderr).toMatch(/--signing-key/);
+      expect(result.stderr).toMatch(/policyship: POLICYSHIP_SIGNING_KEY /);
       expect(result.stderr).not.toContain("SENTINELKEYMATERIAL");
     }
     await repo.write("bad.pem", material);

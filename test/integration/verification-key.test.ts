@@ -115,7 +115,9 @@ describe("an HMAC verification key never reaches opa's argv or an error", () => 
     ];
     for (const result of results) {
       expect(result.exitCode).toBe(2);
-      expect(result.stderr).toMatch(/policyship: --verification-key \(the value, not shown\) cannot be read/);
+      expect(result.stderr).toMatch(
+        /policyship: (--verification-key|POLICYSHIP_VERIFICATION_KEY) \(the value, not shown\) cannot be read/,
+      );
       expect(result.stderr).not.toContain(SECRET);
     }
   });
