@@ -922,6 +922,13 @@ const CASES: Case[] = [
     code: 2,
     line: /empty-policies holds no files — /,
   },
+  // opa offline: no proxy setting (which can carry a password) for opa, whatever opaEnv says
+  {
+    name: "an --opa-env that names the proxy",
+    args: () => ["build", "--opa-env", "HTTPS_PROXY"],
+    code: 2,
+    line: /--opa-env: HTTPS_PROXY holds or leads to credentials/,
+  },
 ];
 
 describe("the command line's refusals under --json", () => {
