@@ -11,6 +11,7 @@ import { appendStepSummary, inGitHubActions, markdownCode, markdownTable } from 
 import type { RecordedDecision, SkipReason } from "../impact/decisions.ts";
 import type { Replayed } from "../impact/evaluate.ts";
 import type { ImpactResult } from "../impact/report.ts";
+import type { OfflineCapabilities } from "../opa/capabilities.ts";
 import { locateOpaFor } from "../opa/locate.ts";
 import { printable } from "../printable.ts";
 import { writeOutput } from "./config.ts";
@@ -54,17 +55,23 @@ export async function impact(context: Context): Promise<ImpactResult> {
     { replay },
     { ImpactReport },
     { BundleResolver, assertRecordedRevision },
+    { offlineCapabilities },
     opa,
   ] = await Promise.all([
     import("../impact/decisions.ts"),
     import("../impact/evaluate.ts"),
     import("../impact/report.ts"),
     import("../impact/bundles.ts"),
+    import("../opa/capabilities.ts"),
     locateOpaFor(context),
   ]);
   const resolver = new BundleResolver(context, opa);
   const scratch = await mkdtemp(path.join(os.tmpdir(), "policyship-candidate-"));
+  let capabilities: OfflineCapabilities | undefined;
   try {
+    // Base and candidate alike are evaluated unable to reach the network: the inputs are production requests.
+    const offline = await offlineCapabilities(opa);
+    capabilities = offline;
     if (settings.candidate && settings.candidateDir) {
       throw new UserError("--candidate and --candidate-dir both name the candidate", "pass one of them");
     }
@@ -80,8 +87,8 @@ export async function impact(context: Context): Promise<ImpactResult> {
       const base = await resolver.bundleOf(batch.revision);
       const inputs = batch.records.map((record) => record.input);
       const [before, after] = await Promise.all([
-        replay(opa, base, batch.rulePath, inputs),
-        replay(opa, candidate, batch.rulePath, inputs),
+        replay(opa, base, batch.rulePath, inputs, { capabilities: offline.file }),
+        replay(opa, candidate, batch.rulePath, inputs, { capabilities: offline.file }),
       ]);
       for (const [i, record] of batch.records.entries()) {
         report.add(record, batch.revision, before[i] as Replayed, after[i] as Replayed);
@@ -145,7 +152,11 @@ export async function impact(context: Context): Promise<ImpactResult> {
     await reportOutputs(context, result);
     return result;
   } finally {
-    await Promise.all([rm(scratch, { recursive: true, force: true }), resolver.dispose()]);
+    await Promise.all([
+      rm(scratch, { recursive: true, force: true }),
+      resolver.dispose(),
+      capabilities?.dispose(),
+    ]);
   }
 }
 

@@ -15,6 +15,7 @@ import {
   markdownTable,
   markdownText,
 } from "../github.ts";
+import { withOfflineCapabilities } from "../opa/capabilities.ts";
 import { type OpaTestCase, opaCoverage, opaTest, type TestArgs } from "../opa/commands.ts";
 import { locateOpaFor, type OpaBinary } from "../opa/locate.ts";
 import { revisionOrHead } from "../revision.ts";
@@ -121,21 +122,22 @@ export async function test(
   }
   const wasm = target.isBundle && isWasmBundle(context, target.target);
   const sources = wasm ? await wasmSources(context, target.target, prepared?.revision) : undefined;
-  const args: TestArgs = {
-    target: sources?.policiesDir ?? target.target,
-    isBundle: target.isBundle,
-    run: settings.run,
-    v0Compatible: settings.v0Compatible,
-    ignore: settings.ignore,
-  };
   const wantCoverage = settings.coverageThreshold !== undefined || prepared?.coverage === true;
   log.info(
     `testing ${target.shown}${wantCoverage ? " with coverage" : ""}${wasm ? " in rego and wasm" : ""}`,
   );
-  const [tests, coverage] = await Promise.all([
-    opaTest(opa, args, cwd),
-    wantCoverage ? opaCoverage(opa, args, cwd) : undefined,
-  ]);
+  // The tests under review run unable to reach the network, as impact's replays do.
+  const [tests, coverage] = await withOfflineCapabilities(opa, (capabilities) => {
+    const args: TestArgs = {
+      target: sources?.policiesDir ?? target.target,
+      isBundle: target.isBundle,
+      run: settings.run,
+      v0Compatible: settings.v0Compatible,
+      ignore: settings.ignore,
+      capabilities,
+    };
+    return Promise.all([opaTest(opa, args, cwd), wantCoverage ? opaCoverage(opa, args, cwd) : undefined]);
+  });
   if (!tests.cases || (tests.exitCode !== 0 && tests.exitCode !== 2)) {
     const detail = (tests.stderr || tests.stdout).trim().split("\n").slice(0, 3).join("; ");
     throw new FailureError(`opa test could not run the tests: ${detail}`, "fix the policy errors above");

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { UserError } from "../errors.ts";
 import type { Opa } from "../opa/commands.ts";
+import { childEnvironment } from "../opa/environment.ts";
 
 export interface Replayed {
   defined: boolean;
@@ -18,17 +19,25 @@ export function dataRef(rulePath: string): string {
   return `data${segments.map((segment) => `[${JSON.stringify(segment)}]`).join("")}`;
 }
 
+/** How every evaluation runs: with a capabilities file that lets no policy reach the network. */
+export interface ReplayOptions {
+  /** From opa/capabilities.ts: the recorded inputs are production requests, never to leave the runner. */
+  capabilities: string;
+}
+
 /** Runs one `opa eval` with the batch as its input; each element is evaluated `with input as` itself. */
 function evalBatch(
   opa: Opa,
   bundle: string,
   rulePath: string,
   batch: string,
+  options: ReplayOptions,
 ): Promise<{ ok: true; values: Record<string, unknown> } | { ok: false; message: string }> {
   const query = `{i: r | some i; item := input.batch[i]; r := ${dataRef(rulePath)} with input as item}`;
   return new Promise((resolve, reject) => {
-    const child = spawn(opa.path, ["eval", "--bundle", bundle, "--stdin-input", "--format", "json", query], {
-      env: opa.env,
+    const args = ["eval", "--capabilities", options.capabilities, "--bundle", bundle, "--stdin-input"];
+    const child = spawn(opa.path, [...args, "--format", "json", query], {
+      env: childEnvironment(opa.env),
       stdio: ["pipe", "pipe", "pipe"],
     });
     const out: Buffer[] = [];
@@ -75,18 +84,26 @@ function evalBatch(
 /**
  * Evaluates every input against a bundle with the real opa (every built-in, OPA's own semantics), many
  * inputs per process. An evaluation error aborts a whole query, so a failing batch is split in halves
- * until the failing inputs stand alone and are reported as errors.
+ * until the failing inputs stand alone and are reported as errors. A policy that calls `http.send` or
+ * `net.lookup_ip_addr` is refused the host (options.capabilities), so that decision is undefined or an error.
  */
 export async function replay(
   opa: Opa,
   bundle: string,
   rulePath: string,
   inputs: unknown[],
+  options: ReplayOptions,
 ): Promise<Replayed[]> {
   const serialized = inputs.map((input) => JSON.stringify(input ?? null));
   const results: Replayed[] = new Array(inputs.length);
   const run = async (from: number, to: number): Promise<void> => {
-    const outcome = await evalBatch(opa, bundle, rulePath, `[${serialized.slice(from, to).join(",")}]`);
+    const outcome = await evalBatch(
+      opa,
+      bundle,
+      rulePath,
+      `[${serialized.slice(from, to).join(",")}]`,
+      options,
+    );
     if (outcome.ok) {
       for (let i = from; i < to; i++) {
         const key = String(i - from);

@@ -60,10 +60,12 @@ export interface TestArgs {
   run?: string;
   v0Compatible: boolean;
   ignore: string[];
+  /** From opa/capabilities.ts: tests run offline, a test that needs a remote answer mocks it `with`. */
+  capabilities: string;
 }
 
 function testArgs(args: TestArgs, extra: string[]): string[] {
-  const list = ["test", ...extra];
+  const list = ["test", "--capabilities", args.capabilities, ...extra];
   if (args.isBundle) list.push("--bundle");
   if (args.run) list.push("--run", args.run);
   if (args.v0Compatible) list.push("--v0-compatible");

@@ -2,7 +2,9 @@
  * The environment every opa child gets: what opa needs to run, and nothing else. A policy can read its
  * process environment (`opa.runtime().env`), so a test policy under review could otherwise print
  * AWS_SECRET_ACCESS_KEY, GITHUB_TOKEN or ACTIONS_ID_TOKEN_REQUEST_TOKEN into a failure message.
- * `opaEnv` (POLICYSHIP_OPA_ENV, --opa-env) adds names to the list.
+ * `opaEnv` (POLICYSHIP_OPA_ENV, --opa-env) adds names to the list. No proxy variable is on it: a proxy URL
+ * often carries a password (`http://user:password@proxy`), and policyship's opa calls never use the network
+ * (opa/capabilities.ts).
  */
 export const OPA_ENV_ALLOWED = [
   "PATH",
@@ -13,17 +15,26 @@ export const OPA_ENV_ALLOWED = [
   "LANG",
   "LANGUAGE",
   "TZ",
-  "HTTP_PROXY",
-  "HTTPS_PROXY",
-  "NO_PROXY",
-  "http_proxy",
-  "https_proxy",
-  "no_proxy",
   "SSL_CERT_FILE",
   "SSL_CERT_DIR",
   "GOMAXPROCS",
   "GOMEMLIMIT",
 ] as const;
+
+/** The proxy settings: for the docker credential helpers, which do reach the network; never for opa. */
+export const PROXY_ENV = [
+  "HTTP_PROXY",
+  "HTTPS_PROXY",
+  "NO_PROXY",
+  "ALL_PROXY",
+  "http_proxy",
+  "https_proxy",
+  "no_proxy",
+  "all_proxy",
+] as const;
+
+/** Any spelling of a proxy variable (Go reads either case): dropped from opa's environment even if named. */
+export const PROXY_NAME = /^(https?|no|all|ftp)_proxy$/i;
 
 const LOCALE = /^LC_[A-Z_]+$/;
 
@@ -60,7 +71,7 @@ export function childEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 }
 
 export function opaEnvironment(env: NodeJS.ProcessEnv, extra: readonly string[] = []): NodeJS.ProcessEnv {
-  return allowListed(env, [...OPA_ENV_ALLOWED, ...extra], [LOCALE]);
+  return allowListed(env, [...OPA_ENV_ALLOWED, ...extra.filter((name) => !PROXY_NAME.test(name))], [LOCALE]);
 }
 
 /**
@@ -71,7 +82,7 @@ export function opaEnvironment(env: NodeJS.ProcessEnv, extra: readonly string[] 
 export function credentialHelperEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return allowListed(
     env,
-    [...OPA_ENV_ALLOWED, "USER", "LOGNAME", "SHELL", "DBUS_SESSION_BUS_ADDRESS"],
+    [...OPA_ENV_ALLOWED, ...PROXY_ENV, "USER", "LOGNAME", "SHELL", "DBUS_SESSION_BUS_ADDRESS"],
     [LOCALE, /^(XDG|DOCKER|AWS|GOOGLE|CLOUDSDK|AZURE)_\w+$/],
   );
 }

@@ -984,6 +984,13 @@ const CASES: Case[] = [
     code: 2,
     line: /^policyship: no bucket \(or --service-url\) to point OPA at — /,
   },
+  // opa offline: no proxy setting (which can carry a password) for opa, whatever opaEnv says
+  {
+    name: "an --opa-env that names the proxy",
+    args: () => ["build", "--opa-env", "HTTPS_PROXY"],
+    code: 2,
+    line: /--opa-env: HTTPS_PROXY holds or leads to credentials/,
+  },
 ];
 
 describe("the command line's refusals under --json", () => {

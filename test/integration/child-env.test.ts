@@ -106,18 +106,10 @@ const GIT_ALLOWED = new Set([
   "GIT_CONFIG_SYSTEM",
   "GIT_CONFIG_NOSYSTEM",
 ]);
+// No proxy variable: opa never uses the network, and a proxy URL can carry a password.
 const OPA_ALLOWED = new Set([
   ...["PATH", "HOME", "TMPDIR", "TMP", "TEMP", "LANG", "LANGUAGE", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR"],
-  ...[
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-    "GOMAXPROCS",
-    "GOMEMLIMIT",
-  ],
+  ...["GOMAXPROCS", "GOMEMLIMIT"],
 ]);
 const SHELL_ADDS = new Set(["PWD", "OLDPWD", "SHLVL", "_"]);
 
@@ -166,6 +158,8 @@ describe("every git and opa child gets an allow-listed environment", () => {
     const spy = await spies();
     const planted = {
       GITHUB_TOKEN: "SENTINEL-github-token",
+      HTTPS_PROXY: "http://user:SENTINEL-proxy-password@127.0.0.1:9",
+      https_proxy: "http://user:SENTINEL-proxy-password@127.0.0.1:9",
       AWS_SECRET_ACCESS_KEY: "SENTINEL-aws-secret",
       POLICYSHIP_REGISTRY_PASSWORD: "SENTINEL-registry-password",
       GIT_EXTERNAL_DIFF: evil,
