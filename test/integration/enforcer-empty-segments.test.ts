@@ -131,6 +131,29 @@ for (const [name, start] of Object.entries(apps)) {
   });
 }
 
+describe("express 4 with the enforcer inside the router at /api: it decides the path the router trimmed", () => {
+  let app: Listening;
+  beforeAll(async () => {
+    const framework = express4 as unknown as typeof express;
+    const server = framework();
+    const api = framework.Router();
+    api.use(expressAuthorize(enforcer));
+    api.get("/admin", (_req, res) => {
+      res.send("admin");
+    });
+    server.use("/api", api);
+    app = await listen(http.createServer(server));
+  });
+  afterAll(() => app?.close());
+
+  it("GET /api//admin, which Express 4 runs as /admin under /api, is decided as /api/admin", async () => {
+    seen.length = 0;
+    const response = await sendRaw(app.url, "GET /api//admin HTTP/1.1");
+    expect(response.status).toBe(403);
+    expect(seen).toEqual(["/api/admin"]);
+  });
+});
+
 describe("fastify 5 with ignoreDuplicateSlashes: the router merges slashes, so the policy sees them merged", () => {
   let app: Listening;
   beforeAll(async () => {
