@@ -22,10 +22,12 @@ export function streamConsumed(req: IncomingMessage): boolean {
 
 /**
  * What the handler gets when the enforcer read the body itself: the JSON value the policy saw as
- * parsed_body (same bytes, same parse, same depth rule), else the bytes.
+ * parsed_body (same bytes, same parse, same depth rule), else the bytes. An empty JSON body is `{}`, as
+ * express.json (body-parser 1.x and 2.x) gives it.
  */
 export function handlerBody(req: IncomingMessage, body: Buffer): unknown {
   if (!isJson(req.headers["content-type"])) return body;
+  if (body.length === 0) return {};
   const parsed = parseJsonBody(body.toString("utf8"));
   return parsed.ok ? parsed.value : body;
 }

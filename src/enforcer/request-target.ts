@@ -5,7 +5,7 @@
  *
  * Kong's `kong.request.get_path()` instead normalizes by RFC 3986 §6 (decodes unreserved characters,
  * resolves dot segments, merges slashes). A Node framework routes on its own reading, so policyship gives
- * the policy that reading, and refuses the shapes on which the two could disagree (dot segments).
+ * the policy that reading, and refuses the shapes on which readers disagree (dot segments, empty segments).
  */
 
 export interface PathRules {
@@ -15,7 +15,7 @@ export interface PathRules {
   caseSensitive: boolean;
   /** false: the router matches /admin/ to a route for /admin, so one trailing slash is dropped. */
   strict: boolean;
-  /** true: the router reads //a///b as /a/b. */
+  /** true: the router reads //a///b as /a/b. false: a path with an empty segment (//) is refused. */
   mergeSlashes: boolean;
   /** true: `;` ends the path, as `?` does (Fastify's useSemicolonDelimiter). */
   semicolonEndsPath?: boolean;
@@ -76,6 +76,11 @@ export function resolveTarget(method: string, url: string, rules: PathRules): Ta
   if (rawPath.split("/").some((segment) => DOT_SEGMENT.test(segment))) {
     return refuse("path contains a dot segment");
   }
+  // An empty segment (//) is read differently by each reader: Express 4's mount matcher drops one slash of
+  // it (/api//admin runs the /admin route of a router at /api), WHATWG URL reads //h/admin as host h and
+  // path /admin. Only a router that merges slashes has one reading of it. (%2F is no separator to any of
+  // the routers, so /%2F and %2F%2F stay one segment.)
+  if (!rules.mergeSlashes && rawPath.includes("//")) return refuse("path contains an empty segment (//)");
   let path = rawPath;
   if (rules.decode && path.includes("%")) {
     try {

@@ -78,7 +78,8 @@ function capturesOf(params: Record<string, string> | undefined) {
  * expressAuthorize(enforcer), handler)`); `app.use` sees none.
  *
  * The body: mounted before any parser, the enforcer reads it and sets `req.body` (the parsed JSON the policy
- * saw, else the Buffer) and marks it read, so parsers mounted later skip it. Mounted after a parser, the
+ * saw, else the Buffer; an empty JSON body is `{}`, as express.json gives it) and marks it read, even when
+ * empty, so parsers mounted later skip it. Mounted after a parser, the
  * policy gets what the parser gave the handler: express.raw/text bytes as `body`, express.json/urlencoded
  * values as `parsed_body` (the raw `body` is then unknown, and including it answers 500).
  */
@@ -120,8 +121,9 @@ export function expressAuthorize(enforcer: Enforcer, routing: ExpressRouting = {
         return;
       }
       req.authz = outcome.decision?.authz;
-      if (outcome.body && outcome.body.length > 0) {
-        // body-parser 1.x skips a request marked _body; 2.x skips a stream that has ended.
+      if (outcome.body) {
+        // The enforcer read the stream, even an empty one: body-parser 1.x skips a request marked _body
+        // (unmarked, it reads the spent stream and answers 500); 2.x skips a stream that has ended.
         req._body = true;
         req.body = handlerBody(req, outcome.body);
       }
