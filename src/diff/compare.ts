@@ -1,7 +1,6 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { stringify } from "safe-stable-stringify";
 import { type BundleContents, type BundleLimits, readBundle } from "../bundle/read.ts";
 import { BundleShapeError, depthPasses, keyIdOf, MAX_JSON_DEPTH, signaturesOf } from "../bundle/shape.ts";
 import { FailureError } from "../errors.ts";
@@ -32,13 +31,49 @@ interface Term {
   value: unknown;
 }
 
-function withoutLocations(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutLocations);
-  if (value === null || typeof value !== "object") return value;
-  const copy = nullObject();
-  for (const [key, inner] of Object.entries(value))
-    if (key !== "location") copy[key] = withoutLocations(inner);
-  return copy;
+/** Literal JSON text in canonicalJson's work list; parsed values are never instances of it. */
+class JsonText {
+  constructor(readonly text: string) {}
+}
+
+/**
+ * JSON with sorted keys and without `location` keys, written with its own stack: opa parse writes a rule's
+ * AST nested as deep as the policy's terms, past what a recursive copy or stringify survives.
+ */
+export function canonicalJson(value: unknown): string {
+  const out: string[] = [];
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const item = pending.pop();
+    if (item instanceof JsonText) {
+      out.push(item.text);
+      continue;
+    }
+    const parts: unknown[] = [];
+    if (Array.isArray(item)) {
+      parts.push(new JsonText("["));
+      for (const [index, inner] of item.entries()) {
+        if (index > 0) parts.push(new JsonText(","));
+        parts.push(inner);
+      }
+      parts.push(new JsonText("]"));
+    } else if (item !== null && typeof item === "object") {
+      const record = item as Record<string, unknown>;
+      const keys = Object.keys(record)
+        .filter((key) => key !== "location")
+        .sort();
+      parts.push(new JsonText("{"));
+      for (const [index, key] of keys.entries()) {
+        parts.push(new JsonText(`${index > 0 ? "," : ""}${JSON.stringify(key)}:`), record[key]);
+      }
+      parts.push(new JsonText("}"));
+    } else {
+      out.push(JSON.stringify(item) ?? "null");
+      continue;
+    }
+    for (let index = parts.length - 1; index >= 0; index--) pending.push(parts[index]);
+  }
+  return out.join("");
 }
 
 const refName = (terms: Term[]) => terms.map((term) => String(term.value)).join(".");
@@ -71,7 +106,7 @@ async function rulesOf(
       const pkg = refName(module.package.path.slice(1));
       for (const rule of module.rules ?? []) {
         const name = `${pkg}.${refName(rule.head.ref)}`;
-        rules.set(name, [...(rules.get(name) ?? []), stringify(withoutLocations(rule)) ?? ""]);
+        rules.set(name, [...(rules.get(name) ?? []), canonicalJson(rule)]);
       }
     }
   } finally {

@@ -232,4 +232,14 @@ describe("diff and verify of crafted bundles", () => {
     expect(changed.length).toBe(1);
     expect(changed[0] === `/a${"/0".repeat(9_999)}`).toBe(true);
   });
+
+  it("a rule whose terms nest 3,000 deep (opa parse writes it ~10,000 deep) is compared, not a crash", async () => {
+    const rule = (leaf: string) => `package authz\n\nallow if true\n\nx := ${nested(3_000, leaf)}\n`;
+    await writeFile(path.join(repo.dir, "rule-1.tar.gz"), bundleOf({ "authz.rego": rule("1") }));
+    await writeFile(path.join(repo.dir, "rule-2.tar.gz"), bundleOf({ "authz.rego": rule("2") }));
+    expect(opaLoads(path.join(repo.dir, "rule-2.tar.gz"))).toBe(true);
+    const result = await runCli(["diff", "rule-1.tar.gz", "rule-2.tar.gz", "--json"], { cwd: repo.dir });
+    expect(result.exitCode, result.stderr.slice(0, 500)).toBe(0);
+    expect(JSON.parse(result.stdout).rules).toEqual({ added: [], removed: [], changed: ["authz.x"] });
+  });
 });
