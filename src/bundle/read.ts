@@ -4,6 +4,7 @@ import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { FailureError } from "../errors.ts";
 import { parseJson } from "../safe-json.ts";
+import { assertManifestShape } from "./shape.ts";
 
 export interface Manifest {
   revision?: string;
@@ -158,6 +159,7 @@ export async function readBundle(
         "rebuild it with policyship build",
       );
     }
+    assertManifestShape(manifest as Record<string, unknown>);
   }
   return { sha256: hash.digest("hex"), size, files: files.sort(), manifest, kept };
 }

@@ -26,6 +26,20 @@ export interface DiffResult {
 const MANIFEST_FIELDS = ["revision", "roots", "rego_version", "wasm"] as const;
 
 /**
+ * A manifest field as diff reports it. readBundle has checked its type; of a wasm entry only the
+ * entrypoint and module are kept, as its annotations may nest as deep as OPA reads, deeper than
+ * stringify or JSON.stringify recurse.
+ */
+function reportedField(manifest: Record<string, unknown>, field: (typeof MANIFEST_FIELDS)[number]): unknown {
+  const value = manifest[field];
+  if (field !== "wasm" || !Array.isArray(value)) return value;
+  return (value as Record<string, unknown>[]).map((entry) => ({
+    entrypoint: entry.entrypoint ?? null,
+    module: entry.module ?? null,
+  }));
+}
+
+/**
  * Compares two bundles: published revisions, local bundle files, or git refs built on the fly. Rules are
  * compared as opa parses them (`package.rule`, every definition), data as JSON Pointers to leaves.
  */
@@ -49,14 +63,13 @@ export async function diff(
   const limits = bundleLimits(settings);
   // The views hold everything compared below, so what was downloaded or built can go at once.
   const [from, to] = await Promise.all([
-    bundleOf(fromRef).then((bundle) => viewOf(opa, bundle, limits)),
-    bundleOf(toRef).then((bundle) => viewOf(opa, bundle, limits)),
+    bundleOf(fromRef).then((bundle) => viewOf(opa, bundle, limits, fromRef)),
+    bundleOf(toRef).then((bundle) => viewOf(opa, bundle, limits, toRef)),
   ]).finally(() => resolver.dispose());
   const manifest: DiffResult["manifest"] = {};
   for (const field of MANIFEST_FIELDS) {
-    if (stringify(from.manifest[field]) !== stringify(to.manifest[field])) {
-      manifest[field] = { from: from.manifest[field] ?? null, to: to.manifest[field] ?? null };
-    }
+    const [a, b] = [reportedField(from.manifest, field), reportedField(to.manifest, field)];
+    if (stringify(a) !== stringify(b)) manifest[field] = { from: a ?? null, to: b ?? null };
   }
   if (stringify(from.keyIds) !== stringify(to.keyIds)) manifest.keyids = { from: from.keyIds, to: to.keyIds };
   const result: DiffResult = {
@@ -71,7 +84,6 @@ export async function diff(
     rules: compareKeys(from.rules, to.rules, (a, b) => stringify(a) === stringify(b)),
     data: compareData(from.data, to.data),
   };
-  for (const list of Object.values(result.data)) list.sort();
   if (!settings.patch) return { result };
   return { result, patch: await regoPatch(result.files, from.files, to.files) };
 }

@@ -1,8 +1,8 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { stringify } from "safe-stable-stringify";
 import { type BundleContents, type BundleLimits, readBundle } from "../bundle/read.ts";
+import { BundleShapeError, depthPasses, keyIdOf, MAX_JSON_DEPTH, signaturesOf } from "../bundle/shape.ts";
 import { FailureError } from "../errors.ts";
 import type { Opa } from "../opa/commands.ts";
 import { runOpa } from "../opa/run.ts";
@@ -31,13 +31,49 @@ interface Term {
   value: unknown;
 }
 
-function withoutLocations(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutLocations);
-  if (value === null || typeof value !== "object") return value;
-  const copy = nullObject();
-  for (const [key, inner] of Object.entries(value))
-    if (key !== "location") copy[key] = withoutLocations(inner);
-  return copy;
+/** Literal JSON text in canonicalJson's work list; parsed values are never instances of it. */
+class JsonText {
+  constructor(readonly text: string) {}
+}
+
+/**
+ * JSON with sorted keys and without `location` keys, written with its own stack: opa parse writes a rule's
+ * AST nested as deep as the policy's terms, past what a recursive copy or stringify survives.
+ */
+export function canonicalJson(value: unknown): string {
+  const out: string[] = [];
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const item = pending.pop();
+    if (item instanceof JsonText) {
+      out.push(item.text);
+      continue;
+    }
+    const parts: unknown[] = [];
+    if (Array.isArray(item)) {
+      parts.push(new JsonText("["));
+      for (const [index, inner] of item.entries()) {
+        if (index > 0) parts.push(new JsonText(","));
+        parts.push(inner);
+      }
+      parts.push(new JsonText("]"));
+    } else if (item !== null && typeof item === "object") {
+      const record = item as Record<string, unknown>;
+      const keys = Object.keys(record)
+        .filter((key) => key !== "location")
+        .sort();
+      parts.push(new JsonText("{"));
+      for (const [index, key] of keys.entries()) {
+        parts.push(new JsonText(`${index > 0 ? "," : ""}${JSON.stringify(key)}:`), record[key]);
+      }
+      parts.push(new JsonText("}"));
+    } else {
+      out.push(JSON.stringify(item) ?? "null");
+      continue;
+    }
+    for (let index = parts.length - 1; index >= 0; index--) pending.push(parts[index]);
+  }
+  return out.join("");
 }
 
 const refName = (terms: Term[]) => terms.map((term) => String(term.value)).join(".");
@@ -70,7 +106,7 @@ async function rulesOf(
       const pkg = refName(module.package.path.slice(1));
       for (const rule of module.rules ?? []) {
         const name = `${pkg}.${refName(rule.head.ref)}`;
-        rules.set(name, [...(rules.get(name) ?? []), stringify(withoutLocations(rule)) ?? ""]);
+        rules.set(name, [...(rules.get(name) ?? []), canonicalJson(rule)]);
       }
     }
   } finally {
@@ -94,8 +130,9 @@ export function dataOf(contents: Pick<BundleContents, "files" | "kept">): unknow
     try {
       value = parseJson((contents.kept.get(file) ?? Buffer.from("{}")).toString("utf8"));
     } catch {
-      throw new FailureError(`the bundle's ${file} is not valid JSON`, "rebuild it with policyship build");
+      throw new BundleShapeError(`${file} is not valid JSON`);
     }
+    if (depthPasses(value)) throw new BundleShapeError(`${file} nests deeper than ${MAX_JSON_DEPTH} levels`);
     const segments = file.split("/").slice(0, -1);
     if (value !== null && typeof value === "object" && !Array.isArray(value)) {
       assignOwn(objectAt(root, segments), value as JsonObject);
@@ -107,33 +144,45 @@ export function dataOf(contents: Pick<BundleContents, "files" | "kept">): unknow
   return root;
 }
 
-/** The key ids in .signatures.json (the JWT payload's keyid, or the header's kid). */
+/** The key ids in .signatures.json (the JWT payload's keyid, or the header's kid), each shape-checked. */
 function keyIdsOf(contents: BundleContents): string[] {
   const text = contents.kept.get(".signatures.json");
   if (!text) return [];
   const ids = new Set<string>();
-  const { signatures = [] } = parseJson(text.toString("utf8")) as { signatures?: string[] };
-  for (const token of signatures) {
-    const [header = "", payload = ""] = token.split(".");
-    const decode = (part: string) =>
-      parseJson(Buffer.from(part, "base64url").toString("utf8")) as Record<string, unknown>;
-    const id = decode(payload).keyid ?? decode(header).kid;
-    if (typeof id === "string") ids.add(id);
-  }
+  signaturesOf(text.toString("utf8")).forEach((token, index) => {
+    const id = keyIdOf(token, index);
+    if (id !== undefined) ids.add(id);
+  });
   return [...ids].sort();
 }
 
-export async function viewOf(opa: Opa, bundle: string, limits: BundleLimits): Promise<BundleView> {
-  const contents = await readBundle(bundle, "all", limits);
-  const manifest = contents.manifest as Record<string, unknown>;
-  return {
-    revision: typeof manifest.revision === "string" ? manifest.revision : "",
-    manifest,
-    files: new Map(contents.files.map((name) => [name, contents.kept.get(name) ?? Buffer.alloc(0)])),
-    rules: await rulesOf(opa, contents, contents.manifest.rego_version ?? 1),
-    data: dataOf(contents),
-    keyIds: keyIdsOf(contents),
-  };
+/**
+ * What diff compares of one bundle. Every field it reads is shape-checked first (readBundle, dataOf,
+ * keyIdsOf); a bundle OPA would not load is refused, named as `label` (the argument it came from).
+ */
+export async function viewOf(
+  opa: Opa,
+  bundle: string,
+  limits: BundleLimits,
+  label = "the bundle",
+): Promise<BundleView> {
+  try {
+    const contents = await readBundle(bundle, "all", limits);
+    const manifest = contents.manifest as Record<string, unknown>;
+    const data = dataOf(contents);
+    const keyIds = keyIdsOf(contents);
+    return {
+      revision: typeof manifest.revision === "string" ? manifest.revision : "",
+      manifest,
+      files: new Map(contents.files.map((name) => [name, contents.kept.get(name) ?? Buffer.alloc(0)])),
+      rules: await rulesOf(opa, contents, contents.manifest.rego_version ?? 1),
+      data,
+      keyIds,
+    };
+  } catch (error) {
+    if (error instanceof BundleShapeError) throw new BundleShapeError(error.reason, label);
+    throw error;
+  }
 }
 
 export function compareKeys<T>(
@@ -153,25 +202,31 @@ export function compareKeys<T>(
 
 const escapePointer = (key: string) => key.replaceAll("~", "~0").replaceAll("/", "~1");
 
-/** JSON Pointers of the leaves added, removed and changed between two data trees. */
-export function compareData(
-  from: unknown,
-  to: unknown,
-  pointer = "",
-  changes: Changes = { added: [], removed: [], changed: [] },
-): Changes {
-  const isTree = (value: unknown) => value !== null && typeof value === "object";
-  if (isTree(from) && isTree(to) && Array.isArray(from) === Array.isArray(to)) {
-    const a = from as Record<string, unknown>;
-    const b = to as Record<string, unknown>;
-    for (const key of Object.keys(b)) {
-      if (!Object.hasOwn(a, key)) changes.added.push(`${pointer}/${escapePointer(key)}`);
-      else compareData(a[key], b[key], `${pointer}/${escapePointer(key)}`, changes);
+/**
+ * JSON Pointers of the leaves added, removed and changed between two data trees. A walk with its own stack:
+ * data.json may nest as deep as OPA reads (MAX_JSON_DEPTH), past what recursion here would survive.
+ */
+export function compareData(from: unknown, to: unknown): Changes {
+  const changes: Changes = { added: [], removed: [], changed: [] };
+  const isTree = (value: unknown): value is Record<string, unknown> =>
+    value !== null && typeof value === "object";
+  const pending: [unknown, unknown, string][] = [[from, to, ""]];
+  while (pending.length > 0) {
+    const [a, b, pointer] = pending.pop() as [unknown, unknown, string];
+    if (isTree(a) && isTree(b) && Array.isArray(a) === Array.isArray(b)) {
+      for (const key of Object.keys(b)) {
+        const inner = `${pointer}/${escapePointer(key)}`;
+        if (!Object.hasOwn(a, key)) changes.added.push(inner);
+        else pending.push([a[key], b[key], inner]);
+      }
+      for (const key of Object.keys(a))
+        if (!Object.hasOwn(b, key)) changes.removed.push(`${pointer}/${escapePointer(key)}`);
+    } else if (isTree(a) || isTree(b) || a !== b) {
+      // Leaves are strings, numbers, booleans and null, equal exactly when ===; a tree against anything
+      // else is a change. Nothing is serialized, so no depth reaches a recursive stringify.
+      changes.changed.push(pointer || "/");
     }
-    for (const key of Object.keys(a))
-      if (!Object.hasOwn(b, key)) changes.removed.push(`${pointer}/${escapePointer(key)}`);
-  } else if (stringify(from) !== stringify(to)) {
-    changes.changed.push(pointer || "/");
   }
+  for (const list of Object.values(changes)) list.sort();
   return changes;
 }

@@ -8,6 +8,7 @@ import { type CliResult, runCli } from "../helpers/cli.ts";
 import { createRepo, type TempRepo } from "../helpers/git-repo.ts";
 import { freePort } from "../helpers/ports.ts";
 import { awsEnv, createBucket, minio, s3Client } from "../helpers/s3.ts";
+import { tarball } from "../helpers/tarball.ts";
 
 /**
  * The catalogue of bad input, across every command. Each case must print exactly one `policyship:` line,
@@ -991,6 +992,40 @@ const CASES: Case[] = [
     code: 2,
     line: /--opa-env: HTTPS_PROXY holds or leads to credentials/,
   },
+  },
+  // diff: crafted bundles whose fields have a shape OPA would not load (test/integration/diff-crafted.test.ts has them all)
+  ...(
+    [
+      [".signatures.json", '{"signatures":[123]}', /signatures\[0\] is a number, not a string/],
+      [".signatures.json", "not json", /\.signatures\.json is not valid JSON/],
+      [".signatures.json", '{"signatures":["a.bnVsbA.c"]}', /signatures\[0\] is not a JWT/],
+      [
+        "data.json",
+        `{"a":${"[".repeat(200_000)}${"]".repeat(200_000)}}`,
+        /data\.json nests deeper than 10000 levels/,
+      ],
+      [".manifest", '{"revision":"r","roots":"x"}', /\.manifest roots is a string, not an array of strings/],
+    ] as const
+  ).map(
+    ([file, body, reason]): Case => ({
+      name: `diff of a bundle whose ${file} is ${body.slice(0, 24)}`,
+      args: () => ["diff", "crafted.tar.gz", "crafted.tar.gz"],
+      code: 1,
+      line: new RegExp(`^policyship: crafted\\.tar\\.gz is not a bundle OPA would load: .*${reason.source}`),
+      repo: async () => {
+        const repo = await createRepo({ examplePolicies: true });
+        const entries = [
+          { name: "/.manifest", body: '{"revision":"r","roots":[""]}' },
+          { name: "/authz.rego", body: "package authz\n\nallow if true\n" },
+        ].filter((entry) => entry.name !== `/${file}`);
+        await writeFile(
+          path.join(repo.dir, "crafted.tar.gz"),
+          tarball([...entries, { name: `/${file}`, body }]),
+        );
+        return repo;
+      },
+    }),
+  ),
 ];
 
 describe("the command line's refusals under --json", () => {
