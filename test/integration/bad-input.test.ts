@@ -992,7 +992,6 @@ const CASES: Case[] = [
     code: 2,
     line: /--opa-env: HTTPS_PROXY holds or leads to credentials/,
   },
-  },
   // diff: crafted bundles whose fields have a shape OPA would not load (test/integration/diff-crafted.test.ts has them all)
   ...(
     [
