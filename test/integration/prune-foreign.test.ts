@@ -3,8 +3,9 @@ import os from "node:os";
 import path from "node:path";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli } from "../helpers/cli.ts";
+import { expectOneLineError, runCli } from "../helpers/cli.ts";
 import { createRepo, type TempRepo } from "../helpers/git-repo.ts";
+import { startLoopbackProxy } from "../helpers/loopback-proxy.ts";
 import { type RunningRegistry, startRegistry } from "../helpers/registry.ts";
 import { awsEnv, createBucket, minio, s3Client } from "../helpers/s3.ts";
 
@@ -108,6 +109,55 @@ describe("prune on S3 (MinIO)", () => {
     const listed = await cli(["list", ...store, "--json"]);
     expect(listed.stdout).toContain(newer);
     expect(listed.stdout).not.toContain(older);
+  });
+});
+
+describe("prune reads each object again right before deleting it", () => {
+  it("an object whose metadata is gone by then stays, and prune stops saying so", async () => {
+    const bucket = await createBucket();
+    const direct = ["--bucket", bucket, "--endpoint", minio().endpoint];
+    const older = await publishRevision(direct, "older, rewritten during the prune");
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await publishRevision(direct, "newer, kept");
+    // In front of MinIO: from the second look at the older object on, it answers without publish's metadata,
+    // as if someone had replaced it after prune planned.
+    let looks = 0;
+    const proxy = await startLoopbackProxy(minio().endpoint, ({ req, res, forward }) => {
+      const rewritten = req.method === "HEAD" && req.url?.includes(`${older}.tar.gz`) && ++looks >= 2;
+      if (!rewritten) return forward({ host: "keep" });
+      forward({
+        host: "keep",
+        onAnswer: (answer) => {
+          const headers = Object.fromEntries(
+            Object.entries(answer.headers).filter(([name]) => !name.startsWith("x-amz-meta-")),
+          );
+          res.writeHead(answer.statusCode ?? 502, headers).end();
+          answer.resume();
+        },
+      });
+    });
+    try {
+      const result = await cli([
+        "prune",
+        "--bucket",
+        bucket,
+        "--endpoint",
+        proxy.url,
+        "--keep",
+        "1",
+        "--yes",
+      ]);
+      expect(result.exitCode, result.stderr).toBe(1);
+      expect(expectOneLineError(result)).toMatch(
+        new RegExp(
+          `${older}\\.tar\\.gz no longer carries the metadata policyship publishes for ${older}, so it stays; nothing deleted`,
+        ),
+      );
+    } finally {
+      await proxy.close();
+    }
+    const listed = await cli(["list", ...direct, "--json"]);
+    expect(listed.stdout).toContain(older);
   });
 });
 
