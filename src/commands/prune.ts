@@ -7,7 +7,7 @@ import { FailureError, UserError } from "../errors.ts";
 import { checkOpaTargets, readInstance } from "../opa/instances.ts";
 import { printable } from "../printable.ts";
 import { openStore } from "../store/open.ts";
-import type { Store } from "../store/store.ts";
+import type { Store, StoredObject } from "../store/store.ts";
 import { resolveRevisionArgument } from "./verify.ts";
 
 export interface PrunedRevision {
@@ -50,7 +50,9 @@ const MANIFEST_CONCURRENCY = 8;
  * whose manifest a kept tag still resolves to is marked, so only its tag goes.
  */
 async function markSharedManifests(store: TagStore, result: PruneResult) {
-  const all = [...result.delete, ...result.keep];
+  // A tag left alone (a release name put on a published manifest) goes with its manifest too.
+  const staying = [...result.keep, ...result.notPublished];
+  const all = [...result.delete, ...staying];
   const digests = new Map<string, string | undefined>();
   for (let i = 0; i < all.length; i += MANIFEST_CONCURRENCY) {
     const batch = all.slice(i, i + MANIFEST_CONCURRENCY);
@@ -60,11 +62,47 @@ async function markSharedManifests(store: TagStore, result: PruneResult) {
   for (const entry of result.delete) {
     const digest = digests.get(entry.key);
     if (!digest) continue;
-    const kept = result.keep
-      .filter((other) => digests.get(other.key) === digest)
-      .map((other) => other.revision);
+    const kept = staying.filter((other) => digests.get(other.key) === digest).map((other) => other.revision);
     if (kept.length > 0) entry.sharesManifestWith = kept;
   }
+}
+
+/**
+ * Published by policyship: its metadata (S3 object metadata, the directory's `.meta.json`, OCI annotations)
+ * names this same revision and a sha256, as publish writes them. Anything else under the prefix is someone
+ * else's object, which prune never counts, plans or deletes.
+ */
+function isPublishedBy(object: StoredObject | undefined, revision: string): boolean {
+  const metadata = object?.metadata;
+  return (
+    metadata?.revision === revision &&
+    typeof metadata.sha256 === "string" &&
+    /^[0-9a-f]{64}$/.test(metadata.sha256)
+  );
+}
+
+/** Each listed object with its metadata: OCI lists it already; S3 and directories answer it per object. */
+async function withMetadata<T extends StoredObject>(store: Store, objects: T[]): Promise<T[]> {
+  const read: T[] = [];
+  for (let i = 0; i < objects.length; i += MANIFEST_CONCURRENCY) {
+    const batch = objects.slice(i, i + MANIFEST_CONCURRENCY);
+    const heads = await Promise.all(
+      batch.map((object) => (Object.keys(object.metadata).length > 0 ? object : store.head(object.key))),
+    );
+    for (const [index, object] of batch.entries())
+      read.push({ ...object, metadata: heads[index]?.metadata ?? {} });
+  }
+  return read;
+}
+
+/** Read again right before its delete: an object replaced since the plan by one policyship did not publish stays. */
+async function checkStillPublished(store: Store, entry: PrunedRevision, deleted: number) {
+  if (isPublishedBy(await store.head(entry.key), entry.revision)) return;
+  throw new FailureError(
+    `${store.urlOf(entry.key)} no longer carries the metadata policyship publishes for ${entry.revision}, so it stays; ${deleted === 0 ? "nothing deleted" : `${deleted} deleted before it`}`,
+    "look at who wrote it, then run prune again",
+    { revision: entry.revision },
+  );
 }
 
 /** Shared manifests first, tag by tag, so a registry that cannot delete a tag stops prune before anything is gone. */
@@ -72,6 +110,7 @@ async function deleteAll(context: Context, store: Store, entries: PrunedRevision
   const shared = entries.filter((entry) => entry.sharesManifestWith);
   let deleted = 0;
   for (const entry of shared) {
+    await checkStillPublished(store, entry, deleted);
     context.log.info(
       `deleting the tag of ${entry.revision} (its manifest stays for ${entry.sharesManifestWith?.join(", ")})`,
     );
@@ -86,8 +125,10 @@ async function deleteAll(context: Context, store: Store, entries: PrunedRevision
   }
   for (const entry of entries) {
     if (entry.sharesManifestWith) continue;
+    await checkStillPublished(store, entry, deleted);
     context.log.info(`deleting ${store.urlOf(entry.key)}`);
     await store.delete(entry.key);
+    deleted++;
   }
 }
 
@@ -96,6 +137,8 @@ export interface PruneResult {
   deleted: boolean;
   delete: PrunedRevision[];
   keep: (PrunedRevision & { reason: "newest" | "protected" | "active" | "younger" })[];
+  /** Objects under the prefix that policyship did not publish: never counted, planned or deleted. */
+  notPublished: { revision: string; key: string; url: string }[];
 }
 
 /**
@@ -114,8 +157,13 @@ export async function prune(context: Context, instances: string[]): Promise<Prun
   const { token } = checkOpaTargets(instances, context.env);
   const store = await openStore(context);
   // Listed once, before anything is deleted: a revision published meanwhile is not in the list, so it stays.
-  const published = await listPublished(store, settings.prefix);
-  const known = new Set(published.map((object) => object.revision));
+  const listed = await withMetadata(store, await listPublished(store, settings.prefix));
+  const published = listed.filter((object) => isPublishedBy(object, object.revision));
+  const notPublished = listed
+    .filter((object) => !isPublishedBy(object, object.revision))
+    .map((object) => ({ revision: object.revision, key: object.key, url: store.urlOf(object.key) }));
+  // Everything listed may be protected or run: what is not policyship's stays anyway.
+  const known = new Set(listed.map((object) => object.revision));
   const protectedRevisions = new Set<string>();
   for (const ref of settings.protect) {
     const revision = await resolveRevisionArgument(context, ref);
@@ -147,7 +195,7 @@ export async function prune(context: Context, instances: string[]): Promise<Prun
     active.add(instance.revision);
   }
   const now = Date.now();
-  const result: PruneResult = { deleted: settings.yes, delete: [], keep: [] };
+  const result: PruneResult = { deleted: settings.yes, delete: [], keep: [], notPublished };
   for (const [index, object] of published.entries()) {
     const entry = {
       revision: object.revision,
@@ -172,6 +220,10 @@ export function renderPrune(result: PruneResult): string {
     `${verb}  ${entry.revision}  ${entry.lastModified ?? ""}${entry.sharesManifestWith ? `  (the tag only: its manifest stays for ${entry.sharesManifestWith.join(", ")})` : ""}`.trimEnd(),
   );
   for (const entry of result.keep) lines.push(`kept          ${entry.revision}  (${entry.reason})`);
+  for (const entry of result.notPublished)
+    lines.push(
+      `left alone    ${entry.url}  (not published by policyship: no metadata naming its revision and a sha256)`,
+    );
   if (!result.deleted && result.delete.length > 0)
     lines.push("", "nothing was deleted: pass --yes to delete these");
   if (result.delete.length === 0) lines.push("nothing to delete");

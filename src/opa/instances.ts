@@ -70,6 +70,11 @@ function bundleError(state: BundleStatus): string | null {
     .join(" ");
 }
 
+const isJsonObject = (body: unknown) => typeof body === "object" && body !== null && !Array.isArray(body);
+
+const notOpa = (path: string, status: number) =>
+  `not OPA: GET ${path} answered HTTP ${status} without OPA's JSON (check the URL and port)`;
+
 /** One instance: /v1/status, or /health?bundles=true where the status plugin is off. */
 export async function readInstance(url: string, bundle: string, token?: string): Promise<InstanceStatus> {
   const base = url.replace(/\/+$/, "");
@@ -90,6 +95,8 @@ export async function readInstance(url: string, bundle: string, token?: string):
           : `OPA asks for a token (HTTP ${status.status}): set POLICYSHIP_OPA_TOKEN`,
       };
     }
+    // OPA answers both endpoints with a JSON object, errors included; anything else came from another server.
+    if (!isJsonObject(status.body)) return { ...blank, error: notOpa("/v1/status", status.status) };
     const bundles = (status.body as { result?: { bundles?: Record<string, BundleStatus> } })?.result?.bundles;
     if (status.status === 200 && bundles) {
       const state = Object.hasOwn(bundles, bundle) ? bundles[bundle] : undefined;
@@ -108,6 +115,7 @@ export async function readInstance(url: string, bundle: string, token?: string):
     }
     // The status plugin is off: health says whether every bundle is active, though not which revision.
     const health = await getJson(`${base}/health?bundles=true`, token);
+    if (!isJsonObject(health.body)) return { ...blank, error: notOpa("/health", health.status) };
     return {
       ...blank,
       error:

@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { link, mkdir, opendir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { digestVerifier, READ_CHUNK_BYTES, sha256File } from "../bundle/read.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { parseJson } from "../safe-json.ts";
+import { ListingBound, type ListLimits } from "./list-bounds.ts";
 import type { CreateOutcome, ObjectToCreate, Store, StoredObject } from "./store.ts";
 
 /**
@@ -18,6 +19,8 @@ export class DirectoryStore implements Store {
   constructor(
     private readonly root: string,
     private readonly serviceUrl?: string,
+    /** Where a listing is cut off (list-bounds.ts); tests set low ones. */
+    private readonly listLimits?: ListLimits,
   ) {
     this.location = `${root}${path.sep}`;
   }
@@ -118,10 +121,14 @@ export class DirectoryStore implements Store {
       this.root,
       prefix.endsWith("/") || prefix === "" ? prefix : path.dirname(prefix),
     );
-    const names = await readdir(dir).catch(() => [] as string[]);
     const base = path.relative(path.resolve(this.root), dir);
     const objects: StoredObject[] = [];
-    for (const name of names) {
+    const bound = new ListingBound(this.location, this.listLimits);
+    // Read entry by entry, not readdir's whole array: a folder of millions of names is refused, not loaded.
+    const entries = await opendir(dir).catch(() => undefined);
+    for await (const entry of entries ?? []) {
+      bound.add(1);
+      const name = entry.name;
       if (!name.endsWith(".tar.gz")) continue;
       const key = base ? `${base.split(path.sep).join("/")}/${name}` : name;
       if (!key.startsWith(prefix)) continue;

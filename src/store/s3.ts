@@ -16,6 +16,7 @@ import { Upload } from "@aws-sdk/lib-storage";
 import { digestMismatch, digestVerifier, READ_CHUNK_BYTES, sha256Of } from "../bundle/read.ts";
 import { FailureError } from "../errors.ts";
 import { withNullPrototypes } from "../safe-json.ts";
+import { ListingBound, type ListLimits } from "./list-bounds.ts";
 import { describeS3Error, statusOf } from "./s3-errors.ts";
 import type { CreateOutcome, ObjectToCreate, Store, StoredObject } from "./store.ts";
 
@@ -27,6 +28,8 @@ export interface S3StoreOptions {
   profile?: string;
   /** Called with bytes sent so far during an upload. */
   onProgress?: (loaded: number, total: number) => void;
+  /** Where a listing is cut off (list-bounds.ts); tests set low ones. */
+  listLimits?: ListLimits;
 }
 
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -132,26 +135,30 @@ export class S3Store implements Store {
 
   async list(prefix: string): Promise<StoredObject[]> {
     const objects: StoredObject[] = [];
+    const bound = new ListingBound(`${this.location}${prefix}`, this.options.listLimits);
     let token: string | undefined;
-    try {
-      do {
-        const page: ListObjectsV2CommandOutput = await this.client.send(
+    do {
+      let page: ListObjectsV2CommandOutput;
+      try {
+        page = await this.client.send(
           new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: prefix, ContinuationToken: token }),
         );
-        for (const item of page.Contents ?? []) {
-          if (item.Key)
-            objects.push({
-              key: item.Key,
-              size: item.Size ?? 0,
-              lastModified: item.LastModified,
-              metadata: {},
-            });
-        }
-        token = page.IsTruncated ? page.NextContinuationToken : undefined;
-      } while (token);
-    } catch (error) {
-      throw this.describe(error, `list ${this.location}${prefix}`);
-    }
+      } catch (error) {
+        throw this.describe(error, `list ${this.location}${prefix}`);
+      }
+      const contents = page.Contents ?? [];
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      bound.page(contents.length, token);
+      for (const item of contents) {
+        if (item.Key)
+          objects.push({
+            key: item.Key,
+            size: item.Size ?? 0,
+            lastModified: item.LastModified,
+            metadata: {},
+          });
+      }
+    } while (token);
     return objects;
   }
 

@@ -5,6 +5,7 @@ import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AMBIGUOUS, ambiguousStore, repoBesideAmbiguousRegistry } from "../helpers/ambiguous-registry.ts";
 import { type CliResult, runCli } from "../helpers/cli.ts";
+import { endlessListing } from "../helpers/endless-listing.ts";
 import { createRepo, type TempRepo } from "../helpers/git-repo.ts";
 import { freePort } from "../helpers/ports.ts";
 import { awsEnv, createBucket, minio, s3Client } from "../helpers/s3.ts";
@@ -1025,6 +1026,20 @@ const CASES: Case[] = [
       },
     }),
   ),
+  // listings: an S3 endpoint or registry that never stops saying there is more
+  {
+    name: "list on an S3 endpoint that hands back the same continuation token",
+    args: () => ["list", "--bucket", "bkt", "--endpoint", endlessListing.url()],
+    env: { AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test-secret" },
+    code: 1,
+    line: /s3:\/\/bkt\/ handed back a continuation it had already sent \(same\), so its listing never ends — /,
+  },
+  {
+    name: "list on a registry whose next link is the page it came from",
+    args: () => ["list", "--store", `oci://${new URL(endlessListing.url()).host}/acme/policies`],
+    code: 1,
+    line: /the tag list of 127\.0\.0\.1:\d+\/acme\/policies handed back a continuation it had already sent/,
+  },
 ];
 
 describe("the command line's refusals under --json", () => {

@@ -1,5 +1,6 @@
 import { FailureError } from "../../errors.ts";
 import { readJson } from "../../http-body.ts";
+import { ListingBound } from "../list-bounds.ts";
 import type { RegistryClient } from "./client.ts";
 import { isTag } from "./reference.ts";
 
@@ -56,7 +57,9 @@ export function parseChallenge(header: string): Challenge | undefined {
 export async function listTags(client: RegistryClient, firstOf?: number): Promise<string[]> {
   const { registry, repository } = client.reference;
   const tags: string[] = [];
+  const bound = new ListingBound(`the tag list of ${registry}/${repository}`);
   let next: string | undefined = client.url(`tags/list?n=${firstOf ?? 1000}`);
+  bound.begin(next);
   while (next) {
     const response = await client.send("GET", next, "pull");
     if (response.status === 404) {
@@ -71,11 +74,12 @@ export async function listTags(client: RegistryClient, firstOf?: number): Promis
         "run again; if it persists check the registry",
       );
     }
-    for (const tag of Array.isArray(body.tags) ? body.tags : [])
-      if (typeof tag === "string" && isTag(tag)) tags.push(tag);
+    const page = Array.isArray(body.tags) ? body.tags : [];
     // RFC 5988 Link: <url>; rel="next"
     const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(response.headers.get("link") ?? "")?.[1];
     next = link && !firstOf ? client.ownUrl(link, "the next page of tags").toString() : undefined;
+    bound.page(page.length, next);
+    for (const tag of page) if (typeof tag === "string" && isTag(tag)) tags.push(tag);
   }
   return tags;
 }
