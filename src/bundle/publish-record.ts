@@ -46,3 +46,25 @@ export async function recordedPin(file: string, location: string): Promise<strin
   const pin = (published as Record<string, { pin?: unknown } | undefined>)[location]?.pin;
   return typeof pin === "string" ? pin : undefined;
 }
+
+/** What this machine recorded for a revision: build's sha256 of the bundle, and publish's pin for a location. */
+export interface LocalRecord {
+  file: string;
+  sha256?: string;
+  pin?: string;
+}
+
+/**
+ * The local record of a revision (`<out>/<rev>.json`), when it says anything to check a store against.
+ * Unlike the store's metadata, whoever overwrites the object cannot rewrite it.
+ */
+export async function readLocalRecord(file: string, location: string): Promise<LocalRecord | undefined> {
+  const sha256 = (await readRecord(file))?.sha256;
+  const pin = await recordedPin(file, location);
+  const recorded: LocalRecord = {
+    file,
+    ...(typeof sha256 === "string" && /^[0-9a-f]{64}$/.test(sha256) ? { sha256 } : {}),
+    ...(pin ? { pin } : {}),
+  };
+  return recorded.sha256 || recorded.pin ? recorded : undefined;
+}

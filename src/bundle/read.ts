@@ -3,7 +3,7 @@ import { createReadStream } from "node:fs";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { FailureError } from "../errors.ts";
-import { parseJson } from "../safe-json.ts";
+import { AmbiguousJson, parseStrictJson, type StrictJsonShape } from "../strict-json.ts";
 import { assertManifestShape } from "./shape.ts";
 
 export interface Manifest {
@@ -25,6 +25,31 @@ export interface BundleContents {
 }
 
 const MAX_KEPT_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The files OPA decodes into Go structs, case-insensitively (bundle.Manifest with its WasmResolver, and
+ * bundle.SignaturesConfig): read strictly, so "Revision" beside "revision" is refused rather than read as
+ * one revision here and another by OPA. data.json is decoded into maps, whose keys Go matches exactly.
+ * https://github.com/open-policy-agent/opa/blob/main/v1/bundle/bundle.go
+ */
+const STRUCT_FILES: Record<string, StrictJsonShape> = {
+  ".manifest": {
+    fields: [
+      "revision",
+      "roots",
+      "wasm",
+      "rego_version",
+      "file_rego_versions",
+      "metadata",
+      "entrypoint",
+      "module",
+      "annotations",
+    ],
+    // metadata holds any JSON; a rego_version that is not an integer OPA refuses itself.
+    integersOnly: false,
+  },
+  ".signatures.json": { fields: ["signatures", "plugin"], integersOnly: false },
+};
 
 /**
  * What reading a bundle may cost. A 2 MB gzip can hold a million entries or gigabytes of zeros; reading
@@ -85,7 +110,7 @@ export async function readBundle(
   let size = 0;
   const files: string[] = [];
   const seen = new Set<string>();
-  const wanted = keep === "all" ? undefined : new Set([".manifest", ...keep]);
+  const wanted = keep === "all" ? undefined : new Set([...Object.keys(STRUCT_FILES), ...keep]);
   const kept = new Map<string, Buffer>();
   let entries = 0;
   let totalBytes = 0;
@@ -111,6 +136,8 @@ export async function readBundle(
       if (typeof name !== "string") return refuse(name.refused);
       if (entry.type === "Directory") return void entry.resume();
       if (seen.has(name)) return refuse(`entry ${shown(name)} appears twice`);
+      const readAs = readByOpaAs(name);
+      if (readAs) return refuse(`entry ${shown(name)} is one OPA also reads as the bundle's ${readAs}`);
       seen.add(name);
       if (entry.size > limits.maxFileBytes) {
         return refuse(`entry ${shown(name)} is ${entry.size} bytes, over ${limits.maxFileBytes}`);
@@ -145,23 +172,47 @@ export async function readBundle(
       "rebuild it with policyship build",
     );
   }
-  let manifest: Manifest = {};
-  const manifestBytes = kept.get(".manifest");
-  if (manifestBytes) {
-    try {
-      manifest = parseJson(manifestBytes.toString("utf8")) as Manifest;
-    } catch {
-      throw new FailureError("the bundle's .manifest is not valid JSON", "rebuild it with policyship build");
-    }
-    if (typeof manifest !== "object" || manifest === null || Array.isArray(manifest)) {
+  const parsed = new Map<string, unknown>();
+  for (const [name, shape] of Object.entries(STRUCT_FILES)) {
+    const bytes = kept.get(name);
+    if (bytes) parsed.set(name, readStructFile(name, bytes, shape));
+  }
+  const manifest = (parsed.get(".manifest") ?? {}) as Manifest;
+  // Its fields have the types OPA requires, or the bundle is one OPA would not load.
+  if (parsed.has(".manifest")) assertManifestShape(manifest as Record<string, unknown>);
+  return { sha256: hash.digest("hex"), size, files: files.sort(), manifest, kept };
+}
+
+/**
+ * OPA decodes every file whose path ends in ".manifest" into the manifest (one after the other, the later
+ * fields winning) and every one ending in "signatures.json" into the signatures, where this reader looks at
+ * `.manifest` and `.signatures.json` only: any other such file would give OPA a revision or roots no one
+ * checked. opa build writes neither.
+ */
+function readByOpaAs(name: string): string | undefined {
+  if (name !== ".manifest" && name.endsWith(".manifest")) return ".manifest";
+  if (name !== ".signatures.json" && name.endsWith("signatures.json")) return ".signatures.json";
+  return undefined;
+}
+
+/** A JSON object OPA decodes into a struct, read as OPA reads it (null-prototype objects), or refused. */
+function readStructFile(name: string, bytes: Buffer, shape: StrictJsonShape): unknown {
+  let value: unknown;
+  try {
+    value = parseStrictJson(bytes, shape);
+  } catch (error) {
+    if (error instanceof AmbiguousJson) {
       throw new FailureError(
-        "the bundle's .manifest is not a JSON object",
-        "rebuild it with policyship build",
+        `the bundle's ${name} can be read two ways: ${error.message}`,
+        "do not deploy it; rebuild it with policyship build",
       );
     }
-    assertManifestShape(manifest as Record<string, unknown>);
+    throw new FailureError(`the bundle's ${name} is not valid JSON`, "rebuild it with policyship build");
   }
-  return { sha256: hash.digest("hex"), size, files: files.sort(), manifest, kept };
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new FailureError(`the bundle's ${name} is not a JSON object`, "rebuild it with policyship build");
+  }
+  return value;
 }
 
 /** Hex sha256 of a file, read as a stream. */

@@ -5,6 +5,7 @@ import { FailureError } from "../errors.ts";
 import type { Opa } from "../opa/commands.ts";
 import { runOpa } from "../opa/run.ts";
 import { artifactKey, artifactOfKey, type Store, type StoredObject, type Target } from "../store/store.ts";
+import type { LocalRecord } from "./publish-record.ts";
 import { type BundleLimits, readBundle } from "./read.ts";
 
 export interface VerifiedObject {
@@ -18,7 +19,15 @@ export interface VerifiedObject {
   /** The store's name for exactly the bytes verified (an S3 object version, an OCI manifest digest). */
   pin?: string;
   target: Target;
+  /** The local record the bytes (and pin) were checked against, or null when there was none. */
+  localRecord: string | null;
+  /** What "verified" rests on: the local record, the signature, or only the store's own metadata. */
+  restsOn: string;
 }
+
+/** Said when nothing but the store vouches for the bytes: whoever overwrote them could write that too. */
+export const RESTS_ON_STORE_METADATA =
+  "matches the store's own metadata only; sign bundles (or keep the build record) to verify against tampering";
 
 /** Published revisions of one target (rego unless asked: what OPA serves), or of both, newest first. */
 export async function listPublished(
@@ -70,7 +79,28 @@ export function changedAfterPublishing(url: string, actual: string, recorded: st
 }
 
 /**
- * Downloads a published bundle and checks it: sha256 against the metadata written at publish, its entries
+ * The store holds other bytes (or another manifest) than this machine recorded for the revision. The store's
+ * metadata may well agree with the store: whoever overwrote the object could write that too.
+ */
+function differsFromRecord(url: string, what: string, actual: string, recorded: string, file: string) {
+  return new FailureError(
+    `${url} ${what} ${actual}, but ${path.basename(file)} here recorded ${recorded}`,
+    "do not deploy it; restore the published object, or delete it and publish the revision again from its commit",
+    { url, actual, recorded, record: file },
+  );
+}
+
+function restsOn(record: LocalRecord | undefined, signatureVerified: boolean): string {
+  const grounds = [
+    ...(record ? [`matches the local record ${record.file}`] : []),
+    ...(signatureVerified ? ["its signature verifies with the given key"] : []),
+  ];
+  return grounds.length ? grounds.join("; ") : RESTS_ON_STORE_METADATA;
+}
+
+/**
+ * Downloads a published bundle and checks it: sha256 (and pin) against the local record when there is one,
+ * sha256 against the metadata written at publish, its entries
  * (bounded, no links, no climbing or duplicate paths), the manifest's revision against the key, and that
  * the real opa loads it (`opa build --bundle`, with the signature checked when a key is given): whatever
  * verify accepts, OPA accepts.
@@ -88,6 +118,8 @@ export async function verifyPublished(
     v0Compatible?: boolean;
     /** wasm: the revision's `<rev>.wasm.tar.gz`, which the embedded engine must also be able to run. */
     target?: Target;
+    /** What build and publish recorded here for the revision: the store must hold exactly that. */
+    record?: LocalRecord;
   },
 ): Promise<VerifiedObject> {
   const target = options.target ?? "rego";
@@ -95,11 +127,19 @@ export async function verifyPublished(
   const url = store.urlOf(key);
   const head = await store.head(key);
   if (!head) return unknownRevision(store, options.prefix, options.revision, target);
+  const { record } = options;
+  if (record?.pin && head.pin !== record.pin) {
+    throw differsFromRecord(url, "names", head.pin ?? "no pinned version", record.pin, record.file);
+  }
   // With a pin, the bytes checked are exactly the ones the rendered config will name.
   const body = await store.get(key, head.pin);
   const contents = await readBundle(body, target === "wasm" ? ["policy.wasm"] : [], options.limits);
   const recorded = head.metadata.sha256;
   if (contents.sha256 !== recorded) throw changedAfterPublishing(url, contents.sha256, recorded);
+  // Metadata that matches proves nothing on its own: whoever overwrote the bytes may have written it too.
+  if (record?.sha256 && contents.sha256 !== record.sha256) {
+    throw differsFromRecord(url, "holds sha256", contents.sha256, record.sha256, record.file);
+  }
   if (contents.manifest.revision !== options.revision) {
     throw new FailureError(
       `${url} holds a bundle whose manifest revision is ${JSON.stringify(contents.manifest.revision)}, not ${options.revision}`,
@@ -119,6 +159,8 @@ export async function verifyPublished(
     metadata: head.metadata,
     ...(head.pin ? { pin: head.pin } : {}),
     target,
+    localRecord: record?.file ?? null,
+    restsOn: restsOn(record, signatureVerified),
   };
 }
 

@@ -10,6 +10,9 @@ export interface RollbackResult extends ConfigResult {
   url: string;
   sha256: string;
   signatureVerified: boolean;
+  /** What "verified" rests on (see VerifiedObject.restsOn). */
+  restsOn: string;
+  localRecord: string | null;
 }
 
 /** Checks the published object (exists, sha256, manifest revision, signature) and renders the config pinned to it. */
@@ -24,6 +27,8 @@ export async function rollback(context: Context, ref: string): Promise<RollbackR
     url: verified.url,
     sha256: verified.sha256,
     signatureVerified: verified.signatureVerified,
+    restsOn: verified.restsOn,
+    localRecord: verified.localRecord,
   };
   if (inGitHubActions(context.env)) {
     await writeOutputs(context.env, {
@@ -35,14 +40,14 @@ export async function rollback(context: Context, ref: string): Promise<RollbackR
     });
     await appendStepSummary(
       context.env,
-      `## policyship rollback to \`${revision}\`\n\n- **Object**: \`${result.url}\` (sha256 \`${result.sha256}\` verified)\n- **Config**: ${result.output ? markdownText(result.output) : "printed on stdout"}\n`,
+      `## policyship rollback to \`${revision}\`\n\n- **Object**: \`${result.url}\` (sha256 \`${result.sha256}\` verified; ${markdownText(result.restsOn)})\n- **Config**: ${result.output ? markdownText(result.output) : "printed on stdout"}\n`,
     );
   }
   return result;
 }
 
 export function renderRollback(result: RollbackResult): string {
-  const header = `# rollback to ${result.revision}: ${result.url} (sha256 ${result.sha256} verified)`;
+  const header = `# rollback to ${result.revision}: ${result.url} (sha256 ${result.sha256} verified)\n# verified: ${result.restsOn}`;
   return result.output
     ? `${header}\nwrote OPA config to ${result.output}`
     : `${header}\n${result.text.trimEnd()}`;

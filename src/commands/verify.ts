@@ -1,4 +1,6 @@
+import path from "node:path";
 import { type Command, Option } from "commander";
+import { readLocalRecord } from "../bundle/publish-record.ts";
 import type { VerifiedObject } from "../bundle/verify.ts";
 import { TARGETS } from "../choices.ts";
 import { createContext, type Io, print } from "../cli-kit.ts";
@@ -10,7 +12,7 @@ import { prepareVerificationKey, redactError } from "../opa/signing-key.ts";
 import { assertRevision } from "../revision.ts";
 import { bundleLimits } from "../settings.ts";
 import { openStore } from "../store/open.ts";
-import type { Store, Target } from "../store/store.ts";
+import { artifactFile, type Store, type Target } from "../store/store.ts";
 
 /**
  * A revision named on the command line: a full SHA as is; a short SHA, tag or branch through the local git;
@@ -27,8 +29,9 @@ export async function resolveRevisionArgument(context: Context, ref: string): Pr
 }
 
 /**
- * Resolves the revision, then downloads the published object and checks its sha256 against the publish
- * metadata, its manifest revision and (with --verification-key) its signature. Used by verify and rollback.
+ * Resolves the revision, then downloads the published object and checks its sha256 (and pin) against the
+ * local build and publish record when there is one, its sha256 against the publish metadata, its manifest
+ * revision and (with --verification-key) its signature. Used by verify and rollback.
  */
 export async function checkPublished(
   context: Context,
@@ -42,6 +45,13 @@ export async function checkPublished(
     locateOpaFor(context),
   ]);
   context.log.info(`checking ${revision} in ${store.location}`);
+  // build's `<rev>.json` (publish adds its pin): the store's metadata is written by whoever wrote the object.
+  const recordFile = path.resolve(
+    context.cwd,
+    settings.out,
+    artifactFile(revision, target).replace(/\.tar\.gz$/, ".json"),
+  );
+  const record = await readLocalRecord(recordFile, store.location);
   const { verifyPublished } = await import("../bundle/verify.ts");
   // opa reads the key from a file: an HMAC secret on its argv could be read by any user of the machine.
   const key = await prepareVerificationKey(context);
@@ -56,6 +66,9 @@ export async function checkPublished(
       signingAlg: settings.signingAlg,
       v0Compatible: settings.v0Compatible,
       target,
+      ...(record
+        ? { record: { ...record, file: path.relative(context.cwd, recordFile) || recordFile } }
+        : {}),
     });
     return { store, verified };
   } catch (error) {
@@ -74,8 +87,9 @@ export function renderVerify(result: VerifiedObject): string {
   return [
     `verified ${result.url}`,
     `  revision   ${result.revision} (manifest matches)`,
-    `  sha256     ${result.sha256} (matches publish metadata)`,
+    `  sha256     ${result.sha256} (${result.localRecord ? `matches ${result.localRecord} and the publish metadata` : "matches the publish metadata"})`,
     `  signature  ${result.signatureVerified ? "verified" : "not checked (no --verification-key)"}`,
+    `  rests on   ${result.restsOn}`,
     ...(result.target === "wasm"
       ? ["  wasm       policy.wasm loads; the embedded engine has every built-in it needs"]
       : []),

@@ -1040,6 +1040,56 @@ const CASES: Case[] = [
     code: 1,
     line: /the tag list of 127\.0\.0\.1:\d+\/acme\/policies handed back a continuation it had already sent/,
   },
+  // verify: bundle manifests OPA reads otherwise, and stores that disagree with the local record
+  ...(() => {
+    /** A repository with a hand-made bundle published in `bundles/` as `goodrev` (honest metadata). */
+    const craftedStore = (manifest: string, record?: object) => async (): Promise<TempRepo> => {
+      const { createHash } = await import("node:crypto");
+      const { tarball } = await import("../helpers/tarball.ts");
+      const crafted = await createRepo({ examplePolicies: true });
+      const bytes = tarball([
+        { name: "/.manifest", body: manifest },
+        { name: "/authz/a.rego", body: "package authz\n\nallow := true\n" },
+      ]);
+      await mkdir(path.join(crafted.dir, "bundles"));
+      await writeFile(path.join(crafted.dir, "bundles", "goodrev.tar.gz"), bytes);
+      const sha256 = createHash("sha256").update(bytes).digest("hex");
+      await writeFile(
+        path.join(crafted.dir, "bundles", "goodrev.tar.gz.meta.json"),
+        JSON.stringify({ revision: "goodrev", sha256 }),
+      );
+      if (record) {
+        // Where build would have written it, kept out of dist/ by `out`.
+        await writeFile(path.join(crafted.dir, "policyship.yaml"), "out: records\n");
+        await mkdir(path.join(crafted.dir, "records"));
+        await writeFile(path.join(crafted.dir, "records", "goodrev.json"), JSON.stringify(record));
+      }
+      return crafted;
+    };
+    return [
+      {
+        name: "verify of a bundle whose .manifest has revision and Revision",
+        args: () => ["verify", "goodrev", "--to", "bundles"],
+        repo: craftedStore('{"revision":"goodrev","Revision":"EVILREV","roots":["authz"],"Roots":[""]}'),
+        code: 1,
+        line: /the bundle's \.manifest can be read two ways: the keys "revision" and "Revision" differ only in case, .* — do not deploy it/,
+      },
+      {
+        name: "verify of a bundle whose .manifest spells roots Roots",
+        args: () => ["verify", "goodrev", "--to", "bundles"],
+        repo: craftedStore('{"revision":"goodrev","Roots":["authz","other"]}'),
+        code: 1,
+        line: /the key "Roots" is not spelled "roots", yet Go's JSON reader \(OPA's\) reads it as that field — do not deploy it/,
+      },
+      {
+        name: "verify of an object whose bytes are not the ones the local build record names",
+        args: () => ["verify", "goodrev", "--to", "bundles"],
+        repo: craftedStore('{"revision":"goodrev"}', { sha256: "0".repeat(64) }),
+        code: 1,
+        line: /holds sha256 [0-9a-f]{64}, but goodrev\.json here recorded 0{64} — do not deploy it/,
+      },
+    ] satisfies Case[];
+  })(),
 ];
 
 describe("the command line's refusals under --json", () => {
