@@ -27,6 +27,8 @@ export interface StrictJsonShape {
   fields: readonly string[];
   /** Refuse numbers that are not integer literals (where Go reads every number into an int). */
   integersOnly: boolean;
+  /** The deepest nesting read (default 32); a bundle manifest's metadata may nest as deep as OPA reads. */
+  maxDepth?: number;
 }
 
 /** Why a document was refused: one phrase, for the caller to put in its one line. */
@@ -75,7 +77,8 @@ function checkKeys(text: string, shape: StrictJsonShape): void {
     const char = text[i];
     if (char === "{" || char === "[") {
       open.push(char === "{" ? new Map() : null);
-      if (open.length > MAX_DEPTH) throw new AmbiguousJson(`it nests deeper than ${MAX_DEPTH} levels`);
+      const limit = shape.maxDepth ?? MAX_DEPTH;
+      if (open.length > limit) throw new AmbiguousJson(`it nests deeper than ${limit} levels`);
     } else if (char === "}" || char === "]") {
       open.pop();
     } else if (char === '"') {

@@ -4,7 +4,7 @@ import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { FailureError } from "../errors.ts";
 import { AmbiguousJson, parseStrictJson, type StrictJsonShape } from "../strict-json.ts";
-import { assertManifestShape } from "./shape.ts";
+import { assertManifestShape, BundleShapeError, MAX_JSON_DEPTH } from "./shape.ts";
 
 export interface Manifest {
   revision?: string;
@@ -47,8 +47,10 @@ const STRUCT_FILES: Record<string, StrictJsonShape> = {
     ],
     // metadata holds any JSON; a rego_version that is not an integer OPA refuses itself.
     integersOnly: false,
+    // As deep as Go's JSON decoder reads (10,000); deeper, OPA refuses the bundle too.
+    maxDepth: MAX_JSON_DEPTH,
   },
-  ".signatures.json": { fields: ["signatures", "plugin"], integersOnly: false },
+  ".signatures.json": { fields: ["signatures", "plugin"], integersOnly: false, maxDepth: MAX_JSON_DEPTH },
 };
 
 /**
@@ -201,16 +203,22 @@ function readStructFile(name: string, bytes: Buffer, shape: StrictJsonShape): un
   try {
     value = parseStrictJson(bytes, shape);
   } catch (error) {
-    if (error instanceof AmbiguousJson) {
+    if (error instanceof AmbiguousJson && !/nests deeper/.test(error.message)) {
       throw new FailureError(
         `the bundle's ${name} can be read two ways: ${error.message}`,
         "do not deploy it; rebuild it with policyship build",
       );
     }
-    throw new FailureError(`the bundle's ${name} is not valid JSON`, "rebuild it with policyship build");
+    throw new BundleShapeError(
+      error instanceof AmbiguousJson
+        ? `${name} ${error.message.replace(/^it /, "")}`
+        : `${name} is not valid JSON`,
+    );
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new FailureError(`the bundle's ${name} is not a JSON object`, "rebuild it with policyship build");
+    throw new BundleShapeError(
+      `${name} is ${Array.isArray(value) ? "an array" : typeof value === "object" ? "null" : `a ${typeof value}`}, not an object`,
+    );
   }
   return value;
 }
