@@ -1,4 +1,4 @@
-import { constants, createHmac, generateKeyPairSync } from "node:crypto";
+import { constants, createHmac } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Differential, startDifferential, summarize } from "../helpers/differential.ts";
 import {
