@@ -282,16 +282,21 @@ describe("io.jwt.* in the embedded engine decide as OPA does", () => {
       "1e400",
       "-0",
     );
+    // The claim among nested objects, strings with braces and quotes, and repeated keys (the last one wins).
+    const payloads = [
+      (c: string, v: string) => `{"${c}": ${v}, "x": {"${c}": 1}}`,
+      (c: string, v: string) => ` { "s": "}\\"{", "x" : [{"${c}": 1}], "${c}" :${v} } `,
+      (c: string, v: string) => `{"${c}": 1, "${c}": ${v}}`,
+      (c: string, v: string) => `{"${c}": ${v}, "${c}": 1}`,
+      (c: string, v: string) => `{"\u0065xp": 7, "${c}": ${v}}`,
+    ];
     for (const claim of ["exp", "nbf"])
       for (const instant of instants)
-        for (const time of [1_767_225_600e9, 1_767_225_600.5e9]) {
-          const signed = token(
-            { alg: "HS256" },
-            `{"${claim}": ${instant}, "x": {"${claim}": 1}}`,
-            keys.secret,
-          );
-          decodeVerify.push([signed, { secret: keys.secret, time }]);
-        }
+        for (const payload of payloads)
+          for (const time of [1_767_225_600e9, 1_767_225_600.5e9]) {
+            const signed = token({ alg: "HS256" }, payload(claim, instant), keys.secret);
+            decodeVerify.push([signed, { secret: keys.secret, time }]);
+          }
     const corpus = { decode_verify: decodeVerify, verify_ps256: ps };
     const report = await engines.compare(corpus);
     expect(summarize(report)).toEqual({});

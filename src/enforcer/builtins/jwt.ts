@@ -4,7 +4,7 @@
  * https://github.com/open-policy-agent/opa/blob/main/v1/topdown/tokens.go
  */
 import { evaluationTimeNs } from "./clock.ts";
-import { compareDecimalTexts } from "./decimal.ts";
+import { compareDecimalTexts, topLevelNumberTexts } from "./decimal.ts";
 import { readVerificationKeys, type VerificationKey } from "./jwt-keys.ts";
 import { type SignatureFamily, verifyHmac, verifyJws, verifyWithGoCrypto } from "./jwt-signature.ts";
 import type { Builtin } from "./types.ts";
@@ -46,29 +46,9 @@ function jsonObject(bytes: Buffer): JsonObject {
  * them (1767225600.0000000001 is later than 1767225600, though both are the same double).
  */
 function payloadWithNumberTexts(bytes: Buffer): { payload: JsonObject; texts: Map<string, string> } {
-  const sources = new WeakMap<object, Map<string, string>>();
-  let value: unknown;
-  try {
-    value = JSON.parse(
-      bytesToString(bytes),
-      function (this: object, key: string, entry: unknown, context?: { source?: string }) {
-        if (typeof entry === "number" && context?.source !== undefined) {
-          const texts = sources.get(this) ?? new Map<string, string>();
-          texts.set(key, context.source);
-          sources.set(this, texts);
-        }
-        if (!isObject(entry)) return entry;
-        const copy = Object.assign(Object.create(null), entry);
-        const texts = sources.get(entry);
-        if (texts) sources.set(copy, texts);
-        return copy;
-      },
-    );
-  } catch (error) {
-    fail(`invalid JSON: ${(error as Error).message}`);
-  }
-  if (!isObject(value)) fail("decoded JSON type was not an Object");
-  return { payload: value, texts: sources.get(value) ?? new Map() };
+  const text = bytesToString(bytes);
+  const payload = jsonObject(bytes);
+  return { payload, texts: topLevelNumberTexts(text) };
 }
 
 /** OPA's ast.Compare of the time constraint (float64(ns) / 1e9, as a FloatNumberTerm) with a claim. */
