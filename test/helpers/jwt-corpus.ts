@@ -135,6 +135,15 @@ export function signature(alg: string, key: KeyObject | string, data: string): B
   return sign(HASH[bits] as string, Buffer.from(data), { key: privateKey, dsaEncoding: "ieee-p1363" });
 }
 
+/** A PS* signature with this salt length (Node's default for a signer is the maximum, not the hash's length). */
+export function pssSignature(bits: string, key: KeyObject, data: string, saltLength: number): Buffer {
+  return sign(HASH[bits] as string, Buffer.from(data), {
+    key,
+    padding: constants.RSA_PKCS1_PSS_PADDING,
+    saltLength,
+  });
+}
+
 /** A compact JWS with these header and payload, signed with `key` under `signAlg` (default: header.alg). */
 export function token(
   header: Record<string, unknown>,

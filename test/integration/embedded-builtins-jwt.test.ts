@@ -1,6 +1,16 @@
+import { constants, createHmac } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Differential, startDifferential, summarize } from "../helpers/differential.ts";
-import { ALGS, type Alg, b64url, generateKeys, type Keys, signerFor, token } from "../helpers/jwt-corpus.ts";
+import {
+  ALGS,
+  type Alg,
+  b64url,
+  generateKeys,
+  type Keys,
+  pssSignature,
+  signerFor,
+  token,
+} from "../helpers/jwt-corpus.ts";
 
 const VERIFY = ALGS.map((alg) => `verify_${alg.toLowerCase()}`);
 
@@ -212,6 +222,91 @@ describe("io.jwt.* in the embedded engine decide as OPA does", () => {
     expect(decided.some(([valid]) => valid)).toBe(true);
     expect(decided.some(([valid]) => !valid)).toBe(true);
     expect(Object.keys(opa.decode_verify ?? {}).length).toBeLessThan(corpus.decode_verify?.length ?? 0);
+  }, 120_000);
+
+  it("agrees with opa eval on empty and private JWKs, PSS salt lengths and sub-double claim instants", async () => {
+    const claims = { sub: "a", exp: FAR };
+    const data = `${b64url({ alg: "HS256" })}.${b64url(claims)}`;
+    const emptyKeyed = `${data}.${createHmac("sha256", Buffer.alloc(0)).update(data).digest("base64url")}`;
+    const rsa = keys.rsa.jwk;
+    const octs = ["", "=", "A", "!!!!", "AQ=", "AQ", "AQ==", "_w", "/w=="].map((k) => ({ kty: "oct", k }));
+    const decodeVerify: unknown[] = [];
+    for (const oct of octs) {
+      decodeVerify.push([emptyKeyed, { cert: JSON.stringify(oct) }]);
+      decodeVerify.push([emptyKeyed, { cert: JSON.stringify({ keys: [oct, rsa] }) }]);
+      decodeVerify.push([
+        token({ alg: "RS256" }, claims, keys.rsa.privateKey),
+        { cert: JSON.stringify({ keys: [oct, rsa] }) },
+      ]);
+    }
+    const ps: unknown[] = [];
+    for (const bits of ["256", "384", "512"]) {
+      const head = `${b64url({ alg: `PS${bits}` })}.${b64url(claims)}`;
+      for (const salt of [constants.RSA_PSS_SALTLEN_MAX_SIGN, constants.RSA_PSS_SALTLEN_DIGEST, 0, 20]) {
+        const signed = `${head}.${pssSignature(bits, keys.rsa.privateKey, head, salt).toString("base64url")}`;
+        decodeVerify.push([signed, { cert: keys.rsa.pem }], [signed, { cert: JSON.stringify(rsa) }]);
+        if (bits === "256") ps.push([signed, keys.rsa.pem]);
+      }
+    }
+    for (const alg of ["RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"] as Alg[]) {
+      const { key, pair } = signerFor(keys, alg);
+      const priv = (pair ?? keys.rsa).privateKey.export({ format: "jwk" });
+      const signed = token({ alg }, claims, key);
+      decodeVerify.push(
+        [signed, { cert: JSON.stringify(priv) }],
+        [signed, { cert: JSON.stringify({ keys: [priv] }) }],
+      );
+      // Another key's d, one too short, all zeros, one zero too long.
+      const scalar = Buffer.from(String(priv.d), "base64url");
+      const foreign = pair === keys.ed25519 ? keys.rsa : pair === keys.p256 ? keys.p384 : keys.p256;
+      const otherD = String(foreign.privateKey.export({ format: "jwk" }).d);
+      const sameLength = Buffer.concat([Buffer.from(otherD, "base64url"), scalar]).subarray(0, scalar.length);
+      for (const d of [
+        sameLength,
+        Buffer.from([1]),
+        Buffer.alloc(scalar.length),
+        Buffer.concat([Buffer.alloc(1), scalar]),
+      ])
+        decodeVerify.push([signed, { cert: JSON.stringify({ ...priv, d: d.toString("base64url") }) }]);
+    }
+    const instants = [
+      "1767225600.0000000001",
+      "1767225600.000000000000000000000000001",
+      "17672256000000000001e-10",
+    ];
+    instants.push(
+      "1767225600",
+      "1767225599.9999999999999999999999",
+      "1.7672256e9",
+      "1767225600.5",
+      "1e400",
+      "-0",
+    );
+    // The claim among nested objects, strings with braces and quotes, and repeated keys (the last one wins).
+    const payloads = [
+      (c: string, v: string) => `{"${c}": ${v}, "x": {"${c}": 1}}`,
+      (c: string, v: string) => ` { "s": "}\\"{", "x" : [{"${c}": 1}], "${c}" :${v} } `,
+      (c: string, v: string) => `{"${c}": 1, "${c}": ${v}}`,
+      (c: string, v: string) => `{"${c}": ${v}, "${c}": 1}`,
+      (c: string, v: string) => `{"\u0065xp": 7, "${c}": ${v}}`,
+    ];
+    for (const claim of ["exp", "nbf"])
+      for (const instant of instants)
+        for (const payload of payloads)
+          for (const time of [1_767_225_600e9, 1_767_225_600.5e9]) {
+            const signed = token({ alg: "HS256" }, payload(claim, instant), keys.secret);
+            decodeVerify.push([signed, { secret: keys.secret, time }]);
+          }
+    const corpus = { decode_verify: decodeVerify, verify_ps256: ps };
+    const report = await engines.compare(corpus);
+    expect(summarize(report)).toEqual({});
+    const opa = engines.lastOpaResults();
+    // OPA refuses the empty key (an undefined call) and accepts a private JWK and an exact-but-later exp.
+    expect(opa.decode_verify?.["0"]).toBeUndefined();
+    expect(Object.values(opa.decode_verify ?? {}).filter((r) => (r as [boolean])[0]).length).toBeGreaterThan(
+      20,
+    );
+    expect(Object.values(opa.verify_ps256 ?? {})).toContain(true);
   }, 120_000);
 
   it("fails the evaluation where OPA itself panics (a non-string cty or iss), never deciding", async () => {

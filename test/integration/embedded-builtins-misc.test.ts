@@ -76,6 +76,19 @@ const SEMVERS = [
   3,
 ];
 
+// Invalid UTF-8: Go writes U+FFFD per byte that starts no valid sequence, WHATWG one per maximal prefix.
+const BROKEN_UTF8 = ["%E2%80", "%ff%fe", "%E2%80%41", "%F0%9F%98", "%C3%A9%ff", "%ED%A0%80", "%F4%90%80%80"];
+BROKEN_UTF8.push(
+  "%C0%80",
+  "%E0%80%80",
+  "%F0%80%80%80",
+  "%E2%82%AC",
+  "%F0%9F%98%80x",
+  "%80",
+  "%C2",
+  "%EF%BF%BD%E2",
+);
+
 describe("crypto, encoding, strings, units, semver and net built-ins decide as OPA does", () => {
   it("agrees with opa eval on the whole corpus", async () => {
     const corpus: Record<string, unknown[]> = {
@@ -89,9 +102,33 @@ describe("crypto, encoding, strings, units, semver and net built-ins decide as O
       hmac_equal: PAIRS(["abc", "abd", "", "héllo", 1], ["abc", "ab", "", "héllo", 1]),
       base64url_encode_no_pad: TEXTS,
       hex_encode: TEXTS,
-      hex_decode: ["", "68656c6c6f", "68656C6C6F", "686", "zz", "c3a9", "ff", 5],
+      hex_decode: [
+        "",
+        "68656c6c6f",
+        "68656C6C6F",
+        "686",
+        "zz",
+        "c3a9",
+        "ff",
+        5,
+        "e280",
+        "f09f98",
+        "eda080",
+        "e28041",
+      ],
       urlquery_encode: TEXTS,
-      urlquery_decode: ["a+b%20c", "%zz", "%", "%4", "100%25", "caf%C3%A9", "%ff", "plain", 5],
+      urlquery_decode: [
+        "a+b%20c",
+        "%zz",
+        "%",
+        "%4",
+        "100%25",
+        "caf%C3%A9",
+        "%ff",
+        "plain",
+        5,
+        ...BROKEN_UTF8,
+      ],
       urlquery_encode_object: [
         { a: "1", b: ["2", "3"] },
         { "z k": "v w", a: "é" },

@@ -41,6 +41,27 @@ const PATTERNS = [
   "}",
   "[a\\-z]+",
   "[]a]",
+  // Read in one pass: an escaped backslash or a \Q…\E literal is never syntax again.
+  "\\Q\\A\\E",
+  "\\Qa-b\\E",
+  "\\Q…\\E",
+  "\\\\Qab",
+  "\\Qa\\E+",
+  "\\Q[:alpha:]\\E",
+  "[[:alpha:]\\-]+",
+  // Go's repeat limit: a count above 1000, or nested counts whose product is.
+  "a{1001}",
+  "a{1000}",
+  "a{2,1001}",
+  "x{1001,}",
+  "(a{100}){11}",
+  "(a{100}){10}",
+  "(?:a{10}|b){101}",
+  // (?U) swaps greedy and lazy.
+  "(?U)a+",
+  "(?U)a+?",
+  "(?U)(a|b)*?c",
+  "(?Ui)A{1,2}",
 ];
 const SUBJECTS = [
   "",
@@ -54,6 +75,7 @@ const SUBJECTS = [
   "héllo wörld 🚀 émoji",
   "a.*b.*c",
   "123 4567 89",
+  "\\A \\Qab a-b … [:alpha:] abc aaaa",
 ];
 
 describe("regex.* in the embedded engine decide as OPA does", () => {

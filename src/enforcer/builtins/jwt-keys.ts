@@ -4,12 +4,14 @@
  * OPA does not know are skipped.
  * https://github.com/open-policy-agent/opa/blob/main/v1/topdown/tokens.go
  */
-import { createPublicKey, type KeyObject, X509Certificate } from "node:crypto";
+import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from "node:crypto";
 import { fail, isObject, parseJson } from "./values.ts";
 
 export interface VerificationKey {
-  /** Bytes for a symmetric JWK; undefined for a private JWK, which OPA's verifiers refuse as a key type. */
+  /** Bytes for a symmetric JWK; undefined for a private JWK, which the verify_* built-ins refuse as a key type. */
   key: KeyObject | Uint8Array | undefined;
+  /** The key io.jwt.decode_verify verifies with: jwx takes a private JWK's public half. */
+  jwsKey: KeyObject | Uint8Array;
   alg: string;
   kid: string;
 }
@@ -87,19 +89,58 @@ function keyFromPem(type: string, der: Buffer): KeyObject {
   fail("failed to extract a Key from the PEM certificate");
 }
 
-function keyFromJwk(jwk: Record<string, unknown>): KeyObject | Uint8Array | undefined {
+/**
+ * An oct JWK's `k` as jwx decodes it: base64 of one alphabet, padded or not, CR and LF skipped; an empty key
+ * is a missing "k" field, so a key set holding one is an error, never a key everybody can sign with.
+ */
+function symmetricKey(k: unknown): Uint8Array {
+  if (typeof k !== "string") fail("failed to parse a JWK key (set): k must be a string");
+  const text = k.replace(/[\r\n]/g, "");
+  const alphabet = /^[A-Za-z0-9+/]*={0,2}$/.test(text) || /^[A-Za-z0-9_-]*={0,2}$/.test(text);
+  const padded = text.endsWith("=");
+  if (!alphabet || (padded ? text.length % 4 !== 0 : text.length % 4 === 1)) {
+    fail("failed to parse a JWK key (set): k is not base64");
+  }
+  const bytes = Buffer.from(text, text.includes("+") || text.includes("/") ? "base64" : "base64url");
+  if (bytes.length === 0) fail('failed to parse a JWK key (set): jwk.SymmetricKey: missing "k" field');
+  return bytes;
+}
+
+function keyFromJwk(jwk: Record<string, unknown>): Pick<VerificationKey, "key" | "jwsKey"> {
   const kty = jwk.kty;
   if (typeof kty !== "string") fail("failed to parse a JWK key (set): invalid key type");
+  if (kty === "oct") {
+    const bytes = symmetricKey(jwk.k);
+    return { key: bytes, jwsKey: bytes };
+  }
+  if ("d" in jwk) return { key: undefined, jwsKey: publicHalf(jwk) };
   try {
-    if (kty === "oct") {
-      if (typeof jwk.k !== "string") fail("failed to parse a JWK key (set): k must be a string");
-      return Buffer.from(jwk.k, "base64url");
-    }
     const key = createPublicKey({ key: jwk as never, format: "jwk" });
-    return "d" in jwk ? undefined : key;
+    return { key, jwsKey: key };
   } catch (error) {
     fail(`failed to parse a JWK key (set): ${(error as Error).message}`);
   }
+}
+
+/**
+ * The public key of a private JWK as jwx reads one: an RSA key whole, an EC key's x and y with a `d` of the
+ * curve's length, an OKP key whose `d` (the seed) derives its `x`.
+ */
+function publicHalf(jwk: Record<string, unknown>): KeyObject {
+  let derived: KeyObject;
+  try {
+    derived = createPublicKey(createPrivateKey({ key: jwk as never, format: "jwk" }));
+  } catch (error) {
+    fail(`failed to parse a JWK key (set): ${(error as Error).message}`);
+  }
+  const length = (value: unknown) => Buffer.from(String(value), "base64url").length;
+  if (jwk.kty !== "RSA" && length(jwk.d) !== length(jwk.x)) {
+    fail("failed to parse a JWK key (set): the private key has the wrong length");
+  }
+  if (jwk.kty === "OKP" && (derived.export({ format: "jwk" }) as { x?: unknown }).x !== jwk.x) {
+    fail("failed to parse a JWK key (set): the private key does not match its public key");
+  }
+  return derived;
 }
 
 /** The keys in a `cert` constraint or a verify_* key argument. */
@@ -107,7 +148,8 @@ export function readVerificationKeys(text: string): VerificationKey[] {
   const pem = readPem(text);
   if (pem) {
     if (pem.rest.length > 0) fail("extra data after a PEM certificate block");
-    return [{ key: keyFromPem(pem.type, pem.der), alg: "", kid: "" }];
+    const key = keyFromPem(pem.type, pem.der);
+    return [{ key, jwsKey: key, alg: "", kid: "" }];
   }
   const parsed = parseJson(text);
   if (!isObject(parsed)) fail("failed to parse a JWK key (set): not an object");
@@ -122,7 +164,7 @@ export function readVerificationKeys(text: string): VerificationKey[] {
       if (OTHER_JWA_ALGORITHMS.has(alg)) continue;
       fail(`failed to parse a JWK key (set): invalid algorithm ${alg}`);
     }
-    keys.push({ key, alg, kid: typeof entry.kid === "string" ? entry.kid : "" });
+    keys.push({ ...key, alg, kid: typeof entry.kid === "string" ? entry.kid : "" });
   }
   return keys;
 }

@@ -2,7 +2,7 @@
  * JWS signature checks with node:crypto, in the two flavours OPA has: the io.jwt.verify_* built-ins call Go's
  * crypto directly (ECDSA's r and s are the two halves of whatever length the signature has; PSS salt length
  * is automatic), and io.jwt.decode_verify goes through jwx's jwsbb.Verify (the alg picks the hash and the
- * key type).
+ * key type; a PSS salt is exactly as long as the hash).
  */
 import { constants, createHmac, type KeyObject, timingSafeEqual, verify } from "node:crypto";
 
@@ -48,6 +48,7 @@ export function verifyWithGoCrypto(
   key: KeyObject | Uint8Array | undefined,
   data: Buffer,
   signature: Buffer,
+  pssSaltLength: number = constants.RSA_PSS_SALTLEN_AUTO,
 ): boolean {
   if (!key || key instanceof Uint8Array) return false;
   const hash = HASHES[bits];
@@ -62,7 +63,7 @@ export function verifyWithGoCrypto(
           verify(
             hash,
             data,
-            { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_AUTO },
+            { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: pssSaltLength },
             signature,
           )
         );
@@ -102,7 +103,9 @@ export function verifyJws(
     if (alg === "EdDSA") return type === "ed25519" && verify(null, data, key, signature);
     if (!hash) return false;
     if (alg.startsWith("RS")) return verifyWithGoCrypto("RS", bits, key, data, signature);
-    if (alg.startsWith("PS")) return verifyWithGoCrypto("PS", bits, key, data, signature);
+    if (alg.startsWith("PS")) {
+      return verifyWithGoCrypto("PS", bits, key, data, signature, constants.RSA_PSS_SALTLEN_DIGEST);
+    }
     if (alg.startsWith("ES")) {
       if (type !== "ec" || key.asymmetricKeyDetails?.namedCurve !== EC_CURVE_BY_ALG[alg]) return false;
       return verify(hash, data, { key, dsaEncoding: "ieee-p1363" }, signature);

@@ -4,6 +4,7 @@
  * https://github.com/open-policy-agent/opa/blob/main/v1/topdown/tokens.go
  */
 import { evaluationTimeNs } from "./clock.ts";
+import { compareDecimalTexts, topLevelNumberTexts } from "./decimal.ts";
 import { readVerificationKeys, type VerificationKey } from "./jwt-keys.ts";
 import { type SignatureFamily, verifyHmac, verifyJws, verifyWithGoCrypto } from "./jwt-signature.ts";
 import type { Builtin } from "./types.ts";
@@ -38,6 +39,21 @@ function jsonObject(bytes: Buffer): JsonObject {
   const value = parseJson(bytesToString(bytes));
   if (!isObject(value)) fail("decoded JSON type was not an Object");
   return value;
+}
+
+/**
+ * A payload whose top-level numbers keep their JSON text, so exp and nbf compare exactly as OPA compares
+ * them (1767225600.0000000001 is later than 1767225600, though both are the same double).
+ */
+function payloadWithNumberTexts(bytes: Buffer): { payload: JsonObject; texts: Map<string, string> } {
+  const text = bytesToString(bytes);
+  const payload = jsonObject(bytes);
+  return { payload, texts: topLevelNumberTexts(text) };
+}
+
+/** OPA's ast.Compare of the time constraint (float64(ns) / 1e9, as a FloatNumberTerm) with a claim. */
+function compareTimeWith(timeNs: number, claim: string, texts: Map<string, string>, value: number): number {
+  return compareDecimalTexts(String(timeNs / 1e9), texts.get(claim) ?? String(value));
 }
 
 function decodeHeader(token: Token): JsonObject {
@@ -170,10 +186,11 @@ function signatureVerifies(constraints: Constraints, header: ParsedHeader, token
   if (constraints.keys) {
     if (header.kid !== "") {
       const key = firstKeyWith(header.kid, constraints.keys);
-      if (key) return verifyJws(key.key, header.alg, data, signature);
+      if (key) return verifyJws(key.jwsKey, header.alg, data, signature);
     }
     return constraints.keys.some(
-      (key) => (key.alg === "" || key.alg === header.alg) && verifyJws(key.key, header.alg, data, signature),
+      (key) =>
+        (key.alg === "" || key.alg === header.alg) && verifyJws(key.jwsKey, header.alg, data, signature),
     );
   }
   return verifyJws(Buffer.from(constraints.secret, "utf8"), header.alg, data, signature);
@@ -203,7 +220,7 @@ function decodeVerify(jwt: unknown, constraintsValue: unknown): unknown {
     if (parsed.cty.toLowerCase() !== "jwt") break;
     current = bytesToString(payloadBytes);
   }
-  const payload = jsonObject(payloadBytes);
+  const { payload, texts } = payloadWithNumberTexts(payloadBytes);
   if (constraints.iss !== "") {
     if (!("iss" in payload)) return UNVERIFIED;
     if (typeof payload.iss !== "string") halt("io.jwt.decode_verify: an iss claim that is not a string");
@@ -212,14 +229,13 @@ function decodeVerify(jwt: unknown, constraintsValue: unknown): unknown {
   if ("aud" in payload) {
     if (!validAudience(payload.aud, constraints.aud)) return UNVERIFIED;
   } else if (constraints.aud !== "") return UNVERIFIED;
-  const seconds = constraints.timeNs / 1e9;
   if ("exp" in payload) {
     if (typeof payload.exp !== "number") fail("exp value must be a number");
-    if (seconds >= payload.exp) return UNVERIFIED;
+    if (compareTimeWith(constraints.timeNs, "exp", texts, payload.exp) !== -1) return UNVERIFIED;
   }
   if ("nbf" in payload) {
     if (typeof payload.nbf !== "number") fail("nbf value must be a number");
-    if (seconds < payload.nbf) return UNVERIFIED;
+    if (compareTimeWith(constraints.timeNs, "nbf", texts, payload.nbf) === -1) return UNVERIFIED;
   }
   return [true, header, payload];
 }

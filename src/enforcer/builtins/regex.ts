@@ -1,77 +1,12 @@
 /**
  * regex.find_n, regex.replace and regex.template_match as OPA's v1/topdown/regex.go and
  * regex_template.go, on JavaScript's RegExp: RE2 syntax is translated where JavaScript spells it
- * differently (leading flags, \A, \z, \Q…\E, (?P<name>…), POSIX classes), and Go's rules for empty matches
+ * differently (see re2-syntax.ts; leading flags here), and Go's rules for empty matches
  * (FindAllString, ReplaceAllString, Expand) are followed exactly.
  */
+import { translateRe2 } from "./re2-syntax.ts";
 import type { Builtin } from "./types.ts";
 import { fail, intOperand, stringOperand } from "./values.ts";
-
-const POSIX_CLASSES: Record<string, string> = {
-  alnum: "0-9A-Za-z",
-  alpha: "A-Za-z",
-  ascii: "\\x00-\\x7F",
-  blank: "\\t ",
-  cntrl: "\\x00-\\x1F\\x7F",
-  digit: "0-9",
-  graph: "!-~",
-  lower: "a-z",
-  print: " -~",
-  punct: "!-\\/:-@\\[-`{-~",
-  space: "\\t\\n\\v\\f\\r ",
-  upper: "A-Z",
-  word: "0-9A-Za-z_",
-  xdigit: "0-9A-Fa-f",
-};
-
-function hexEscape(c: string): string {
-  return `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
-}
-
-/**
- * RE2 reads a brace that starts no repetition ({n}, {n,}, {n,m}) as a literal, and a "]" first in a class as a
- * member; JavaScript's unicode mode refuses the one and ends the class at the other.
- */
-function literalBraces(source: string): string {
-  let out = "";
-  let inClass = false;
-  for (let i = 0; i < source.length; i++) {
-    const c = source[i] as string;
-    if (c === "\\") {
-      out += source.slice(i, i + 2);
-      i++;
-      continue;
-    }
-    if (inClass) {
-      if (c === "]") inClass = false;
-      out += c;
-      continue;
-    }
-    if (c === "[") {
-      inClass = true;
-      out += c;
-      if (source[i + 1] === "^") out += source[++i];
-      // A "]" first in a class is a member in RE2, the end of an empty class in JavaScript.
-      if (source[i + 1] === "]") {
-        out += "\\]";
-        i++;
-      }
-      continue;
-    }
-    if (c === "{") {
-      const repeat = /^\{\d+(?:,\d*)?\}/.exec(source.slice(i));
-      if (repeat) {
-        out += repeat[0];
-        i += repeat[0].length - 1;
-        continue;
-      }
-      out += hexEscape(c);
-      continue;
-    }
-    out += c === "}" ? hexEscape(c) : c;
-  }
-  return out;
-}
 
 const cache = new Map<string, RegExp>();
 const CACHE_LIMIT = 256;
@@ -86,26 +21,16 @@ export function compile(pattern: string): RegExp {
   if (cached) return cached;
   let source = pattern;
   let flags = "gu";
+  let ungreedy = false;
   const leading = /^\(\?([imsU]+)\)/.exec(source);
   if (leading) {
-    const letters = leading[1] as string;
-    if (letters.includes("U")) fail("regex.*: the (?U) flag is not supported by the embedded engine");
-    for (const letter of letters) if (!flags.includes(letter)) flags += letter;
+    for (const letter of leading[1] as string) {
+      if (letter === "U") ungreedy = true;
+      else if (!flags.includes(letter)) flags += letter;
+    }
     source = source.slice(leading[0].length);
   }
-  source = source
-    .replace(/\\Q([\s\S]*?)(?:\\E|$)/g, (_m, literal: string) => escapeLiteral(literal))
-    .replace(/\(\?P</g, "(?<")
-    .replace(/\[:(\^?)([a-z]+):\]/g, (whole, negate: string, name: string) => {
-      const members = POSIX_CLASSES[name];
-      if (!members) return whole;
-      return negate ? whole : members;
-    })
-    .replace(/\\A/g, "^")
-    .replace(/\\z/g, "$(?![\\s\\S])")
-    // RE2 lets any punctuation be escaped; JavaScript's unicode mode only its syntax characters.
-    .replace(/\\([!"#%&',:;<=>@_`~-])/g, (_m, c: string) => hexEscape(c));
-  source = literalBraces(source);
+  source = translateRe2(source, ungreedy);
   let compiled: RegExp;
   try {
     compiled = new RegExp(source, flags);

@@ -91,9 +91,51 @@ export function decodeBase64Url(text: string): Buffer {
   return Buffer.from(s, "base64url");
 }
 
-/** A Go string built from bytes, as JSON carries it (invalid UTF-8 becomes U+FFFD, as OPA's JSON output does). */
+/** The range of a UTF-8 sequence's second byte for each lead byte, as Go's utf8 accept ranges. */
+function secondByteRange(lead: number): [number, number, number] | undefined {
+  if (lead >= 0xc2 && lead <= 0xdf) return [2, 0x80, 0xbf];
+  if (lead === 0xe0) return [3, 0xa0, 0xbf];
+  if (lead === 0xed) return [3, 0x80, 0x9f];
+  if (lead >= 0xe1 && lead <= 0xef) return [3, 0x80, 0xbf];
+  if (lead === 0xf0) return [4, 0x90, 0xbf];
+  if (lead >= 0xf1 && lead <= 0xf3) return [4, 0x80, 0xbf];
+  if (lead === 0xf4) return [4, 0x80, 0x8f];
+  return undefined;
+}
+
+/**
+ * A Go string built from bytes, as OPA's JSON carries it: Go's encoding/json decodes rune by rune and writes
+ * U+FFFD for each byte that starts no valid sequence (so a truncated "%E2%80" is two, where WHATWG's decoder,
+ * Node's, writes one for the whole prefix).
+ */
 export function bytesToString(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString("utf8");
+  const whole = Buffer.from(bytes).toString("utf8");
+  if (!whole.includes("\ufffd")) return whole;
+  let out = "";
+  let i = 0;
+  while (i < bytes.length) {
+    const lead = bytes[i] as number;
+    if (lead < 0x80) {
+      out += String.fromCharCode(lead);
+      i++;
+      continue;
+    }
+    const range = secondByteRange(lead);
+    let valid = range !== undefined && i + range[0] <= bytes.length;
+    if (range && valid) {
+      const second = bytes[i + 1] as number;
+      valid = second >= range[1] && second <= range[2];
+      for (let k = 2; valid && k < range[0]; k++) valid = ((bytes[i + k] as number) & 0xc0) === 0x80;
+    }
+    if (range && valid) {
+      out += Buffer.from(bytes.subarray(i, i + range[0])).toString("utf8");
+      i += range[0];
+    } else {
+      out += "\ufffd";
+      i++;
+    }
+  }
+  return out;
 }
 
 /**
