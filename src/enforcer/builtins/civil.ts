@@ -123,7 +123,8 @@ export function daysIn(month: number, year: number): number {
   return daysFromCivil(year, month + 1, 1) - daysFromCivil(year, month, 1);
 }
 
-export interface Broken {
+/** A civil date and time of day, to the nanosecond, in some zone. */
+export interface CivilTime {
   year: number;
   month: number;
   day: number;
@@ -131,6 +132,9 @@ export interface Broken {
   minute: number;
   second: number;
   nanosecond: number;
+}
+
+export interface Broken extends CivilTime {
   /** 0 = Sunday, as Go's Weekday. */
   weekday: number;
   /** 1-based day of the year. */
@@ -164,18 +168,7 @@ export function breakDown(ns: bigint, zone: Zone): Broken {
 }
 
 /** Go's time.Date(year, month, day, hour, minute, second, ns, zone).UnixNano(), without the int64 wrap. */
-export function instantOf(
-  fields: {
-    year: number;
-    month: number;
-    day: number;
-    hour: number;
-    minute: number;
-    second: number;
-    nanosecond: number;
-  },
-  zone: Zone,
-): bigint {
+export function instantOf(fields: CivilTime, zone: Zone): bigint {
   const days = BigInt(daysFromCivil(fields.year, fields.month, fields.day));
   const wall =
     (days * SECONDS_PER_DAY + BigInt(fields.hour * 3600 + fields.minute * 60 + fields.second)) *

@@ -2,18 +2,11 @@
  * Go's time.Parse for a reference-time layout, as far as the instant it names: the fields, and the offset
  * a numeric zone or "Z" gave. https://pkg.go.dev/time#Parse
  */
-import { daysIn, MONTHS, WEEKDAYS } from "./civil.ts";
+import { type CivilTime, daysIn, MONTHS, WEEKDAYS } from "./civil.ts";
 import { type Chunk, isDigit, tokenize } from "./go-layout.ts";
 import { fail } from "./values.ts";
 
-export interface Parsed {
-  year: number;
-  month: number;
-  day: number;
-  hour: number;
-  minute: number;
-  second: number;
-  nanosecond: number;
+export interface Parsed extends CivilTime {
   /** The offset in seconds the value named, or undefined (UTC, unless a zone abbreviation says otherwise). */
   offset: number | undefined;
 }
