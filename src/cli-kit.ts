@@ -16,12 +16,23 @@ export interface Io {
 }
 
 function settingsFromFlags(flags: Record<string, unknown>): Record<string, unknown> {
-  const { entrypoint, path, json: _json, verbose: _verbose, cwd: _cwd, config: _config, ...rest } = flags;
+  const {
+    entrypoint,
+    instance,
+    path,
+    json: _json,
+    verbose: _verbose,
+    cwd: _cwd,
+    config: _config,
+    ...rest
+  } = flags;
   const settings: Record<string, unknown> =
     entrypoint === undefined ? rest : { ...rest, entrypoints: entrypoint };
+  // --instance (repeatable) fills the instances setting, as --entrypoint fills entrypoints.
+  if (instance !== undefined) settings.instances = instance;
   // impact --path names the decision path; "path" alone is no setting.
   if (path !== undefined) settings.decisionPath = path;
-  // --opa is repeatable for status (instance URLs); as the opa binary, the last one given counts.
+  // --opa is repeatable (status and prune still take instance URLs from it); as the opa binary, the last counts.
   if (Array.isArray(settings.opa)) settings.opa = settings.opa.at(-1);
   return settings;
 }

@@ -1,5 +1,6 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { CONFIG_FORMATS, CREDENTIAL_MODES, TARGETS } from "./choices.ts";
+import { HAS_URL_SCHEME } from "./url-scheme.ts";
 
 /** Flag groups that several commands share; cli.ts composes them per command. */
 
@@ -94,4 +95,38 @@ export function addCheckOptions(command: Command): Command {
     .option("--no-fmt", "skip opa fmt (setting fmt: false): release before reformatting")
     .addOption(new Option("--strict").hideHelp())
     .option("--no-strict", "opa check without --strict (setting strict: false)");
+}
+
+/** --instance <url> (repeatable): the OPA instances a command reads; the setting `instances`. */
+export function addInstanceOptions(command: Command, description: string): Command {
+  return command.option("--instance <url>", `${description} (repeatable)`, collect);
+}
+
+/** Printed once, whichever --opa URLs were given; it never repeats one (a URL may carry a password). */
+export const OPA_URL_DEPRECATION =
+  "policyship: --opa <url> is deprecated for instances — use --instance <url>";
+
+/**
+ * status and prune named OPA instances with --opa <url> before --instance existed, and still take them this
+ * version: each --opa that is a URL becomes an --instance (after those given as --instance), with one notice on
+ * stderr, so that stdout and --json stay the result. What is left of --opa is the opa binary, as on every command.
+ * Call it before createContext.
+ */
+export function takeDeprecatedOpaUrls(command: Command, notice: (line: string) => void): void {
+  let owner: Command | null = command;
+  while (owner && !owner.options.some((option) => option.long === "--opa")) owner = owner.parent;
+  if (!owner) return;
+  const given = owner.getOptionValue("opa") as string | string[] | undefined;
+  const values = given === undefined ? [] : Array.isArray(given) ? given : [given];
+  const urls = values.filter((value) => HAS_URL_SCHEME.test(value));
+  if (urls.length === 0) return;
+  notice(OPA_URL_DEPRECATION);
+  const binaries = values.filter((value) => !HAS_URL_SCHEME.test(value));
+  owner.setOptionValueWithSource(
+    "opa",
+    binaries.length > 0 ? binaries : undefined,
+    owner.getOptionValueSource("opa") ?? "cli",
+  );
+  const instances = (command.getOptionValue("instance") as string[] | undefined) ?? [];
+  command.setOptionValueWithSource("instance", [...instances, ...urls], "cli");
 }

@@ -57,12 +57,8 @@ function createProgram(io: Io): Command {
     .option("--verbose", "debug output and stack traces")
     .option("--cwd <dir>", "run as if started in <dir>")
     .option("--config <file>", "settings file (default: policyship.yaml or policyship.json)")
-    // Repeatable: status names OPA instances with it; every other command takes the last as the binary.
-    .option(
-      "--opa <path>",
-      "opa binary (default: $OPA_BIN, then PATH); status: an OPA URL (repeatable)",
-      collect,
-    )
+    // Repeatable, the last one counts: status and prune still take OPA URLs from it (deprecated for --instance).
+    .option("--opa <path>", "opa binary (default: $OPA_BIN, then PATH)", collect)
     .option("--opa-env <name>", "an environment variable opa children may see (repeatable)", collect)
     .option("--bundle-max-entries <n>", "refuse bundles with more entries (default: 10000)", toNumber)
     .option("--bundle-max-bytes <n>", "refuse bundles whose files hold more bytes (default: 1 GiB)", toNumber)

@@ -4,6 +4,7 @@
 // core, and every command pays that on start-up (see README "Performance").
 import { z } from "zod/v3";
 import { CONFIG_FORMATS, CREDENTIAL_MODES, FAIL_ON, TARGETS } from "./choices.ts";
+import { HAS_URL_SCHEME } from "./url-scheme.ts";
 
 /** Characters that are safe in an S3 key, a file name and OPA's manifest. */
 export const REVISION_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
@@ -40,7 +41,13 @@ const url = z
     (value) => !hasUserinfo(value),
     "must not carry user:password (it would be printed and rendered into OPA's config); leave it out",
   )
-  .refine((value) => !/[?#]/.test(value), "must not carry a query or a fragment (?… or #…); leave it out");
+  .refine((value) => !/[?#]/.test(value), "must not carry a query or a fragment (?… or #…); leave it out")
+  // URL parsing drops tabs and line breaks, so a value holding them passes as a URL, yet each use prints it
+  // as written: one value must stay one line in output, a step summary and a workflow command.
+  .refine(
+    (value) => !/[\s\p{Cc}\p{Cf}]/u.test(value),
+    "must not hold spaces, line breaks or control characters",
+  );
 
 /** A registry (`oci://host/repo` or `host/repo`) whose host part holds '@' carries a user or a password. */
 const NO_REGISTRY_USERINFO = [
@@ -177,7 +184,15 @@ export const settingsSchema = z
     bundleMaxFileBytes: z.number().int().min(1),
     bundleMaxPathLength: z.number().int().min(1),
     // tools
-    opa: z.string().min(1),
+    // The opa binary, everywhere; OPA instances are `instances`. A URL here once meant an instance to status and
+    // prune, and would otherwise be looked up as a file.
+    opa: z
+      .string()
+      .min(1)
+      .refine(
+        (value) => !HAS_URL_SCHEME.test(value),
+        "takes the path of the opa binary, not a URL: name OPA instances with --instance <url> (status, prune, list)",
+      ),
     opaEnv: z.array(opaEnvName),
     limit: z.number().int().min(1).max(1000),
     // impact
@@ -191,6 +206,8 @@ export const settingsSchema = z
     mask: z.array(z.string().regex(/^\/input(\/|$)/, "must be JSON Pointers under /input")),
     showResults: z.boolean(),
     markdown: z.string().min(1),
+    // status, prune and list: the OPA instances to read (--instance, POLICYSHIP_INSTANCES=a,b, instances: [])
+    instances: z.array(url),
     // status
     expect: z.string().min(1),
     wait: z.string().regex(/^\d+(\.\d+)?(ms|s|m|h)?$/, "must be a duration such as 90s, 5m or 1h"),

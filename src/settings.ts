@@ -15,8 +15,13 @@ export function envName(key: string): string {
   return `POLICYSHIP_${key.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()}`;
 }
 
+/** Settings whose flag is not the key spelled in kebab-case: one repeatable flag fills a list. */
+const FLAG_NAMES: Readonly<Record<string, string>> = Object.assign(Object.create(null), {
+  instances: "--instance",
+});
+
 export function flagName(key: string): string {
-  return `--${key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
+  return FLAG_NAMES[key] ?? `--${key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
 }
 
 function kindOf(key: Key): "boolean" | "number" | "array" | "string" {

@@ -1,7 +1,13 @@
 import type { Command } from "commander";
 import { listPublished } from "../bundle/verify.ts";
-import { createContext, type Io, opaFlags, print } from "../cli-kit.ts";
-import { addStoreOptions, collect, toNumber } from "../cli-options.ts";
+import { createContext, type Io, print } from "../cli-kit.ts";
+import {
+  addInstanceOptions,
+  addStoreOptions,
+  collect,
+  takeDeprecatedOpaUrls,
+  toNumber,
+} from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { checkOpaTargets, readInstance } from "../opa/instances.ts";
@@ -143,9 +149,13 @@ export interface PruneResult {
 
 /**
  * Trims published revisions without breaking a rollback: never the newest --keep, a --protect'ed one, one an
- * --opa instance runs, or one younger than --older-than. Lists the plan; deletes only with --yes.
+ * instance runs (the instances setting unless `instances` names others), or one younger than --older-than.
+ * Lists the plan; deletes only with --yes.
  */
-export async function prune(context: Context, instances: string[]): Promise<PruneResult> {
+export async function prune(
+  context: Context,
+  instances: string[] = context.settings.instances ?? [],
+): Promise<PruneResult> {
   const { settings } = context;
   if (settings.keep === undefined) {
     throw new UserError(
@@ -232,30 +242,32 @@ export function renderPrune(result: PruneResult): string {
 
 /** The `prune` command: its flags, help and examples, and how its result is printed. */
 export function definePrune(program: Command, io: Io): Command {
-  return addStoreOptions(program.command("prune"))
+  return addInstanceOptions(
+    addStoreOptions(program.command("prune")),
+    "an OPA instance whose active revision must stay",
+  )
     .description("delete old published revisions, never the newest --keep, protected, active or young ones")
     .option("--keep <n>", "how many of the newest revisions always stay (required)", toNumber)
     .option("--older-than <age>", "only revisions older than this, in h, d or w, e.g. 90d")
     .option("--protect <rev>", "a revision that always stays (repeatable)", collect)
     .option("--yes", "delete; without it prune only lists what it would delete")
-    .option("--bundle-name <name>", "the bundle --opa instances report (default: authz)")
+    .option("--bundle-name <name>", "the bundle the instances report (default: authz)")
     .addHelpText(
       "after",
       `
 Examples:
   $ policyship prune --keep 20 --bucket acme-policies --region eu-west-1
-  $ policyship prune --keep 20 --older-than 90d --protect v1.4.2 --opa http://opa-0:8181 --yes
+  $ policyship prune --keep 20 --older-than 90d --protect v1.4.2 --instance http://opa-0:8181 --yes
   $ policyship prune --keep 50 --store oci://ghcr.io/acme/policies
 
---opa (repeatable) names OPA instances whose active revisions must stay (a token for them goes in
-POLICYSHIP_OPA_TOKEN).`,
+The instances whose active revisions must stay come from --instance (repeatable), else
+POLICYSHIP_INSTANCES, else instances: in policyship.yaml; --opa <url> still names one this version, with a
+deprecation notice on stderr. A token for them goes in POLICYSHIP_OPA_TOKEN.`,
     )
     .action(async (_options, command: Command) => {
+      takeDeprecatedOpaUrls(command, (line) => io.stderr(`${line}\n`));
       const context = await createContext(io, command);
-      const result = await prune(
-        { ...context, settings: { ...context.settings, opa: undefined } },
-        opaFlags(command),
-      );
+      const result = await prune({ ...context, settings: { ...context.settings, opa: undefined } });
       print(io, context, result, renderPrune(result));
     });
 }

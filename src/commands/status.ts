@@ -1,5 +1,6 @@
 import type { Command } from "commander";
-import { createContext, type Io, opaFlags, print } from "../cli-kit.ts";
+import { createContext, type Io, print } from "../cli-kit.ts";
+import { addInstanceOptions, takeDeprecatedOpaUrls } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { appendStepSummary, inGitHubActions, markdownTable } from "../github.ts";
@@ -28,12 +29,19 @@ export function parseDuration(text: string | undefined): number {
   return Number(match[1]) * scale;
 }
 
+/** What to do when no instance is named, in any of the three places a setting can be. */
+export const NO_INSTANCE_HINT =
+  "pass --instance <url> (repeatable), or set instances: in policyship.yaml or POLICYSHIP_INSTANCES=<url>,<url>";
+
 /**
- * Reads every OPA's bundle status; with --expect, waits (up to --wait) until every one runs that revision,
- * and fails naming each laggard and its error.
+ * Reads every OPA's bundle status (the instances setting unless `urls` names others); with --expect, waits (up
+ * to --wait) until every one runs that revision, and fails naming each laggard and its error.
  */
-export async function status(context: Context, urls: string[]): Promise<StatusResult> {
-  if (urls.length === 0) throw new UserError("no OPA instance given", "pass --opa <url> (repeatable)");
+export async function status(
+  context: Context,
+  urls: string[] = context.settings.instances ?? [],
+): Promise<StatusResult> {
+  if (urls.length === 0) throw new UserError("no OPA instance given", NO_INSTANCE_HINT);
   const { token } = checkOpaTargets(urls, context.env);
   const { settings } = context;
   const bundle = settings.statusBundle ?? settings.bundleName;
@@ -127,8 +135,7 @@ function renderStatusMarkdown(result: StatusResult): string {
 
 /** The `status` command: its flags, help and examples, and how its result is printed. */
 export function defineStatus(program: Command, io: Io): Command {
-  return program
-    .command("status")
+  return addInstanceOptions(program.command("status"), "an OPA instance to read, e.g. http://10.0.0.5:8181")
     .description("read each OPA's bundle status; with --expect, wait until every instance runs that revision")
     .option("--expect <rev>", "the revision every instance must run (full or short SHA, tag, branch)")
     .option("--bundle <name>", "the bundle to read (default: authz)")
@@ -137,21 +144,23 @@ export function defineStatus(program: Command, io: Io): Command {
       "after",
       `
 Examples:
-  $ policyship status --opa http://10.0.0.5:8181 --opa http://10.0.0.6:8181
-  $ policyship status --opa http://opa-0:8181 --opa http://opa-1:8181 --expect 3f2a9c1 --wait 5m
-  $ policyship status --opa http://127.0.0.1:8181 --expect HEAD --json
+  $ policyship status --instance http://10.0.0.5:8181 --instance http://10.0.0.6:8181
+  $ policyship status --instance http://opa-0:8181 --instance http://opa-1:8181 --expect 3f2a9c1 --wait 5m
+  $ POLICYSHIP_INSTANCES=http://opa-0:8181,http://opa-1:8181 policyship status --expect HEAD --json
 
---opa is repeatable here and names OPA instances. With --expect, exit 0 as soon as every instance runs
-that revision, 1 (naming each laggard and its error) when --wait runs out. Without --expect, exit 1
-when an instance is unreachable or runs no bundle. An OPA started with
---authentication=token gets the token in POLICYSHIP_OPA_TOKEN (over HTTPS, or to this machine).`,
+The instances come from --instance, else POLICYSHIP_INSTANCES (comma-separated), else instances: in
+policyship.yaml. --opa <url> still names one this version, with a deprecation notice on stderr. With
+--expect, exit 0 as soon as every instance runs that revision, 1 (naming each laggard and its error) when
+--wait runs out. Without --expect, exit 1 when an instance is unreachable or runs no bundle. An OPA
+started with --authentication=token gets the token in POLICYSHIP_OPA_TOKEN (over HTTPS, or to this machine).`,
     )
     .action(async (options: { bundle?: string }, command: Command) => {
+      takeDeprecatedOpaUrls(command, (line) => io.stderr(`${line}\n`));
       const context = await createContext(io, command);
-      const result = await status(
-        { ...context, settings: { ...context.settings, statusBundle: options.bundle, opa: undefined } },
-        opaFlags(command),
-      );
+      const result = await status({
+        ...context,
+        settings: { ...context.settings, statusBundle: options.bundle, opa: undefined },
+      });
       print(io, context, result, renderStatus(result));
       assertConverged(result);
     });

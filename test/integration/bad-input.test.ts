@@ -268,22 +268,22 @@ const CASES: Case[] = [
     line: /--protect deadbeef is not a published revision/,
   },
   {
-    name: "status --opa with user:password in the URL, which is not repeated",
-    args: () => ["status", "--opa", "http://admin:hunter2@127.0.0.1:8181"],
+    name: "status --instance with user:password in the URL, which is not repeated",
+    args: () => ["status", "--instance", "http://admin:hunter2@127.0.0.1:8181"],
     code: 2,
-    line: /^(?!.*hunter2).*--opa http:\/\/\*\*\*@127\.0\.0\.1:8181 carries credentials in the URL/,
+    line: /^(?!.*hunter2).*flags: --instance: must not carry user:password/,
   },
   {
-    name: "status --opa that is not an http(s) URL",
-    args: () => ["status", "--opa", "file:///etc/passwd"],
+    name: "status --instance that is not an http(s) URL",
+    args: () => ["status", "--instance", "file:///etc/passwd"],
     code: 2,
-    line: /--opa file:\/\/\/etc\/passwd is not an http\(s\) URL/,
+    line: /flags: --instance: must be an http\(s\) URL/,
   },
   {
-    name: "prune --opa with user:password in the URL, checked before the store is read",
-    args: (c) => ["prune", "--keep", "1", "--opa", "https://u:hunter2@opa.example", ...store(c)],
+    name: "prune --instance with user:password in the URL, checked before the store is read",
+    args: (c) => ["prune", "--keep", "1", "--instance", "https://u:hunter2@opa.example", ...store(c)],
     code: 2,
-    line: /^(?!.*hunter2).*--opa https:\/\/\*\*\*@opa\.example carries credentials/,
+    line: /^(?!.*hunter2).*flags: --instance: must not carry user:password/,
   },
   {
     name: "a store URL of another scheme",
@@ -1090,6 +1090,68 @@ const CASES: Case[] = [
       },
     ] satisfies Case[];
   })(),
+  // OPA instances: --instance, POLICYSHIP_INSTANCES and instances: are URL settings; --opa is the opa binary.
+  {
+    name: "list --instance with a query, which OPA's API paths would be appended to",
+    args: (c) => ["list", ...store(c), "--instance", "http://127.0.0.1:8181/?token=hunter2"],
+    code: 2,
+    line: /^(?!.*hunter2).*flags: --instance: must not carry a query or a fragment/,
+  },
+  {
+    name: "POLICYSHIP_INSTANCES holding a URL with user:password, which is not repeated",
+    args: () => ["status"],
+    env: { POLICYSHIP_INSTANCES: "http://127.0.0.1:8181,https://ops:hunter2@opa.example" },
+    code: 2,
+    line: /^(?!.*hunter2).*environment: POLICYSHIP_INSTANCES: must not carry user:password/,
+  },
+  {
+    name: "POLICYSHIP_INSTANCES holding a URL with a fragment",
+    args: (c) => ["prune", "--keep", "1", ...store(c)],
+    env: { POLICYSHIP_INSTANCES: "http://127.0.0.1:8181/#x" },
+    code: 2,
+    line: /environment: POLICYSHIP_INSTANCES: must not carry a query or a fragment/,
+  },
+  {
+    name: "POLICYSHIP_INSTANCES holding a tab, which URL parsing would drop and output would print",
+    args: () => ["status"],
+    env: { POLICYSHIP_INSTANCES: "http://127.0.0.1:8181/a\tb" },
+    code: 2,
+    line: /environment: POLICYSHIP_INSTANCES: must not hold spaces, line breaks or control characters/,
+  },
+  {
+    name: "instances: in policyship.yaml holding a line break",
+    args: () => ["status"],
+    repo: () =>
+      repoCommitting("policyship.yaml", 'instances:\n  - "http://127.0.0.1:8181/a\\n::warning::b"\n'),
+    code: 2,
+    line: /policyship\.yaml: instances\.0: must not hold spaces, line breaks or control characters/,
+  },
+  {
+    name: "instances: in policyship.yaml that is not a list",
+    args: () => ["status"],
+    repo: () => repoCommitting("policyship.yaml", "instances: http://127.0.0.1:8181\n"),
+    code: 2,
+    line: /policyship\.yaml: instances: Expected array, received string/,
+  },
+  {
+    name: "build --opa with an OPA URL, where --opa is the opa binary",
+    args: () => ["build", "--opa", "http://x"],
+    code: 2,
+    line: /flags: --opa: takes the path of the opa binary, not a URL: name OPA instances with --instance <url>/,
+  },
+  {
+    name: "list --opa with an OPA URL, once silently ignored",
+    args: (c) => ["list", ...store(c), "--opa", "https://opa-0.internal:8181"],
+    code: 2,
+    line: /flags: --opa: takes the path of the opa binary, not a URL: name OPA instances with --instance <url>/,
+  },
+  {
+    name: "POLICYSHIP_OPA holding an OPA URL",
+    args: () => ["check"],
+    env: { POLICYSHIP_OPA: "http://127.0.0.1:8181" },
+    code: 2,
+    line: /environment: POLICYSHIP_OPA: takes the path of the opa binary, not a URL: name OPA instances with --instance/,
+  },
 ];
 
 describe("the command line's refusals under --json", () => {
