@@ -1134,6 +1134,13 @@ const CASES: Case[] = [
     line: /policyship\.yaml: instances: Expected array, received string/,
   },
   {
+    name: "list --instance over plain HTTP to another machine with POLICYSHIP_OPA_TOKEN set, which stays unsent",
+    args: (c) => ["list", ...store(c), "--instance", "http://opa-0.internal:8181"],
+    env: { POLICYSHIP_OPA_TOKEN: "reader-hunter2" },
+    code: 2,
+    line: /^(?!.*hunter2).*POLICYSHIP_OPA_TOKEN would cross the network in plain text to opa-0\.internal:8181/,
+  },
+  {
     name: "build --opa with an OPA URL, where --opa is the opa binary",
     args: () => ["build", "--opa", "http://x"],
     code: 2,
