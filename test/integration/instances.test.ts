@@ -140,7 +140,7 @@ describe("the instances setting, from each of its three places", () => {
     expect(JSON.parse(fromFile.stdout).instances[0]).toMatchObject({ url: closed, revision: null });
   });
 
-  it("prune keeps what the instances of the environment or the file run", async () => {
+  it("prune keeps what the instances of the flag, the environment or the file run", async () => {
     const plan = async (env: Record<string, string>, args: string[] = []) => {
       const result = await cli(["prune", "--keep", "1", ...storeArgs, ...args, "--json"], env);
       expect(result.exitCode, result.stderr).toBe(0);
@@ -148,6 +148,10 @@ describe("the instances setting, from each of its three places", () => {
     };
     // Without an instance the older revision is deleted; run by one, it stays as active.
     expect((await plan({})).delete.map((entry) => entry.revision)).toEqual([revisions[0]]);
+    const fromFlag = await plan({}, ["--instance", runsOlder.url]);
+    expect(fromFlag.keep).toContainEqual(
+      expect.objectContaining({ revision: revisions[0], reason: "active" }),
+    );
     const fromEnv = await plan({ POLICYSHIP_INSTANCES: runsOlder.url });
     expect(fromEnv.delete).toEqual([]);
     expect(fromEnv.keep).toContainEqual(
