@@ -51,6 +51,7 @@ export class Shadow {
   private readonly kind: "remote" | "embedded";
   private readyPromise: Promise<void> | undefined;
   private idle: (() => void) | undefined;
+  private closePromise: Promise<void> | undefined;
 
   constructor(private readonly setup: ShadowSetup) {
     const { options } = setup;
@@ -211,7 +212,12 @@ export class Shadow {
    * Stops taking samples, lets queued and running ones finish within the candidate's timeout, then aborts
    * what is left (their lines are logged without a shadow outcome) and closes the candidate's engine.
    */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    this.closePromise ??= this.stop();
+    return this.closePromise;
+  }
+
+  private async stop(): Promise<void> {
     this.closing = true;
     if (this.active > 0 || this.queue.length > 0) {
       const drained = new Promise<void>((resolve) => {
