@@ -23,6 +23,7 @@ import {
 } from "./input.ts";
 import { assertEmbedded, assertOptions, assertRemote, assertShadow, throttledStderr } from "./options.ts";
 import type { Shadow } from "./shadow.ts";
+import { loadShadow, NO_SHADOW_STATS } from "./shadow-load.ts";
 import { Telemetry } from "./telemetry.ts";
 import type { DecisionEvent, Enforcer, EnforcerOptions } from "./types.ts";
 
@@ -33,7 +34,6 @@ const DEFAULT_TIMEOUT_MS = 500;
 /** ready()'s refusal of an embedded bundle whose revision is not expectedRevision; decisions answer 503. */
 class UnexpectedRevisionError extends Error {}
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
-const EMPTY_SHADOW_STATS = () => ({ evaluated: 0, differed: 0, dropped: 0, errors: 0 });
 
 function logOptions(value: DecisionLogSink | DecisionLogOptions): DecisionLogOptions {
   if (typeof value === "string" || typeof (value as { write?: unknown }).write === "function") {
@@ -99,21 +99,14 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
   const enginePromise = createEngine(options);
   // Surfaced by ready() and decide(); this only keeps an early rejection from being reported as unhandled.
   enginePromise.catch(() => {});
-  // The candidate and its module load only for an app that asked for a shadow.
   let shadow: Shadow | undefined;
   const shadowLoaded = options.shadow
-    ? import("./shadow.ts").then(({ Shadow }) => {
-        const candidate = options.shadow as NonNullable<EnforcerOptions["shadow"]>;
-        const engine = createEngine({ ...candidate, maxInFlight: candidate.concurrency });
-        engine.catch(() => {});
-        shadow = new Shadow({
-          options: candidate,
-          engine,
-          timeoutMs,
-          onShadow: options.onShadow,
-          telemetry,
-          log,
-        });
+    ? loadShadow(
+        { timeoutMs, onShadow: options.onShadow, telemetry, log },
+        options.shadow,
+        createEngine,
+      ).then((loaded) => {
+        shadow = loaded;
       })
     : undefined;
   let readyPromise: Promise<void> | undefined;
@@ -314,7 +307,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     },
     logStats: () =>
       decisionLog ? { written: decisionLog.written, dropped: decisionLog.dropped } : undefined,
-    shadowStats: () => (options.shadow ? (shadow?.snapshot() ?? EMPTY_SHADOW_STATS()) : undefined),
+    shadowStats: () => (options.shadow ? (shadow?.snapshot() ?? { ...NO_SHADOW_STATS }) : undefined),
     async close() {
       closed = true;
       cache?.clear();

@@ -156,6 +156,35 @@ describe("a remote candidate in shadow", () => {
     }
   });
 
+  it("the decision log's /result masks erase the candidate's headers and message too", async () => {
+    const file = await logFile();
+    const enforcer = createEnforcer(
+      remoteOptions({ decisionLog: { sink: file, mask: ["/result/headers/x-user", "/result/message"] } }),
+    );
+    await enforcer.ready();
+    try {
+      await enforcer.decide({ request: { http: { path: "/whoami" } } });
+      await enforcer.decide({ request: { http: { path: "/admin" } } });
+    } finally {
+      await enforcer.close();
+    }
+    // Lines come in the order their candidates settle, not the order of the decisions.
+    const lines = await readLogLines(file);
+    const whoami = lines.find((line) => line.input.request.http.path === "/whoami");
+    const admin = lines.find((line) => line.input.request.http.path === "/admin");
+    expect(whoami?.custom.policyship.shadow).toEqual({
+      revision: REVISION_B,
+      allow: true,
+      status: 200,
+      headers: { "x-team": "core" },
+      differs: true,
+      flip: "other",
+      engine: "remote",
+    });
+    expect(admin?.custom.policyship.shadow).toMatchObject({ allow: false, status: 403, headers: {} });
+    expect(admin?.custom.policyship.shadow).not.toHaveProperty("message");
+  });
+
   it("an onShadow that throws is counted and never reaches the app", async () => {
     const enforcer = createEnforcer(
       remoteOptions({
