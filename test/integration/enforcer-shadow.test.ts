@@ -204,6 +204,27 @@ describe("a remote candidate in shadow", () => {
     expect(enforcer.shadowStats()).toEqual({ evaluated: 2, differed: 1, dropped: 0, errors: 2 });
   });
 
+  it("expectedRevision binds the enforced engine only; the candidate reports its own revision", async () => {
+    const events: ShadowEvent[] = [];
+    const enforcer = createEnforcer(
+      remoteOptions({ expectedRevision: REVISION_A, onShadow: (event) => events.push(event) }),
+    );
+    await enforcer.ready();
+    try {
+      const decision = await enforcer.decide({ request: { http: { path: "/public" } } });
+      expect(decision).toMatchObject({ allow: true, status: 200, revision: REVISION_A });
+    } finally {
+      await enforcer.close();
+    }
+    expect(events).toEqual([
+      expect.objectContaining({
+        shadow: { allow: true, status: 200, revision: REVISION_B },
+        differs: false,
+        flip: "none",
+      }),
+    ]);
+  });
+
   it("a cache hit is shadowed too: the candidate has no cache", async () => {
     const events: ShadowEvent[] = [];
     const enforcer = createEnforcer(
