@@ -2,8 +2,8 @@ import { mkdtemp } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import type { ShadowEvent } from "../../src/enforcer/index.ts";
 import { createEnforcer, type EnforcerOptions } from "../../src/enforcer/index.ts";
-import type { ShadowEvent } from "../../src/enforcer/types.ts";
 import type { AdapterName } from "../helpers/enforcer-apps.ts";
 import {
   CLOSED_BY_B,

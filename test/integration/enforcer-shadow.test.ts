@@ -10,8 +10,8 @@ import {
   PeriodicExportingMetricReader,
 } from "@opentelemetry/sdk-metrics";
 import { describe, expect, it } from "vitest";
+import type { ShadowEvent } from "../../src/enforcer/index.ts";
 import { createEnforcer, type EnforcerOptions } from "../../src/enforcer/index.ts";
-import type { ShadowEvent } from "../../src/enforcer/types.ts";
 import { ADAPTERS } from "../helpers/enforcer-apps.ts";
 import { startOpaServer } from "../helpers/opa-server.ts";
 import {
