@@ -17,7 +17,9 @@ function rulesText(rules: readonly ExplainedRule[], indent: string): string[] {
   for (const rule of rules) {
     lines.push(`${indent}${printable(ruleHeading(rule))}`);
     for (const line of rule.source)
-      lines.push(`${indent}  ${String(line.row).padStart(4)} | ${printable(line.text.replaceAll("\t", "    "))}`);
+      lines.push(
+        `${indent}  ${String(line.row).padStart(4)} | ${printable(line.text.replaceAll("\t", "    "))}`,
+      );
   }
   return lines;
 }
