@@ -3,7 +3,14 @@ import { UserError } from "../errors.ts";
 import { dataRef, type Replayed } from "../impact/evaluate.ts";
 import type { Opa } from "../opa/commands.ts";
 import { childEnvironment } from "../opa/environment.ts";
+import { OPA_TIMEOUT_MS } from "../opa/run.ts";
 import { parseJson } from "../safe-json.ts";
+
+/**
+ * What one explanation may print: OPA's full trace carries the bindings of every step, so a large input
+ * times a large policy can run to gigabytes. Past this it is refused rather than held.
+ */
+export const MAX_TRACE_BYTES = 256 * 1024 * 1024;
 
 /** A rule whose body produced the queried value: where it is in the bundle, and how its head reads. */
 export interface AppliedRule {
@@ -93,8 +100,9 @@ export function explainEvaluation(
   bundle: string,
   rulePath: string,
   input: unknown,
-  options: { capabilities: string },
+  options: { capabilities: string; maxTraceBytes?: number },
 ): Promise<Explanation> {
+  const maxBytes = options.maxTraceBytes ?? MAX_TRACE_BYTES;
   const args = [
     "eval",
     "--capabilities",
@@ -111,11 +119,43 @@ export function explainEvaluation(
     const child = spawn(opa.path, args, { env: childEnvironment(opa.env), stdio: ["pipe", "pipe", "pipe"] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on("data", (chunk: Buffer) => out.push(chunk));
-    child.stderr.on("data", (chunk: Buffer) => err.push(chunk));
+    let size = 0;
+    let refusal: UserError | undefined;
+    const stop = (error: UserError) => {
+      refusal ??= error;
+      child.kill("SIGKILL");
+    };
+    const timer = setTimeout(
+      () =>
+        stop(
+          new UserError(`opa eval did not finish within ${OPA_TIMEOUT_MS} ms`, "check the policy for a loop"),
+        ),
+      OPA_TIMEOUT_MS,
+    );
+    child.stdout.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        stop(
+          new UserError(
+            `opa's explanation of ${rulePath} for this input is over ${maxBytes} bytes`,
+            "explain a smaller input (--input with the fields that matter), or a narrower --path",
+          ),
+        );
+        return;
+      }
+      out.push(chunk);
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      if (err.length < 64) err.push(chunk);
+    });
     child.on("error", reject);
     child.stdin.on("error", () => {});
     child.on("close", (code) => {
+      clearTimeout(timer);
+      if (refusal) {
+        reject(refusal);
+        return;
+      }
       let parsed: {
         result?: { expressions?: { value?: unknown }[] }[];
         explanation?: unknown;
