@@ -165,16 +165,18 @@ describe("explain: why a logged decision came out as it did", () => {
 
   it("drift: a recorded result that the revision does not give is flagged", async () => {
     const event = JSON.parse(logged.denied.line);
-    event.result = { allow: true, headers: {} };
+    // The edited result also copies the caller's key: a masked value is masked in results too.
+    event.result = { allow: true, headers: { "x-debug": "key bob-key" } };
     await writeFile(path.join(repo.dir, "edited.ndjson"), `${JSON.stringify(event)}\n`);
-    const result = await explain([event.decision_id, "--decisions", "edited.ndjson", "--json"]);
+    const result = await explain([event.decision_id, "--decisions", "edited.ndjson", ...MASK_KEY, "--json"]);
     expect(result.exitCode, result.stderr).toBe(0);
     const report = JSON.parse(result.stdout);
     expect(report).toMatchObject({
       drift: true,
-      recorded: { outcome: "allow", result: { allow: true } },
+      recorded: { outcome: "allow", result: { allow: true, headers: { "x-debug": "key [masked]" } } },
       replayed: { outcome: "deny" },
     });
+    expect(result.stdout).not.toContain("bob-key");
     // The untouched line is no drift.
     const honest = await explain([event.decision_id, "--decisions", log, "--json"]);
     expect(JSON.parse(honest.stdout).drift).toBe(false);
