@@ -67,7 +67,17 @@ async function subjectOf(context: Context, request: ExplainRequest): Promise<Sub
   const record = await findDecision(context, settings.decisions, decisionId);
   const { recordedRevisionOf } = await import("./impact.ts");
   const { assertRecordedRevision } = await import("../impact/bundles.ts");
-  const revision = override ?? recordedRevisionOf(context, record, assertRecordedRevision);
+  const revision =
+    override ??
+    recordedRevisionOf(context, record, (recorded, id) => {
+      try {
+        return assertRecordedRevision(recorded, id);
+      } catch (error) {
+        // The log's word is refused; the user's own --revision is the way past it here, not impact's --base.
+        if (!(error instanceof UserError)) throw error;
+        throw new UserError(error.message, "pass --revision <rev> to explain it at a revision you name");
+      }
+    });
   if (revision === undefined) {
     throw new UserError(
       `decision ${decisionId} names no bundle revision (the engine was unreachable, or the bundle is not --bundle-name ${settings.bundleName})`,

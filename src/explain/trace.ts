@@ -63,7 +63,9 @@ function refText(ref: unknown, fallback: unknown): string {
  * The rules that produced the value of the query, from OPA's own trace: a rule node (one with a head) that
  * was Entered and Exited for the query itself, that is whose ParentID is the query's QueryID. A body that
  * failed has no Exit; a rule that only helped (a helper the body called) has another parent; the default
- * rule is Entered and Exited when it is the one that applied. Trace semantics:
+ * rule is Entered and Exited when it is the one that applied. Coverage (`--coverage`) would not do: it marks
+ * every expression evaluated, so the first lines of a body that then failed are covered too, and it cannot
+ * tell which of several bodies gave the value. Trace semantics:
  * https://www.openpolicyagent.org/docs/policy-performance#profiling (topdown/trace.go: Enter, Exit, Eval,
  * Fail, Redo, each event with QueryID and ParentID).
  */

@@ -1139,7 +1139,7 @@ const CASES: Case[] = [
         args: () => ["explain", "explained", "--decisions", "decisions.ndjson"],
         repo: logged({ bundles: { authz: { revision: "../../etc" } } }),
         code: 2,
-        line: /decision explained records revision "\.\.\/\.\.\/etc", which is not a full commit SHA — /,
+        line: /decision explained records revision "\.\.\/\.\.\/etc", which is not a full commit SHA — pass --revision <rev>/,
       },
       {
         name: "explain: a recorded path that is no rule path",
@@ -1173,6 +1173,20 @@ const CASES: Case[] = [
         args: (c) => ["explain", "--input", `${c.scratch}/broken.json`, "--revision", sha],
         code: 2,
         line: /--input .*broken\.json is not JSON: .* — pass a JSON file/,
+      },
+      {
+        name: "explain: a decision id and --input both",
+        args: (c) => [
+          "explain",
+          "explained",
+          "--input",
+          `${c.scratch}/broken.json`,
+          "--decisions",
+          "decisions.ndjson",
+        ],
+        repo: logged({}),
+        code: 2,
+        line: /a decision id and --input both name what to explain — pass one of them/,
       },
       {
         name: "explain: nothing to explain",
