@@ -112,4 +112,14 @@ describe("explain names every body that contributed, and only those", () => {
       rules: [],
     });
   });
+
+  it("--help shows how to ask about a logged decision, an S3 prefix, a candidate and an input", async () => {
+    const help = await runCli(["explain", "--help"], { cwd: repo.dir });
+    expect(help.exitCode).toBe(0);
+    expect(help.stdout).toContain("Usage: policyship explain [options] [decision-id]");
+    expect(help.stdout).toMatch(/Examples:\n {2}\$ policyship explain \S+ --decisions decisions\.ndjson/);
+    for (const flag of ["--decisions s3://", "--candidate main", "--input request.json --revision"]) {
+      expect(help.stdout).toContain(flag);
+    }
+  });
 });
