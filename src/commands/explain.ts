@@ -128,14 +128,16 @@ export async function explain(context: Context, request: ExplainRequest): Promis
       explainRevision(context, opa, resolver, capabilities as OfflineCapabilities, subject, revision, hide);
     const base = await evaluate(subject.revision);
     const explained: ExplainResult = {
-      decision_id: subject.decisionId,
+      decision_id: subject.decisionId ?? null,
       revision: subject.revision,
       path: subject.rulePath,
-      recorded: subject.recorded && {
-        defined: subject.recorded.defined,
-        ...(subject.recorded.defined ? { result: hide(subject.recorded.result) } : {}),
-        outcome: (await import("../impact/report.ts")).classify(subject.recorded).outcome,
-      },
+      recorded: subject.recorded
+        ? {
+            defined: subject.recorded.defined,
+            ...(subject.recorded.defined ? { result: hide(subject.recorded.result) } : {}),
+            outcome: (await import("../impact/report.ts")).classify(subject.recorded).outcome,
+          }
+        : null,
       replayed: base.shown.replayed,
       drift: subject.recorded ? result.differs(subject.recorded, base.replayed) : false,
       rules: base.shown.rules,
@@ -202,7 +204,10 @@ export function defineExplain(program: Command, io: Io): Command {
     .option("--input <file>", "explain this input document instead of a recorded decision (with --revision)")
     .option("--revision <rev>", "evaluate with this revision (default: the one the decision recorded)")
     .option("--candidate <rev>", "also explain the decision under this revision, and why the two differ")
-    .option("--path <rule>", "decision path such as authz/allow (default: the decision's own)")
+    .option(
+      "--path <rule>",
+      "decision path such as authz/allow (default: the decision's own; authz/allow for --input)",
+    )
     .option(
       "--mask <pointer>",
       "also erase this JSON Pointer (under /input) from everything shown (repeatable)",

@@ -32,11 +32,12 @@ export interface CandidateExplanation extends RevisionExplanation {
 }
 
 export interface ExplainResult {
-  decision_id?: string;
+  /** null for --input, which names no logged decision. */
+  decision_id: string | null;
   revision: string;
   path: string;
-  /** What the log recorded; undefined for --input, which has no recording. */
-  recorded?: { defined: boolean; result?: unknown; outcome: Outcome };
+  /** What the log recorded; null for --input, which has no recording. */
+  recorded: { defined: boolean; result?: unknown; outcome: Outcome } | null;
   replayed: ShownResult;
   /** Recorded ≠ replayed: non-determinism (time, randomness), or data outside the bundle. */
   drift: boolean;

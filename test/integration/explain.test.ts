@@ -247,7 +247,7 @@ describe("explain: why a logged decision came out as it did", () => {
     expect(result.exitCode, result.stderr).toBe(0);
     const report = JSON.parse(result.stdout);
     expect(report).toMatchObject({ revision: revisionA, drift: false, replayed: { outcome: "allow" } });
-    expect(report.recorded).toBeUndefined();
+    expect(report).toMatchObject({ decision_id: null, recorded: null });
     expect(report.rules).toMatchObject([{ name: "allow", file: "authz.rego", row: 19 }]);
   });
 
