@@ -146,10 +146,19 @@ export async function explain(context: Context, request: ExplainRequest): Promis
     if (candidateRevision) {
       const candidate = await evaluate(candidateRevision);
       const changed = result.differs(base.replayed, candidate.replayed);
+      const { bundleChanges } = await import("../explain/difference.ts");
+      const { bundleLimits } = await import("../settings.ts");
+      const changes = await bundleChanges(
+        opa,
+        await resolver.bundleOf(subject.revision),
+        await resolver.bundleOf(candidateRevision),
+        bundleLimits(settings),
+      );
       explained.candidate = {
         ...candidate.shown,
         changed,
-        why: hide(result.whyTheyDiffer(base.shown, candidate.shown, changed)),
+        why: hide(result.whyTheyDiffer(base.shown, candidate.shown, changed, changes)),
+        changes,
       };
     }
     if (settings.markdown) {

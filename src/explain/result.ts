@@ -1,6 +1,7 @@
 import { stringify } from "safe-stable-stringify";
 import type { Replayed } from "../impact/evaluate.ts";
 import { classify, type Outcome } from "../impact/report.ts";
+import { type BundleChanges, describeChanges } from "./difference.ts";
 import type { SourceLine } from "./source.ts";
 import type { AppliedRule } from "./trace.ts";
 
@@ -27,8 +28,10 @@ export interface RevisionExplanation {
 export interface CandidateExplanation extends RevisionExplanation {
   /** The candidate decides otherwise than the decision's revision does (the value, not only the outcome). */
   changed: boolean;
-  /** Why, in a sentence: which rules decided before and after, or that the same rule now gives another value. */
+  /** Why, in a sentence: which rules decided before and after, and what differs between the bundles. */
   why: string;
+  /** The rules and data that differ between the two revisions, as `diff` reports them. */
+  changes: BundleChanges;
 }
 
 export interface ExplainResult {
@@ -74,17 +77,18 @@ export function whyTheyDiffer(
   base: RevisionExplanation,
   candidate: RevisionExplanation,
   changed: boolean,
+  changes: BundleChanges,
 ): string {
   const before = `${base.replayed.outcome} by ${ruleList(base.rules)}`;
   const after = `${candidate.replayed.outcome} by ${ruleList(candidate.rules)}`;
   if (!changed) return `the candidate decides the same: ${after}`;
   const sourceOf = (rules: readonly ExplainedRule[]) =>
     rules.map((rule) => `${rule.file}\n${rule.source.map((line) => line.text).join("\n")}`).join("\n\n");
-  const sameRules = sourceOf(base.rules) === sourceOf(candidate.rules) && base.rules.length > 0;
-  const reason = sameRules
-    ? "the same rules, unchanged, give another value: what they read (data, or rules they call) changed"
-    : candidate.replayed.error
-      ? `the candidate fails: ${candidate.replayed.error}`
-      : "other rules decide";
-  return `${base.revision} decides ${before}; the candidate ${candidate.revision} decides ${after}: ${reason}`;
+  const sameRules = base.rules.length > 0 && sourceOf(base.rules) === sourceOf(candidate.rules);
+  const reason = candidate.replayed.error
+    ? `the candidate fails (${candidate.replayed.error}); `
+    : sameRules
+      ? "the same rules, unchanged, give another value; "
+      : "";
+  return `${base.revision} decides ${before}; the candidate ${candidate.revision} decides ${after}: ${reason}${describeChanges(changes)}`;
 }

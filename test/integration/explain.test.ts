@@ -210,6 +210,12 @@ describe("explain: why a logged decision came out as it did", () => {
     ]);
     expect(report.candidate.why).toContain(`${revisionA} decides deny by allow at authz.rego:24`);
     expect(report.candidate.why).toContain(`${revisionB} decides allow by allow at authz.rego:19`);
+    // What differs between the bundles, as diff compares them: readers' methods gained POST, no rule changed.
+    expect(report.candidate.changes).toEqual({
+      rules: { added: [], removed: [], changed: [] },
+      data: { added: ["/roles/reader/0/methods/2"], removed: [], changed: [] },
+    });
+    expect(report.candidate.why).toMatch(/: data changed: \/roles\/reader\/0\/methods\/2 \(added\)$/);
     const text = await readFile(markdown, "utf8");
     expect(text).toContain("## policyship explain");
     expect(text).toContain("`allow authz.rego:24`");

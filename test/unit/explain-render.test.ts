@@ -27,6 +27,10 @@ function hostileResult(): ExplainResult {
       rules: [],
       changed: true,
       why: `the candidate fails: conflict ${HOSTILE}`,
+      changes: {
+        rules: { added: [], removed: [], changed: [] },
+        data: { added: [], removed: [], changed: [] },
+      },
     },
   };
 }
