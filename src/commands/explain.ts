@@ -61,10 +61,16 @@ async function subjectOf(context: Context, request: ExplainRequest): Promise<Sub
       "pass --decisions <file|dir|s3://bucket/prefix>",
     );
   }
-  const revisionArgument = named === undefined ? undefined : resolveRevisionArgument(context, named);
   // A bad --revision is refused before any log is read.
-  const override = await revisionArgument;
+  const override = named === undefined ? undefined : await resolveRevisionArgument(context, named);
   const record = await findDecision(context, settings.decisions, decisionId);
+  if (record.input === undefined) {
+    // Replaying it with no input would explain some other request, and call the difference drift.
+    throw new UserError(
+      `decision ${decisionId} records no input (its log masked or dropped /input), so it cannot be replayed`,
+      "explain the request itself with --input <file> --revision <rev>",
+    );
+  }
   const { recordedRevisionOf } = await import("./impact.ts");
   const { assertRecordedRevision } = await import("../impact/bundles.ts");
   const revision =

@@ -1142,6 +1142,13 @@ const CASES: Case[] = [
         line: /decision explained records revision "\.\.\/\.\.\/etc", which is not a full commit SHA — pass --revision <rev>/,
       },
       {
+        name: "explain: a decision whose log dropped the input",
+        args: () => ["explain", "explained", "--decisions", "decisions.ndjson"],
+        repo: logged({ input: undefined }),
+        code: 2,
+        line: /decision explained records no input \(its log masked or dropped \/input\), so it cannot be replayed — /,
+      },
+      {
         name: "explain: a recorded path that is no rule path",
         args: () => ["explain", "explained", "--decisions", "decisions.ndjson"],
         repo: logged({ path: "authz/../../x" }),
