@@ -9,6 +9,7 @@ import { defineCheck } from "./commands/check.ts";
 import { defineConfig } from "./commands/config.ts";
 import { defineDiff } from "./commands/diff.ts";
 import { defineDoctor } from "./commands/doctor.ts";
+import { defineExplain } from "./commands/explain.ts";
 import { defineImpact } from "./commands/impact.ts";
 import { defineInit } from "./commands/init.ts";
 import { defineList } from "./commands/list.ts";
@@ -78,6 +79,7 @@ function createProgram(io: Io): Command {
   defineVerify(program, io);
   defineDiff(program, io);
   defineImpact(program, io);
+  defineExplain(program, io);
   defineStatus(program, io);
   definePrune(program, io);
   defineInit(program, io);

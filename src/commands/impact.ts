@@ -30,7 +30,7 @@ interface Pending {
  * The revision a recorded decision was made by: its bundle's (the one named --bundle-name, or the only one),
  * refused unless it is a full commit SHA; undefined when it names none (an outage, a 400, a failOpen).
  */
-function recordedRevisionOf(
+export function recordedRevisionOf(
   context: Context,
   record: RecordedDecision,
   assertRecordedRevision: (revision: string, decisionId: string | undefined) => string,

@@ -1159,6 +1159,120 @@ const CASES: Case[] = [
     code: 2,
     line: /environment: POLICYSHIP_OPA: takes the path of the opa binary, not a URL: name OPA instances with --instance/,
   },
+
+  // explain: the decision log is hostile; ids, paths and revisions are checked before anything runs
+  ...(() => {
+    const sha = "a".repeat(40);
+    /** One logged decision with id `explained`, its fields overridden by `fields`. */
+    const logged = (fields: Record<string, unknown>) => () =>
+      repoCommitting(
+        "decisions.ndjson",
+        `${JSON.stringify({
+          decision_id: "explained",
+          path: "authz/allow",
+          input: { request: { http: { method: "GET", path: "/orders" } } },
+          result: true,
+          bundles: { authz: { revision: sha } },
+          ...fields,
+        })}\n`,
+      );
+    return [
+      {
+        name: "explain: a decision id that is a pattern, not an id",
+        args: () => ["explain", "explained*", "--decisions", "decisions.ndjson"],
+        repo: logged({}),
+        code: 2,
+        line: /decision id "explained\*" is not one a decision log records — /,
+      },
+      {
+        name: "explain: a decision id no log holds",
+        args: () => ["explain", "not-logged", "--decisions", "decisions.ndjson"],
+        repo: logged({}),
+        code: 1,
+        line: /decision not-logged is not in decisions\.ndjson \(1 file read\) — /,
+      },
+      {
+        name: "explain: a decision id without --decisions",
+        args: () => ["explain", "explained"],
+        code: 2,
+        line: /where decision explained was logged is not given — pass --decisions/,
+      },
+      {
+        name: "explain: a decision that names no revision",
+        args: () => ["explain", "explained", "--decisions", "decisions.ndjson"],
+        repo: logged({ bundles: undefined }),
+        code: 2,
+        line: /decision explained names no bundle revision .* — pass --revision <rev>/,
+      },
+      {
+        name: "explain: a recorded revision that is a path",
+        args: () => ["explain", "explained", "--decisions", "decisions.ndjson"],
+        repo: logged({ bundles: { authz: { revision: "../../etc" } } }),
+        code: 2,
+        line: /decision explained records revision "\.\.\/\.\.\/etc", which is not a full commit SHA — pass --revision <rev>/,
+      },
+      {
+        name: "explain: a decision whose log dropped the input",
+        args: () => ["explain", "explained", "--decisions", "decisions.ndjson"],
+        repo: logged({ input: undefined }),
+        code: 2,
+        line: /decision explained records no input \(its log masked or dropped \/input\), so it cannot be replayed — /,
+      },
+      {
+        name: "explain: a recorded path that is no rule path",
+        args: () => ["explain", "explained", "--decisions", "decisions.ndjson"],
+        repo: logged({ path: "authz/../../x" }),
+        code: 2,
+        line: /decision explained records path "authz\/\.\.\/\.\.\/x" is not a rule path — pass --path/,
+      },
+      {
+        name: "explain: --path that is no rule path",
+        args: () => ["explain", "explained", "--decisions", "decisions.ndjson", "--path", "authz/-x"],
+        repo: logged({}),
+        code: 2,
+        line: /--path "authz\/-x" is not a rule path — /,
+      },
+      {
+        name: "explain: --revision that is an option",
+        args: () => ["explain", "explained", "--decisions", "decisions.ndjson", "--revision=--upload-pack=x"],
+        repo: logged({}),
+        code: 2,
+        line: /flags: --revision: must be 1–128 characters of A-Z a-z 0-9 \. _ - — /,
+      },
+      {
+        name: "explain: --input without --revision",
+        args: (c) => ["explain", "--input", `${c.scratch}/broken.json`],
+        code: 2,
+        line: /--input needs --revision — /,
+      },
+      {
+        name: "explain: --input that is not JSON",
+        args: (c) => ["explain", "--input", `${c.scratch}/broken.json`, "--revision", sha],
+        code: 2,
+        line: /--input .*broken\.json is not JSON: .* — pass a JSON file/,
+      },
+      {
+        name: "explain: a decision id and --input both",
+        args: (c) => [
+          "explain",
+          "explained",
+          "--input",
+          `${c.scratch}/broken.json`,
+          "--decisions",
+          "decisions.ndjson",
+        ],
+        repo: logged({}),
+        code: 2,
+        line: /a decision id and --input both name what to explain — pass one of them/,
+      },
+      {
+        name: "explain: nothing to explain",
+        args: () => ["explain"],
+        code: 2,
+        line: /nothing to explain — pass a decision id with --decisions/,
+      },
+    ] satisfies Case[];
+  })(),
 ];
 
 describe("the command line's refusals under --json", () => {
