@@ -190,6 +190,7 @@ export const settingsSchema = z
     examples: z.number().int().min(0).max(1000),
     mask: z.array(z.string().regex(/^\/input(\/|$)/, "must be JSON Pointers under /input")),
     showResults: z.boolean(),
+    shadow: z.boolean(),
     markdown: z.string().min(1),
     // status
     expect: z.string().min(1),
@@ -246,6 +247,7 @@ export const DEFAULTS = {
   examples: 20,
   mask: [],
   showResults: false,
+  shadow: false,
   patch: false,
   protect: [],
   yes: false,
