@@ -1,6 +1,7 @@
 import type { WriteStream } from "node:fs";
 import { openLogFile } from "./decision-log-file.ts";
 import type { DecisionEvent } from "./enforcer.ts";
+import type { ShadowOutcome } from "./types.ts";
 
 /** Where decision log lines go: an object with write(line) (a stream, a logger), or a file path. */
 export type DecisionLogSink = { write: (line: string) => unknown } | string;
@@ -238,8 +239,22 @@ export class DecisionLog {
           cached: event.cached,
           fail_open: event.failOpen,
           ...(decision.error ? { error: decision.error } : {}),
+          ...(event.shadow ? { shadow: this.maskShadow(event.shadow) } : {}),
         },
       },
+    };
+  }
+
+  /** The candidate's headers and message are policy output like `result`: the /result masks erase them too. */
+  private maskShadow(shadow: ShadowOutcome): ShadowOutcome {
+    const result = { headers: shadow.headers, ...("message" in shadow ? { message: shadow.message } : {}) };
+    const { value } = eraseMasks({ result }, this.masks);
+    const masked = (value.result ?? {}) as { headers?: Record<string, string>; message?: unknown };
+    const { message: _, ...rest } = shadow;
+    return {
+      ...rest,
+      headers: masked.headers ?? {},
+      ...("message" in masked ? { message: masked.message } : {}),
     };
   }
 

@@ -21,7 +21,9 @@ import {
   type KongInput,
   NO_INCLUDES,
 } from "./input.ts";
-import { assertEmbedded, assertOptions, assertRemote, throttledStderr } from "./options.ts";
+import { assertEmbedded, assertOptions, assertRemote, assertShadow, throttledStderr } from "./options.ts";
+import type { Shadow } from "./shadow.ts";
+import { loadShadow, NO_SHADOW_STATS } from "./shadow-load.ts";
 import { Telemetry } from "./telemetry.ts";
 import type { DecisionEvent, Enforcer, EnforcerOptions } from "./types.ts";
 
@@ -69,6 +71,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
   // Checked now, so a typo fails at start-up rather than on the first request.
   if (options.opa) assertRemote(options.opa);
   else assertEmbedded(options);
+  if (options.shadow !== undefined) assertShadow(options.shadow);
   const log = options.log ?? throttledStderr();
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const failOpen = options.failOpen === true;
@@ -96,12 +99,27 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
   const enginePromise = createEngine(options);
   // Surfaced by ready() and decide(); this only keeps an early rejection from being reported as unhandled.
   enginePromise.catch(() => {});
+  let shadow: Shadow | undefined;
+  const shadowLoaded = options.shadow
+    ? loadShadow(
+        { timeoutMs, onShadow: options.onShadow, telemetry, log },
+        options.shadow,
+        createEngine,
+      ).then((loaded) => {
+        shadow = loaded;
+      })
+    : undefined;
   let readyPromise: Promise<void> | undefined;
   let closed = false;
 
   const ready = () => {
     readyPromise ??= enginePromise.then(async (engine) => {
-      await Promise.all([engine.ready(), telemetry.loaded, cacheLoaded]);
+      await Promise.all([
+        engine.ready(),
+        telemetry.loaded,
+        cacheLoaded,
+        shadowLoaded?.then(() => shadow?.ready()),
+      ]);
       const revision = engine.revision?.();
       if (options.expectedRevision && engine.kind === "embedded" && revision !== options.expectedRevision) {
         throw new UnexpectedRevisionError(
@@ -183,6 +201,11 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
       final = { ...final, allow: true, status: 200, failOpen: true };
       openedOnError = true;
     }
+    // A request with an input (not refused, not after close) may be a sample for the candidate.
+    const shadowed =
+      shadow !== undefined && decision.errorKind !== "input" && decision.errorKind !== "closed"
+        ? shadow.offer(decisionId, input, decision)
+        : undefined;
     // Nobody listening (no onDecision, log, channel subscriber or OpenTelemetry API): no event to build.
     if (!options.onDecision && !decisionLog && !telemetry.listening()) return final;
     const event: DecisionEvent = {
@@ -200,7 +223,10 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
       bundle: bundleName,
     };
     options.onDecision?.(event);
-    decisionLog?.record(event);
+    // A sampled decision's line waits for its candidate (bounded by the candidate's timeout).
+    if (shadowed && decisionLog) {
+      void shadowed.then((outcome) => decisionLog.record(outcome ? { ...event, shadow: outcome } : event));
+    } else decisionLog?.record(event);
     telemetry.record(event);
     return final;
   }
@@ -232,6 +258,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     if (closed) return finish(input, errorDecision("the enforcer is closed", "closed"), started);
     // ready() reports a failed load; a decision then simply goes without the cache.
     if (cacheLoaded && !cache) await cacheLoaded.catch(() => undefined);
+    if (shadowLoaded && !shadow) await shadowLoaded.catch(() => undefined);
     const decisions = cache;
     if (decisions) {
       const { key, serialized } = decisions.keyOf(input);
@@ -280,9 +307,13 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     },
     logStats: () =>
       decisionLog ? { written: decisionLog.written, dropped: decisionLog.dropped } : undefined,
+    shadowStats: () => (options.shadow ? (shadow?.snapshot() ?? { ...NO_SHADOW_STATS }) : undefined),
     async close() {
       closed = true;
       cache?.clear();
+      // Queued and running samples settle (bounded) first, so their log lines are written before it closes.
+      await shadowLoaded?.catch(() => undefined);
+      await shadow?.close();
       await decisionLog?.close();
       const engine = await enginePromise.catch(() => undefined);
       await engine?.close();

@@ -74,7 +74,12 @@ export function assertOptions(options: EnforcerOptions) {
     );
   }
   if (options.expectedRevision !== undefined) assertFullRevision(options.expectedRevision);
-  for (const hook of ["onDecision", "log", "service", "route", "consumer"] as const) {
+  if (options.onShadow !== undefined && options.shadow === undefined) {
+    throw new TypeError(
+      "onShadow needs a shadow candidate: shadow: {opa: {url, path}} or {bundle, entrypoint}",
+    );
+  }
+  for (const hook of ["onDecision", "onShadow", "log", "service", "route", "consumer"] as const) {
     if (options[hook] !== undefined && typeof options[hook] !== "function") {
       throw new TypeError(`${hook} must be a function, got ${typeof options[hook]}`);
     }
@@ -109,9 +114,9 @@ function assertFullRevision(revision: string) {
   }
 }
 
-export function assertRemote(opa: NonNullable<EnforcerOptions["opa"]>) {
+export function assertRemote(opa: NonNullable<EnforcerOptions["opa"]>, name = "opa") {
   if (typeof opa !== "object" || opa === null)
-    throw new TypeError(`opa must be {url, path}, got ${typeof opa}`);
+    throw new TypeError(`${name} must be {url, path}, got ${typeof opa}`);
   let url: URL | undefined;
   try {
     url = new URL(opa.url);
@@ -119,26 +124,97 @@ export function assertRemote(opa: NonNullable<EnforcerOptions["opa"]>) {
     url = undefined;
   }
   if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
-    throw new TypeError(`opa.url must be an http(s) URL, got ${JSON.stringify(opa.url)}`);
+    throw new TypeError(`${name}.url must be an http(s) URL, got ${JSON.stringify(opa.url)}`);
   }
   if (typeof opa.path !== "string" || !RULE_PATH.test(opa.path)) {
     throw new TypeError(
-      `opa.path must be a rule path such as "authz/allow", got ${JSON.stringify(opa.path)}`,
+      `${name}.path must be a rule path such as "authz/allow", got ${JSON.stringify(opa.path)}`,
     );
   }
   if (opa.bundleName !== undefined && (typeof opa.bundleName !== "string" || opa.bundleName === "")) {
-    throw new TypeError(`opa.bundleName must be a non-empty string, got ${JSON.stringify(opa.bundleName)}`);
+    throw new TypeError(
+      `${name}.bundleName must be a non-empty string, got ${JSON.stringify(opa.bundleName)}`,
+    );
   }
 }
 
-export function assertEmbedded(options: EnforcerOptions) {
+export function assertEmbedded(options: { bundle?: unknown; entrypoint?: unknown }, prefix = "") {
   if (typeof options.bundle !== "string" || options.bundle === "") {
-    throw new TypeError(`bundle must be the path of a wasm bundle, got ${JSON.stringify(options.bundle)}`);
+    throw new TypeError(
+      `${prefix}bundle must be the path of a wasm bundle, got ${JSON.stringify(options.bundle)}`,
+    );
   }
   if (typeof options.entrypoint !== "string" || !RULE_PATH.test(options.entrypoint)) {
     throw new TypeError(
-      `entrypoint must be a rule path such as "authz/allow", got ${JSON.stringify(options.entrypoint)}`,
+      `${prefix}entrypoint must be a rule path such as "authz/allow", got ${JSON.stringify(options.entrypoint)}`,
     );
+  }
+}
+
+const SHADOW_KEYS = new Set([
+  "opa",
+  "bundle",
+  "entrypoint",
+  "inThread",
+  "workers",
+  "sampleRate",
+  "timeoutMs",
+  "maxQueue",
+  "concurrency",
+]);
+
+/** The candidate: exactly one engine of its own, and bounds that keep it off the request path. */
+export function assertShadow(shadow: NonNullable<EnforcerOptions["shadow"]>) {
+  if (typeof shadow !== "object" || shadow === null || Array.isArray(shadow)) {
+    throw new TypeError(
+      `shadow must be {opa: {url, path}} or {bundle, entrypoint}, got ${shadow === null ? "null" : typeof shadow}`,
+    );
+  }
+  for (const key of Object.keys(shadow)) {
+    if (!SHADOW_KEYS.has(key)) {
+      throw new TypeError(`shadow.${key} is not an option; use ${[...SHADOW_KEYS].join(", ")}`);
+    }
+  }
+  if ((shadow.opa !== undefined) === (shadow.bundle !== undefined)) {
+    throw new TypeError(
+      "shadow needs exactly one engine: opa: {url, path} (remote) or bundle + entrypoint (embedded)",
+    );
+  }
+  if (shadow.opa !== undefined) {
+    assertRemote(shadow.opa, "shadow.opa");
+    if (shadow.inThread !== undefined || shadow.workers !== undefined) {
+      throw new TypeError(
+        "shadow.inThread and shadow.workers apply to an embedded candidate (shadow.bundle), not to shadow.opa",
+      );
+    }
+  } else assertEmbedded(shadow, "shadow.");
+  for (const [name, value, max] of [
+    ["shadow.timeoutMs", shadow.timeoutMs, MAX_TIMER_MS],
+    ["shadow.maxQueue", shadow.maxQueue, 1_000_000],
+    ["shadow.concurrency", shadow.concurrency, 10_000],
+    ["shadow.workers", shadow.workers, 256],
+    ["shadow.opa.connections", shadow.opa?.connections, 10_000],
+  ] as const) {
+    if (value === undefined) continue;
+    if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || value > max) {
+      throw new TypeError(
+        `${name} must be a number above 0 and at most ${max}, got ${JSON.stringify(value)}`,
+      );
+    }
+    if (name !== "shadow.timeoutMs" && !Number.isInteger(value)) {
+      throw new TypeError(`${name} must be a whole number, got ${value}`);
+    }
+  }
+  if (
+    shadow.sampleRate !== undefined &&
+    (typeof shadow.sampleRate !== "number" || !(shadow.sampleRate >= 0 && shadow.sampleRate <= 1))
+  ) {
+    throw new TypeError(
+      `shadow.sampleRate must be a number from 0 to 1, got ${JSON.stringify(shadow.sampleRate)}`,
+    );
+  }
+  if (shadow.inThread !== undefined && typeof shadow.inThread !== "boolean") {
+    throw new TypeError(`shadow.inThread must be a boolean, got ${JSON.stringify(shadow.inThread)}`);
   }
 }
 

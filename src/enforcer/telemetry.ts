@@ -4,6 +4,9 @@ import type { DecisionEvent } from "./enforcer.ts";
 /** Subscribers (e.g. `diagnostics_channel.subscribe("policyship:decision", …)`) get every DecisionEvent. */
 export const decisionChannel = diagnosticsChannel.channel("policyship:decision");
 
+/** Subscribers get each evaluated shadow sample, as onShadow does (a ShadowEvent). */
+export const shadowChannel = diagnosticsChannel.channel("policyship:shadow");
+
 type OtelApi = typeof import("@opentelemetry/api");
 
 type Meter = ReturnType<OtelApi["metrics"]["getMeter"]>;
@@ -13,6 +16,7 @@ interface Instruments {
   provider: ReturnType<OtelApi["metrics"]["getMeterProvider"]>;
   duration: ReturnType<Meter["createHistogram"]>;
   decisions: ReturnType<Meter["createCounter"]>;
+  shadow: ReturnType<Meter["createCounter"]>;
 }
 
 const SCOPE = "policyship/enforcer";
@@ -55,6 +59,9 @@ export class Telemetry {
         decisions: meter.createCounter("policyship.decisions", {
           description: "Authorization decisions by outcome",
         }),
+        shadow: meter.createCounter("policyship.shadow.decisions", {
+          description: "Shadow candidate decisions, by whether and how they differ from the enforced one",
+        }),
       };
     }
     return this.instruments;
@@ -63,6 +70,12 @@ export class Telemetry {
   /** Whether anything would receive an event: a channel subscriber, or the OpenTelemetry API. */
   listening(): boolean {
     return decisionChannel.hasSubscribers || this.tracer !== undefined;
+  }
+
+  recordShadow(differs: boolean, flip: string) {
+    const { api } = this;
+    if (!api) return;
+    this.metricInstruments(api).shadow.add(1, { differs, flip });
   }
 
   record(event: DecisionEvent) {

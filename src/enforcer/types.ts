@@ -1,6 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { CacheOptions } from "./cache.ts";
 import type { Decision } from "./decision.ts";
+import type { Flip } from "./decision-compare.ts";
 import type { DecisionLogOptions, DecisionLogSink } from "./decision-log.ts";
 import type { InputExtras, InputOptions, KongInput } from "./input.ts";
 
@@ -25,6 +26,63 @@ export interface DecisionEvent {
   decidedAt: number;
   /** The bundle whose revision answered (opa.bundleName, else "authz"). */
   bundle: string;
+  /** The candidate's outcome, on the event the decision log records for a shadowed decision. */
+  shadow?: ShadowOutcome;
+}
+
+/** A candidate policy evaluated beside the enforced one, off the request path: a second OPA or wasm bundle. */
+export interface ShadowOptions {
+  opa?: { url: string; path: string; connections?: number; bundleName?: string };
+  bundle?: string;
+  entrypoint?: string;
+  inThread?: boolean;
+  workers?: number;
+  /** The share of decisions the candidate evaluates, from 0 to 1. Default 1. */
+  sampleRate?: number;
+  /** Per candidate evaluation, readiness included. Default: the enforcer's timeoutMs. */
+  timeoutMs?: number;
+  /** Samples waiting for the candidate; past this they are dropped and counted. Default 1000. */
+  maxQueue?: number;
+  /** Candidate evaluations at once. Default 8. */
+  concurrency?: number;
+}
+
+/** What onShadow and the `policyship:shadow` channel receive for each evaluated sample. */
+export interface ShadowEvent {
+  decisionId: string;
+  input: unknown;
+  /** What the enforced policy decided (before audit mode or failOpen). */
+  enforced: { allow: boolean; status: number; revision?: string };
+  /** What the candidate decided; an error is allow false, status 500 and its error text. */
+  shadow: { allow: boolean; status: number; revision?: string; error?: string };
+  /** Outcome, status, headers or message differ, as `impact` compares a replay. */
+  differs: boolean;
+  flip: Flip;
+}
+
+/** A shadowed decision's candidate as its decision-log line carries it (custom.policyship.shadow). */
+export interface ShadowOutcome {
+  revision: string | null;
+  /** null when the candidate failed (error says why). */
+  allow: boolean | null;
+  status: number | null;
+  headers: Record<string, string>;
+  message?: unknown;
+  differs: boolean;
+  flip: Flip;
+  error?: string;
+  engine: "remote" | "embedded";
+}
+
+export interface ShadowStats {
+  /** Samples the candidate answered or failed on. */
+  evaluated: number;
+  /** Of those, the ones whose decision differs from the enforced one. */
+  differed: number;
+  /** Samples dropped because the queue was full or the enforcer closed first. */
+  dropped: number;
+  /** Candidate failures (load, timeout, outage, bad result) and onShadow hooks that threw. */
+  errors: number;
 }
 
 export interface EnforcerOptions {
@@ -78,6 +136,10 @@ export interface EnforcerOptions {
    * write(line), or {sink, mask, sampleRate, maxPending, labels}. Never blocks or throws into a request.
    */
   decisionLog?: DecisionLogSink | DecisionLogOptions;
+  /** A candidate evaluated beside the enforced policy; its answer never reaches the request. Off by default. */
+  shadow?: ShadowOptions;
+  /** Each evaluated shadow sample; a hook that throws is counted as an error, never reaches the request. */
+  onShadow?: (event: ShadowEvent) => void;
 }
 
 export interface Enforcer {
@@ -93,5 +155,7 @@ export interface Enforcer {
   authorize(req: IncomingMessage, extras?: InputExtras): Promise<Decision>;
   /** Decision log lines written and dropped so far (undefined without decisionLog). */
   logStats(): { written: number; dropped: number } | undefined;
+  /** Shadow samples evaluated, differing, dropped and failed so far (undefined without shadow). */
+  shadowStats(): ShadowStats | undefined;
   close(): Promise<void>;
 }

@@ -1,21 +1,18 @@
 import { stringify } from "safe-stable-stringify";
 import { type Decision, interpretResult } from "../enforcer/decision.ts";
+import { classifyDecision, type Flips, flipOf, type Outcome } from "../enforcer/decision-compare.ts";
 import { noneSkipped, type RecordedDecision, type SkippedEvents } from "./decisions.ts";
 import type { Replayed } from "./evaluate.ts";
 import { InputMask, MASKED, redact } from "./mask.ts";
 
-export type Outcome = "allow" | "deny" | "error";
+export type { Flips, Outcome } from "../enforcer/decision-compare.ts";
 
 /** Kong's contract: true or {allow: true} allows, false or {allow: false} denies, anything else is an error. */
 export function classify(replayed: Replayed): { outcome: Outcome; detail: string; decision?: Decision } {
   if (replayed.error) return { outcome: "error", detail: replayed.error };
   try {
     const decision = interpretResult(replayed.result, replayed.defined);
-    return {
-      outcome: decision.allow ? "allow" : "deny",
-      detail: stringify([decision.status, decision.headers, decision.message]) ?? "",
-      decision,
-    };
+    return { ...classifyDecision(decision), decision };
   } catch (error) {
     return { outcome: "error", detail: (error as Error).message };
   }
@@ -46,15 +43,6 @@ function shownDecision(
   if (Object.keys(decision.headers).length > 0) shown.headers = redact({ ...decision.headers }, secrets);
   if (decision.message !== undefined) shown.message = redact(decision.message, secrets);
   return shown;
-}
-
-export interface Flips {
-  allow_to_deny: number;
-  deny_to_allow: number;
-  to_error: number;
-  from_error: number;
-  /** Status, headers or message changed within allow or within deny. */
-  other: number;
 }
 
 export interface Example {
@@ -146,21 +134,12 @@ export class ImpactReport {
     }
     const before = classify(base);
     const after = classify(candidate);
-    if (before.outcome === after.outcome && before.detail === after.detail) {
+    const flip = flipOf(before, after);
+    if (flip === "none") {
       result.unchanged++;
       return;
     }
     result.changed++;
-    const flip: keyof Flips =
-      after.outcome === "error"
-        ? "to_error"
-        : before.outcome === "error"
-          ? "from_error"
-          : before.outcome === "allow" && after.outcome === "deny"
-            ? "allow_to_deny"
-            : before.outcome === "deny" && after.outcome === "allow"
-              ? "deny_to_allow"
-              : "other";
     result.flips[flip]++;
     // Everything shown from here on derives from the recorded input, so it is masked first.
     const masked = this.mask.apply(record.input);

@@ -4,6 +4,8 @@ import { toolPath } from "./tools.ts";
 
 export interface RunningOpa {
   url: string;
+  /** The server's process id (to pause it with SIGSTOP, as a hung OPA). */
+  pid: number | undefined;
   output: () => string;
   stop: () => Promise<void>;
 }
@@ -30,5 +32,5 @@ export async function startOpaServer(
     await server.stop();
     throw new Error(`opa server did not become healthy: ${(error as Error).message}\n${server.output()}`);
   }
-  return { url, output: server.output, stop: server.stop };
+  return { url, pid: server.process.pid, output: server.output, stop: server.stop };
 }
