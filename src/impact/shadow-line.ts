@@ -24,7 +24,8 @@ export interface ShadowSample {
     outcome: Outcome;
     status: number | null;
     headers: Record<string, string>;
-    message?: string;
+    /** Kong's message: any JSON value (a denial's text, or an object the policy built). */
+    message?: unknown;
     error?: string;
   };
   differs: boolean;
@@ -97,7 +98,6 @@ export function shadowSampleOf(record: RecordedDecision, source: string): Shadow
     shownHeaders[name] = value;
   }
   const message = member(shadow, "message");
-  if (message !== undefined && typeof message !== "string") return refuse("shadow.message is not a string");
   const error = member(shadow, "error");
   if (error !== undefined && typeof error !== "string") return refuse("shadow.error is not a string");
   const differs = member(shadow, "differs");

@@ -218,6 +218,18 @@ describe("impact --shadow on the enforcer's log lines", () => {
     });
   });
 
+  it("reads a denial's message of any JSON shape, as Kong's contract allows", async () => {
+    const file = await logOf("message.ndjson", [
+      line({ shadow: shadow(false, "allow_to_deny", { message: { reason: "closed", codes: [1, 2] } }) }),
+    ]);
+    const result = await shadowImpact(file, "--json", "--show-results");
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout).candidates[0].examples[0].candidate.message).toEqual({
+      reason: "closed",
+      codes: [1, 2],
+    });
+  });
+
   it("refuses --candidate, --base and --path, which only a replay uses", async () => {
     const file = await logOf("one.ndjson", [line({ shadow: shadow(true, "none") })]);
     for (const flag of [
