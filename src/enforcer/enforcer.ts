@@ -114,12 +114,7 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
 
   const ready = () => {
     readyPromise ??= enginePromise.then(async (engine) => {
-      await Promise.all([
-        engine.ready(),
-        telemetry.loaded,
-        cacheLoaded,
-        shadowLoaded?.then(() => shadow?.ready()),
-      ]);
+      await Promise.all([engine.ready(), telemetry.loaded, cacheLoaded]);
       const revision = engine.revision?.();
       if (options.expectedRevision && engine.kind === "embedded" && revision !== options.expectedRevision) {
         throw new UnexpectedRevisionError(
@@ -287,7 +282,10 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     includeBody: inputOptions.include.body || inputOptions.include.parsedJsonBody,
     includeUriCaptures: inputOptions.include.uriCaptures,
-    ready,
+    // ready() readies the candidate too; a decision waits only for the enforced engine (evaluate's ready()).
+    ready: shadowLoaded
+      ? () => Promise.all([ready(), shadowLoaded.then(() => shadow?.ready())]).then(() => undefined)
+      : ready,
     decide,
     buildInput,
     async authorize(req, extras) {

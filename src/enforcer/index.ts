@@ -21,4 +21,5 @@ export {
 export { AuthorizationError } from "./denial-error.ts";
 export { createEnforcer, type DecisionEvent, type Enforcer, type EnforcerOptions } from "./enforcer.ts";
 export { type InputExtras, type KongInput, parseQuerystring } from "./input.ts";
-export { decisionChannel } from "./telemetry.ts";
+export { decisionChannel, shadowChannel } from "./telemetry.ts";
+export type { ShadowEvent, ShadowOptions, ShadowOutcome, ShadowStats } from "./types.ts";

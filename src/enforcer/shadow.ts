@@ -112,10 +112,13 @@ export class Shadow {
     while (this.active < this.concurrency && this.queue.length > 0) {
       const sample = this.queue.shift() as Sample;
       this.active++;
-      void this.run(sample).finally(() => {
-        this.active--;
-        this.pump();
-      });
+      this.run(sample)
+        // A throwing channel subscriber or meter must not become an unhandled rejection in the app.
+        .catch(() => {})
+        .finally(() => {
+          this.active--;
+          this.pump();
+        });
     }
     if (this.active === 0 && this.queue.length === 0) this.idle?.();
   }

@@ -1,8 +1,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll } from "vitest";
-import type { Enforcer } from "../../src/enforcer/index.ts";
-import type { ShadowOutcome } from "../../src/enforcer/types.ts";
+import type { Enforcer, ShadowOutcome } from "../../src/enforcer/index.ts";
 import type { AdapterName } from "./enforcer-apps.ts";
 import { startAdapterApp } from "./enforcer-apps.ts";
 import { buildBundles } from "./enforcer-fixtures.ts";

@@ -2,8 +2,8 @@ import { mkdtemp } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import type { ShadowEvent } from "../../src/enforcer/index.ts";
 import { createEnforcer, type EnforcerOptions } from "../../src/enforcer/index.ts";
-import type { ShadowEvent } from "../../src/enforcer/types.ts";
 import type { AdapterName } from "../helpers/enforcer-apps.ts";
 import {
   CLOSED_BY_B,
@@ -90,6 +90,27 @@ describe("shadow candidates on either engine", () => {
       }
     });
   }
+
+  it("a decision never waits for an embedded candidate to load, even before ready()", async () => {
+    const { a, b } = policies();
+    const events: ShadowEvent[] = [];
+    const enforcer = createEnforcer({
+      opa: { url: a.opa.url, path: SHADOW_ENTRYPOINT },
+      shadow: { bundle: b.wasm, entrypoint: SHADOW_ENTRYPOINT, workers: 2, timeoutMs: 30_000 },
+      onShadow: (event) => events.push(event),
+      // Far less than starting worker threads and compiling the candidate's wasm takes.
+      timeoutMs: 150,
+      log: () => {},
+    });
+    try {
+      const decision = await enforcer.decide({ request: { http: { path: "/admin" } } });
+      expect(decision).toMatchObject({ allow: true, status: 200, revision: REVISION_A });
+      expect(decision.error).toBeUndefined();
+    } finally {
+      await enforcer.close();
+    }
+    expect(events).toEqual([expect.objectContaining({ differs: true, flip: "allow_to_deny" })]);
+  });
 
   it("an embedded candidate that fails to load only counts errors; the enforced decisions go on", async () => {
     const { a } = policies();

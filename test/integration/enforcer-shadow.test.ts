@@ -10,8 +10,8 @@ import {
   PeriodicExportingMetricReader,
 } from "@opentelemetry/sdk-metrics";
 import { describe, expect, it } from "vitest";
+import type { ShadowEvent } from "../../src/enforcer/index.ts";
 import { createEnforcer, type EnforcerOptions } from "../../src/enforcer/index.ts";
-import type { ShadowEvent } from "../../src/enforcer/types.ts";
 import { ADAPTERS } from "../helpers/enforcer-apps.ts";
 import { startOpaServer } from "../helpers/opa-server.ts";
 import {
@@ -202,6 +202,27 @@ describe("a remote candidate in shadow", () => {
     }
     expect(answers.map((answer) => answer.status)).toEqual([200, 200]);
     expect(enforcer.shadowStats()).toEqual({ evaluated: 2, differed: 1, dropped: 0, errors: 2 });
+  });
+
+  it("expectedRevision binds the enforced engine only; the candidate reports its own revision", async () => {
+    const events: ShadowEvent[] = [];
+    const enforcer = createEnforcer(
+      remoteOptions({ expectedRevision: REVISION_A, onShadow: (event) => events.push(event) }),
+    );
+    await enforcer.ready();
+    try {
+      const decision = await enforcer.decide({ request: { http: { path: "/public" } } });
+      expect(decision).toMatchObject({ allow: true, status: 200, revision: REVISION_A });
+    } finally {
+      await enforcer.close();
+    }
+    expect(events).toEqual([
+      expect.objectContaining({
+        shadow: { allow: true, status: 200, revision: REVISION_B },
+        differs: false,
+        flip: "none",
+      }),
+    ]);
   });
 
   it("a cache hit is shadowed too: the candidate has no cache", async () => {
