@@ -1,6 +1,7 @@
 // make demo: the whole story on this machine, no Docker. Starts MinIO, releases a throwaway clone of
 // policies/, runs OPA on the rendered config and the example app behind the enforcer, changes the policy,
-// releases again, and rolls back — printing OPA's active revision at every step. Stops what it started.
+// releases again, runs the new revision in shadow beside the old one and reports where they disagree,
+// promotes it, and rolls back — printing OPA's active revision at every step. Stops what it started.
 // `--store oci` (make demo STORE=oci) keeps the revisions in a local OCI registry instead of MinIO.
 import { execFileSync } from "node:child_process";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -88,28 +89,44 @@ async function main() {
     say(`registry at ${registry.host}, repository demo/policies`);
   }
   const store = [...where, "--polling-min", "1", "--polling-max", "2"];
-  const policyship = (args: string[]) => {
-    say(`$ policyship ${args.join(" ")}`);
+  /** Runs the CLI in the clone and shows its output; `quiet` returns it unshown (a check, not a step). */
+  const policyship = (args: string[], options: { quiet?: boolean } = {}) => {
+    if (!options.quiet) say(`$ policyship ${args.join(" ")}`);
     const output = execFileSync(toolPath("node"), [path.join(repoRoot, "bin/policyship.js"), ...args], {
       cwd: repo,
       env: { ...process.env, ...aws },
       encoding: "utf8",
-      stdio: ["ignore", "pipe", "inherit"],
+      stdio: ["ignore", "pipe", options.quiet ? "pipe" : "inherit"],
     });
-    for (const line of output.trimEnd().split("\n")) process.stdout.write(`    ${line}\n`);
+    if (!options.quiet)
+      for (const line of output.trimEnd().split("\n")) process.stdout.write(`    ${line}\n`);
+    return output;
   };
 
   let opa: RunningOpa | undefined;
+  let shadowOpa: RunningOpa | undefined;
   let app: Started | undefined;
   let appUrl = "";
-  const startStack = async (configFile: string, appRevision: string) => {
-    await app?.stop();
-    await opa?.stop();
-    opa = await startOpaServer(["--config-file", configFile], { env: aws, waitForBundles: true });
-    const status = (await (await fetch(`${opa.url}/v1/status`)).json()) as {
+  const startOpa = async (configFile: string) => {
+    const started = await startOpaServer(["--config-file", configFile], { env: aws, waitForBundles: true });
+    const status = (await (await fetch(`${started.url}/v1/status`)).json()) as {
       result: { bundles: { authz: { active_revision: string } } };
     };
-    say(`OPA ${opa.url} active revision: ${status.result.bundles.authz.active_revision}`);
+    say(`OPA ${started.url} active revision: ${status.result.bundles.authz.active_revision}`);
+    return started;
+  };
+  /** OPA on `configFile` and the app in front of it; with `shadowConfig`, a second OPA the app shadows. */
+  const startStack = async (
+    configFile: string,
+    appRevision: string,
+    shadow?: { configFile: string; decisionLog: string },
+  ) => {
+    await app?.stop();
+    await opa?.stop();
+    await shadowOpa?.stop();
+    shadowOpa = undefined;
+    opa = await startOpa(configFile);
+    if (shadow) shadowOpa = await startOpa(shadow.configFile);
     const port = await freePort();
     appUrl = `http://127.0.0.1:${port}`;
     app = startProcess(toolPath("node"), [path.join(repoRoot, "examples/orders-app/server.mjs")], {
@@ -117,15 +134,19 @@ async function main() {
       PORT: String(port),
       OPA_URL: opa.url,
       APP_REVISION: appRevision,
-      DECISION_LOG: path.join(repo, "decisions.ndjson"),
+      DECISION_LOG: shadow?.decisionLog ?? path.join(repo, "decisions.ndjson"),
+      ...(shadowOpa ? { SHADOW_OPA_URL: shadowOpa.url } : {}),
     });
     // /health is behind the enforcer too: under a revision mismatch it answers 503, which still means "up".
     await waitForAnswer(`${appUrl}/health`, app);
-    say(`orders-app ${appUrl} (expects policy revision ${appRevision.slice(0, 12)})`);
+    say(
+      `orders-app ${appUrl} (expects policy revision ${appRevision.slice(0, 12)}${shadowOpa ? `; shadows ${shadowOpa.url}` : ""})`,
+    );
   };
   cleanups.push(async () => {
     await app?.stop();
     await opa?.stop();
+    await shadowOpa?.stop();
   });
   // The post-deploy step: did the rollout land on OPA?
   const rollout = (revision: string) =>
@@ -181,6 +202,25 @@ async function main() {
   await app?.stop(); // the decision log is complete once the app has stopped
   policyship(["impact", "--decisions", "decisions.ndjson", ...where, "--markdown", "impact.md"]);
   policyship(["release", ...store, "-o", "opa-B.yaml"]);
+
+  say("— B in shadow: the app still enforces A, and logs each request B would decide differently —");
+  await startStack(path.join(repo, "opa-A.yaml"), revisionA, {
+    configFile: path.join(repo, "opa-B.yaml"),
+    decisionLog: path.join(repo, "shadow.ndjson"),
+  });
+  await requests();
+  await app?.stop(); // the decision log is complete once the app has stopped
+  const shadowed = policyship(["impact", "--shadow", "--decisions", "shadow.ndjson", "--json"], {
+    quiet: true,
+  });
+  const report = JSON.parse(shadowed) as { changed: number; flips: { deny_to_allow: number } };
+  policyship(["impact", "--shadow", "--decisions", "shadow.ndjson"]);
+  // Only bob's POST /orders: the readiness check and the other requests agree.
+  if (report.changed !== 1 || report.flips.deny_to_allow !== 1) {
+    throw new Error(`expected exactly 1 disagreement in shadow, a deny → allow; got ${shadowed}`);
+  }
+
+  say("— promote B: deploy the app at B's SHA —");
   await startStack(path.join(repo, "opa-B.yaml"), revisionB);
   rollout(revisionB);
   const flipped = await request("POST", "/orders", "bob");
@@ -197,7 +237,7 @@ async function main() {
   const restored = await request("POST", "/orders", "bob");
   if (restored !== 403) throw new Error(`expected bob's POST to be denied after rollback, got ${restored}`);
   policyship(["list", ...where]);
-  say("done: release, change and rollback, each pinned to its commit.");
+  say("done: release, change, shadow, promote and rollback, each pinned to its commit.");
 }
 
 const stopAll = async () => {

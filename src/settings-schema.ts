@@ -205,6 +205,7 @@ export const settingsSchema = z
     examples: z.number().int().min(0).max(1000),
     mask: z.array(z.string().regex(/^\/input(\/|$)/, "must be JSON Pointers under /input")),
     showResults: z.boolean(),
+    shadow: z.boolean(),
     markdown: z.string().min(1),
     // status, prune and list: the OPA instances to read (--instance, POLICYSHIP_INSTANCES=a,b, instances: [])
     instances: z.array(url),
@@ -263,6 +264,7 @@ export const DEFAULTS = {
   examples: 20,
   mask: [],
   showResults: false,
+  shadow: false,
   patch: false,
   protect: [],
   yes: false,

@@ -6,6 +6,8 @@
 //
 // APP_REVISION, when set, makes the enforcer refuse decisions from any other policy revision (503).
 // DECISION_LOG, when set, is a file that gets one decision-log line per request (policyship impact reads it).
+// SHADOW_OPA_URL, when set, is an OPA serving the next revision, evaluated in shadow on every request: it
+// never changes a response, and each decision-log line carries its comparison (policyship impact --shadow).
 import http from "node:http";
 import { createEnforcer, withAuthorization } from "policyship/enforcer";
 
@@ -17,6 +19,9 @@ const enforcer = createEnforcer({
   expectedRevision: process.env.APP_REVISION || undefined,
   timeoutMs: Number(process.env.ENFORCER_TIMEOUT_MS ?? 500),
   ...(process.env.DECISION_LOG ? { decisionLog: process.env.DECISION_LOG } : {}),
+  ...(process.env.SHADOW_OPA_URL
+    ? { shadow: { opa: { url: process.env.SHADOW_OPA_URL, path: "authz/allow" }, sampleRate: 1 } }
+    : {}),
 });
 
 const orders = [{ id: 42, item: "policy handbook" }];

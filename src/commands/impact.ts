@@ -342,6 +342,10 @@ export function defineImpact(program: Command, io: Io): Command {
       "--show-results",
       "also show the headers, message and error text of each example: policy output, which may contain request data",
     )
+    .option(
+      "--shadow",
+      "replay nothing: summarise the comparisons a shadow candidate made live, from the enforcer's decision logs",
+    )
     .option("--markdown <file>", "also write the report as markdown (GitHub Actions: the step summary too)")
     .option("--policies <dir>", "policy directory of the candidate (default: policies)")
     .option("--out <dir>", "where build wrote bundles, searched first for recorded revisions (default: dist)")
@@ -356,10 +360,17 @@ Examples:
   $ policyship impact --decisions logs/ --fail-on deny-to-allow --markdown impact.md
   $ policyship impact --decisions s3://acme-logs/authz/ --bucket acme-logs --region eu-west-1 --json
   $ policyship impact --decisions decisions.ndjson --base 3f2a9c1 --candidate main
-  $ policyship impact --decisions s3://acme-logs/authz/ --candidate-dir ../pr --markdown impact.md`,
+  $ policyship impact --decisions s3://acme-logs/authz/ --candidate-dir ../pr --markdown impact.md
+  $ policyship impact --shadow --decisions logs/ --fail-on deny-to-allow --markdown shadow.md`,
     )
     .action(async (_options, command: Command) => {
       const context = await createContext(io, command);
+      if (context.settings.shadow) {
+        const shadow = await import("../impact/shadow.ts");
+        const result = await shadow.shadowImpact(context);
+        print(io, context, result, shadow.renderShadowImpact(result));
+        return shadow.assertShadowAccepted(context, result);
+      }
       const result = await impact(context);
       print(io, context, result, renderImpact(result));
       assertImpactAccepted(context, result);

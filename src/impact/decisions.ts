@@ -20,6 +20,8 @@ export interface RecordedDecision {
   hasResult: boolean;
   /** Bundle name → revision that answered (no prototype: a bundle may be called anything). */
   revisions: Record<string, string>;
+  /** The event's `custom` member as written (the enforcer's `policyship` fields, a shadow comparison). */
+  custom?: unknown;
 }
 
 /** Why an event was not replayed, each counted in the report. */
@@ -54,6 +56,7 @@ export function toRecord(event: unknown): RecordedDecision | undefined {
     result: fields.result,
     hasResult: Object.hasOwn(fields, "result"),
     revisions,
+    custom: fields.custom,
   };
 }
 

@@ -689,6 +689,19 @@ function fmt(value: number) {
   return value >= 100 ? Math.round(value).toString() : value.toFixed(1);
 }
 
+await (await import("./shadow.ts")).benchShadow({
+  only: ONLY,
+  runs: RUNS,
+  node,
+  env,
+  opaUrl: opa.url,
+  load,
+  results,
+  rows,
+  say,
+  cleanups,
+});
+
 // ---------------------------------------------------------------- report
 
 const table = [

@@ -1270,6 +1270,45 @@ const CASES: Case[] = [
         args: () => ["explain"],
         code: 2,
         line: /nothing to explain — pass a decision id with --decisions/,
+
+  // impact --shadow: live comparisons in decision logs that are malformed or contradict themselves
+  ...(() => {
+    /** A sampled decision the enforcer denied, with `shadow` as its logged comparison. */
+    const sampled = (shadow: unknown) =>
+      `${JSON.stringify({
+        decision_id: "shadowed-1",
+        path: "authz/allow",
+        input: { request: { http: { method: "GET", path: "/admin" } } },
+        result: false,
+        custom: { policyship: { outcome: "deny", status: 403, shadow } },
+      })}\n`;
+    const answer = { revision: "b".repeat(40), allow: true, status: 200, headers: {}, engine: "remote" };
+    return [
+      {
+        name: "impact --shadow: a deny → allow logged as no flip",
+        args: () => ["impact", "--shadow", "--decisions", "decisions.ndjson"],
+        code: 2,
+        line: /decision shadowed-1 in decisions\.ndjson is refused: shadow\.flip is none, yet the enforced decision was deny and the candidate's allow — /,
+        repo: () => repoCommitting("decisions.ndjson", sampled({ ...answer, differs: false, flip: "none" })),
+      },
+      {
+        name: "impact --shadow: a comparison whose allow is a string",
+        args: () => ["impact", "--shadow", "--decisions", "decisions.ndjson"],
+        code: 2,
+        line: /is refused: shadow\.allow is neither a boolean nor null — /,
+        repo: () =>
+          repoCommitting(
+            "decisions.ndjson",
+            sampled({ ...answer, allow: "yes", differs: true, flip: "deny_to_allow" }),
+          ),
+      },
+      {
+        name: "impact --shadow with --candidate, which only a replay uses",
+        args: () => ["impact", "--shadow", "--decisions", "decisions.ndjson", "--candidate", "HEAD"],
+        code: 2,
+        line: /--candidate has no part in impact --shadow: it reads the comparisons the enforcer made, and replays nothing — /,
+        repo: () =>
+          repoCommitting("decisions.ndjson", sampled({ ...answer, differs: true, flip: "deny_to_allow" })),
       },
     ] satisfies Case[];
   })(),
