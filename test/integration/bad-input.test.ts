@@ -1270,6 +1270,9 @@ const CASES: Case[] = [
         args: () => ["explain"],
         code: 2,
         line: /nothing to explain — pass a decision id with --decisions/,
+      },
+    ] satisfies Case[];
+  })(),
 
   // impact --shadow: live comparisons in decision logs that are malformed or contradict themselves
   ...(() => {
