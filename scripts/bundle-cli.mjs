@@ -35,3 +35,5 @@ await cp(".github/workflows/policy-rollback.yml", "dist/templates/policy-rollbac
 await cp("examples/github/policy-rollback-oci.yml", "dist/templates/policy-rollback-oci.yml");
 for (const file of ["authz.rego", "authz_test.rego", "data.json"])
   await cp(`policies/${file}`, `dist/templates/policies/${file}`);
+
+await import("./commonjs-types.mjs");

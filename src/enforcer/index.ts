@@ -3,7 +3,7 @@
  * contract, against an OPA server (remote) or in-process from a wasm bundle (embedded).
  * This entry loads no AWS SDK, execa or commander.
  */
-export { expressAuthorize } from "./adapters/express.ts";
+export { type AuthorizedRequest, expressAuthorize } from "./adapters/express.ts";
 export { fastifyAuthorize } from "./adapters/fastify.ts";
 export { withAuthorization } from "./adapters/node-http.ts";
 export { decisionOf } from "./authz.ts";

@@ -1,4 +1,5 @@
-import diagnosticsChannel from "node:diagnostics_channel";
+// A namespace import: a default import would need esModuleInterop in apps that compile to CommonJS.
+import * as diagnosticsChannel from "node:diagnostics_channel";
 import type { DecisionEvent } from "./enforcer.ts";
 
 /** Subscribers (e.g. `diagnostics_channel.subscribe("policyship:decision", …)`) get every DecisionEvent. */

@@ -15,6 +15,13 @@ declare global {
   }
 }
 
+/**
+ * A request expressAuthorize let through: `authz` is set by then. Express's types cannot carry that from one
+ * handler of a route to the next, so a handler narrows its own request, e.g.
+ * `const { authz } = req as AuthorizedRequest<Request>` with Request from express.
+ */
+export type AuthorizedRequest<R extends object = Express.Request> = R & { authz: Authz };
+
 /** The slice of Express's request this adapter reads; no import of express itself. */
 interface ExpressRequest extends IncomingMessage {
   authz?: Authz;

@@ -5,17 +5,11 @@ import type { Enforcer } from "../enforcer.ts";
 import { type PathRules, resolveTarget } from "../request-target.ts";
 import { addRequestHeaders } from "../respond.ts";
 
-/** Fastify's own request type, with `authz` added below. (Type-only: fastify is never imported at run time.) */
-export type AuthorizedFastifyRequest = import("fastify").FastifyRequest;
-
-declare module "fastify" {
-  interface FastifyRequest {
-    /** What the policy decided, set by fastifyAuthorize (null before it ran). */
-    authz: Authz | null;
-  }
-}
-
-/** The slices of Fastify's request and reply this plugin uses; no import of fastify itself. */
+/**
+ * The slices of Fastify's request and reply this plugin uses; no import of fastify itself, so an app
+ * without fastify installed compiles against "policyship/enforcer". `request.authz` on Fastify's own
+ * request type comes with "policyship/enforcer/fastify" (fastify-entry.ts).
+ */
 interface FastifyRequest {
   raw: IncomingMessage;
   authz?: Authz | null;
