@@ -50,13 +50,19 @@ export function installInterrupts(options: {
     }
   };
   const killSurvivors = () => killChildren("SIGKILL");
-  const forceExit = (error: InterruptedError) => {
+  const forceExit = (why: string) => {
     killSurvivors();
-    options.exit(error);
+    const { signalName } = controller.signal.reason as InterruptedError;
+    options.exit(
+      new InterruptedError(
+        signalName,
+        `${why} cut its cleanup short: a temp file or an unfinished upload may be left behind`,
+      ),
+    );
   };
   const onSignal = (name: InterruptSignal) => {
     if (controller.signal.aborted) {
-      forceExit(controller.signal.reason as InterruptedError);
+      forceExit("a second signal");
       return;
     }
     const error = new InterruptedError(name);
@@ -70,7 +76,8 @@ export function installInterrupts(options: {
       }
     }
     cleanups.clear();
-    grace = setTimeout(() => forceExit(error), options.graceMs ?? INTERRUPT_GRACE_MS);
+    const graceMs = options.graceMs ?? INTERRUPT_GRACE_MS;
+    grace = setTimeout(() => forceExit(`waiting ${graceMs / 1000} s`), graceMs);
     grace.unref();
   };
   const handlers = new Map(SIGNALS.map((name) => [name, () => onSignal(name)] as const));

@@ -145,7 +145,9 @@ export class S3Store implements Store {
         );
       } catch (error) {
         if (statusOf(error) === 404) continue;
-        const why = this.describe(error, `abort the multipart upload of ${this.urlOf(key)}`).message;
+        const why = deadline.aborted
+          ? `the abort of its multipart upload got no answer in ${ABORT_TIMEOUT_MS / 1000} s`
+          : this.describe(error, `abort the multipart upload of ${this.urlOf(key)}`).message;
         return interruptedBy(
           signal,
           `nothing was published, but ${why}; abort it with aws s3api abort-multipart-upload --bucket ${this.options.bucket} --key ${key} --upload-id ${uploadId}`,

@@ -178,6 +178,57 @@ describe("publish to S3, interrupted mid-upload", () => {
   );
 });
 
+describe("publish to S3, interrupted while the abort gets no answer", () => {
+  let proxy: Awaited<ReturnType<typeof startS3FaultProxy>>;
+  beforeAll(async () => {
+    proxy = await startS3FaultProxy(minio().endpoint, 120_000);
+    proxy.rule = (operation, nth) =>
+      (operation === "UploadPart" && nth >= 2) || operation === "AbortMultipartUpload" ? "delay" : undefined;
+  });
+  afterAll(async () => {
+    await proxy?.close();
+  });
+
+  async function interruptMidUpload(): Promise<{ bucket: string; publishing: Running }> {
+    const client = s3Client();
+    const bucket = await createBucket(client);
+    const before = proxy.seen.filter((seen) => seen.startsWith("UploadPart")).length;
+    const publishing = startCli(["publish", "--bucket", bucket, "--endpoint", proxy.url], awsEnv());
+    await until("a multipart upload is in progress", async () => {
+      const parts = proxy.seen.filter((seen) => seen.startsWith("UploadPart")).length - before;
+      const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+      return parts >= 2 && (uploads.Uploads ?? []).length > 0;
+    });
+    process.kill(publishing.pid, "SIGINT");
+    return { bucket, publishing };
+  }
+
+  it("waits a bounded time, then names the upload and the command that aborts it", async () => {
+    const { bucket, publishing } = await interruptMidUpload();
+    const started = Date.now();
+    const result = await publishing.exited;
+    expect(Date.now() - started).toBeLessThan(9_000);
+    const line = expectInterrupted(result, "SIGINT");
+    expect(line).toMatch(
+      new RegExp(
+        `— nothing was published, but the abort of its multipart upload got no answer in 5 s; abort it with aws s3api abort-multipart-upload --bucket ${bucket} --key \\S+\\.tar\\.gz --upload-id \\S+$`,
+      ),
+    );
+  }, 60_000);
+
+  it("a second Ctrl-C while the abort is pending exits at once", async () => {
+    const { publishing } = await interruptMidUpload();
+    await sleep(300);
+    const second = Date.now();
+    process.kill(publishing.pid, "SIGINT");
+    const result = await publishing.exited;
+    expect(Date.now() - second).toBeLessThan(1_500);
+    expect(expectInterrupted(result, "SIGINT")).toBe(
+      "policyship: interrupted — a second signal cut its cleanup short: a temp file or an unfinished upload may be left behind",
+    );
+  }, 60_000);
+});
+
 describe("publish to an OCI registry, interrupted mid-blob-upload", () => {
   let registry: RunningRegistry;
   beforeAll(async () => {

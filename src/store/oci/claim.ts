@@ -84,6 +84,9 @@ export async function writeTagOnce<T extends { digest: string }>(
     if (!written)
       throw new FailureError(`${access.name(tag)} is missing right after it was written`, "run again");
     return outcome(written);
+  } catch (error) {
+    // A sleep cut short says only "aborted"; the signal's reason says why.
+    throw signal?.aborted ? signal.reason : error;
   } finally {
     await access.remove(claim.digest).catch(() => {});
   }
