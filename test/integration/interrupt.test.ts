@@ -75,15 +75,16 @@ function procStat(pid: number): string[] | undefined {
   }
 }
 
-/** The opa processes the given process started. */
-function opaChildrenOf(pid: number): number[] {
+/** The opa processes the given process started (running `subcommand` when given). */
+function opaChildrenOf(pid: number, subcommand?: string): number[] {
   return readdirSync("/proc")
     .filter((name) => /^\d+$/.test(name))
     .map(Number)
     .filter((child) => {
       if (procStat(child)?.[1] !== String(pid)) return false;
       try {
-        return path.basename(readFileSync(`/proc/${child}/cmdline`, "utf8").split("\0")[0] ?? "") === "opa";
+        const [program = "", first] = readFileSync(`/proc/${child}/cmdline`, "utf8").split("\0");
+        return path.basename(program) === "opa" && (subcommand === undefined || first === subcommand);
       } catch {
         return false;
       }
@@ -316,4 +317,31 @@ describe("build, diff and impact, interrupted while opa runs", () => {
     },
     60_000,
   );
+
+  it("impact: SIGINT during the replay prints no report from the stopped opa", async () => {
+    const decision = {
+      decision_id: "",
+      path: "authz/allow",
+      input: { request: { http: { method: "GET" } } },
+    };
+    const lines = Array.from({ length: 400 }, (_, i) =>
+      JSON.stringify({ ...decision, decision_id: `d${i}` }),
+    );
+    await writeFile(path.join(repo.dir, "decisions.ndjson"), `${lines.join("\n")}\n`);
+    const replaying = startCli([
+      "impact",
+      "--decisions",
+      "decisions.ndjson",
+      "--base",
+      baseRevision,
+      "--json",
+    ]);
+    await until("opa eval replays the decisions", () => opaChildrenOf(replaying.pid, "eval").length > 0);
+    process.kill(replaying.pid, "SIGINT");
+    const result = await replaying.exited;
+    expect(expectInterrupted(result, "SIGINT")).toBe("policyship: interrupted — nothing was left half-done");
+    expect(JSON.parse(result.stdout)).toEqual({
+      error: { message: "interrupted", hint: "nothing was left half-done", exitCode: 130 },
+    });
+  }, 60_000);
 });
