@@ -27,7 +27,10 @@ export function installInterrupts(options: {
   /** Ends the process now, reporting `error` (the grace period ran out or a second signal came). */
   exit: (error: InterruptedError) => void;
   graceMs?: number;
+  /** Where SIGINT and SIGTERM are heard: the process (tests pass an emitter of their own). */
+  signals?: Pick<NodeJS.EventEmitter, "on" | "off">;
 }): Interrupts {
+  const signals = options.signals ?? process;
   const controller = new AbortController();
   const children = new Set<ChildProcess>();
   const cleanups = new Set<() => unknown>();
@@ -81,7 +84,7 @@ export function installInterrupts(options: {
     grace.unref();
   };
   const handlers = new Map(SIGNALS.map((name) => [name, () => onSignal(name)] as const));
-  for (const [name, handler] of handlers) process.on(name, handler);
+  for (const [name, handler] of handlers) signals.on(name, handler);
   subscribe("child_process", watchChild);
   process.on("exit", killSurvivors);
 
@@ -93,7 +96,7 @@ export function installInterrupts(options: {
     },
     uninstall() {
       clearTimeout(grace);
-      for (const [name, handler] of handlers) process.off(name, handler);
+      for (const [name, handler] of handlers) signals.off(name, handler);
       unsubscribe("child_process", watchChild);
       process.off("exit", killSurvivors);
       if (controller.signal.aborted) killSurvivors();

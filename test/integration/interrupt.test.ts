@@ -137,21 +137,19 @@ describe("publish to S3, interrupted mid-upload", () => {
   });
 
   it.each([
-    ["SIGINT", []],
-    ["SIGTERM", ["--json"]],
+    ["SIGINT", "publish", []],
+    ["SIGTERM", "publish", ["--json"]],
+    ["SIGINT", "release", []],
   ] as const)(
-    "%s aborts the multipart upload: no upload, no object, one line",
-    async (signal, flags) => {
+    "%s to %s aborts the multipart upload: no upload, no object, one line",
+    async (signal, command, flags) => {
       // The second part is held on its way to MinIO, so the signal lands while the upload is in progress.
       const proxy = await startS3FaultProxy(minio().endpoint, 120_000);
       proxies.push(proxy);
       proxy.rule = (operation, nth) => (operation === "UploadPart" && nth >= 2 ? "delay" : undefined);
       const client = s3Client();
       const bucket = await createBucket(client);
-      const publishing = startCli(
-        ["publish", "--bucket", bucket, "--endpoint", proxy.url, ...flags],
-        awsEnv(),
-      );
+      const publishing = startCli([command, "--bucket", bucket, "--endpoint", proxy.url, ...flags], awsEnv());
       const uploads = async () =>
         (await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? [];
       await until(
