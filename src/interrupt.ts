@@ -80,8 +80,8 @@ export function installInterrupts(options: {
     }
     cleanups.clear();
     const graceMs = options.graceMs ?? INTERRUPT_GRACE_MS;
+    // Not unref'd: it keeps the process alive to exit with the right code even if nothing else is pending.
     grace = setTimeout(() => forceExit(`waiting ${graceMs / 1000} s`), graceMs);
-    grace.unref();
   };
   const handlers = new Map(SIGNALS.map((name) => [name, () => onSignal(name)] as const));
   for (const [name, handler] of handlers) signals.on(name, handler);

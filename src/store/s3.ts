@@ -4,8 +4,6 @@ import { readFile } from "node:fs/promises";
 import type { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
-  AbortMultipartUploadCommand,
-  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetBucketVersioningCommand,
   GetObjectCommand,
@@ -21,6 +19,7 @@ import { interruptedBy } from "../interrupt.ts";
 import { withNullPrototypes } from "../safe-json.ts";
 import { ListingBound, type ListLimits } from "./list-bounds.ts";
 import { describeS3Error, statusOf } from "./s3-errors.ts";
+import { abandonUpload, stoppingClient } from "./s3-interrupt.ts";
 import type { CreateOptions, CreateOutcome, ObjectToCreate, Store, StoredObject } from "./store.ts";
 
 export interface S3StoreOptions {
@@ -42,8 +41,6 @@ const MAX_ATTEMPTS = 4;
 /** Bodies up to this size go up in one PutObject with their SHA-256; larger ones in parallel parts. */
 const PART_SIZE_BYTES = 16 * 1024 * 1024;
 const UPLOAD_QUEUE_SIZE = 4;
-/** How long an interrupted upload may take to abort its multipart upload before the process exits. */
-const ABORT_TIMEOUT_MS = 5_000;
 
 export class S3Store implements Store {
   readonly location: string;
@@ -107,7 +104,13 @@ export class S3Store implements Store {
     } catch (error) {
       if (signal?.aborted) {
         if (!Buffer.isBuffer(body)) body.destroy();
-        throw await this.abandon(object.key, multipartUploads, signal);
+        throw await abandonUpload(this.client, signal, {
+          bucket: this.options.bucket,
+          key: object.key,
+          url: this.urlOf(object.key),
+          uploads: multipartUploads,
+          describe: (cause, what) => this.describe(cause, what),
+        });
       }
       if (isPreconditionFailed(error)) {
         const existing = await this.head(object.key);
@@ -117,47 +120,6 @@ export class S3Store implements Store {
     } finally {
       signal?.removeEventListener("abort", stop);
     }
-  }
-
-  /**
-   * After an interrupt: aborts the multipart upload this publish created (AbortMultipartUpload), so that no
-   * parts stay billed in the bucket, within ABORT_TIMEOUT_MS. A single PutObject stopped mid-way creates
-   * nothing. The error says which of the two happened, or how to abort the upload by hand.
-   */
-  private async abandon(key: string, uploads: Promise<string | undefined>[], signal: AbortSignal) {
-    const deadline = AbortSignal.timeout(ABORT_TIMEOUT_MS);
-    const ids = await Promise.race([
-      Promise.all(uploads),
-      new Promise<undefined>((resolve) => deadline.addEventListener("abort", () => resolve(undefined))),
-    ]);
-    if (!ids) {
-      return interruptedBy(
-        signal,
-        `the start of a multipart upload to ${this.urlOf(key)} did not answer in ${ABORT_TIMEOUT_MS / 1000} s; if it started, list it with aws s3api list-multipart-uploads --bucket ${this.options.bucket} --prefix ${key} and abort it`,
-      );
-    }
-    for (const uploadId of ids) {
-      if (!uploadId) continue;
-      try {
-        await this.client.send(
-          new AbortMultipartUploadCommand({ Bucket: this.options.bucket, Key: key, UploadId: uploadId }),
-          { abortSignal: deadline },
-        );
-      } catch (error) {
-        if (statusOf(error) === 404) continue;
-        const why = deadline.aborted
-          ? `the abort of its multipart upload got no answer in ${ABORT_TIMEOUT_MS / 1000} s`
-          : this.describe(error, `abort the multipart upload of ${this.urlOf(key)}`).message;
-        return interruptedBy(
-          signal,
-          `nothing was published, but ${why}; abort it with aws s3api abort-multipart-upload --bucket ${this.options.bucket} --key ${key} --upload-id ${uploadId}`,
-        );
-      }
-    }
-    return interruptedBy(
-      signal,
-      ids.some(Boolean) ? "nothing was published (the upload was aborted)" : "nothing was published",
-    );
   }
 
   async head(key: string): Promise<StoredObject | undefined> {
@@ -301,29 +263,6 @@ function pinOf(versionId: string | undefined): string | undefined {
   return versionId && versionId !== "null" && /^[A-Za-z0-9._-]{1,1024}$/.test(versionId)
     ? versionId
     : undefined;
-}
-
-/**
- * The client an Upload sends through: every request stops at the signal (a part in flight is cut off rather
- * than finished), except CreateMultipartUpload, whose answer carries the upload id that the abort needs; those
- * answers are collected in `uploads`.
- */
-function stoppingClient(
-  client: S3Client,
-  signal: AbortSignal,
-  uploads: Promise<string | undefined>[],
-): S3Client {
-  const stopping = Object.create(client) as S3Client;
-  const send = (command: Parameters<S3Client["send"]>[0], options?: { abortSignal?: AbortSignal }) => {
-    if (command instanceof CreateMultipartUploadCommand) {
-      const created = client.send(command, options);
-      uploads.push(created.then((output) => output.UploadId).catch(() => undefined));
-      return created;
-    }
-    return client.send(command, { ...options, abortSignal: signal });
-  };
-  stopping.send = send as S3Client["send"];
-  return stopping;
 }
 
 function isPreconditionFailed(error: unknown): boolean {
