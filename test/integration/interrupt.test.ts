@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, readdir, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -311,6 +311,7 @@ describe("build, diff and impact, interrupted while opa runs", () => {
       const result = await comparing.exited;
       expect(opa.filter(running)).toEqual([]);
       expect(await readdir(tmp)).toEqual([]);
+      await rm(tmp, { recursive: true, force: true });
       expectInterrupted(result, "SIGINT");
     },
     60_000,
