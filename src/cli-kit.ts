@@ -13,6 +13,8 @@ export interface Io {
   cwd: string;
   /** Set once a result has been printed, so that a failure after it does not print a second document. */
   printed?: boolean;
+  /** Aborted at Ctrl-C or SIGTERM; becomes Context.signal. */
+  signal?: AbortSignal;
 }
 
 function settingsFromFlags(flags: Record<string, unknown>): Record<string, unknown> {
@@ -68,6 +70,7 @@ export async function createContext(io: Io, command: Command): Promise<Context> 
     verbose,
     log: stderrLogger(verbose),
     emit: (line) => (flags.json === true ? io.stderr(`${line}\n`) : io.stdout(`${line}\n`)),
+    signal: io.signal,
   };
 }
 

@@ -20,7 +20,8 @@ import { defineRollback } from "./commands/rollback.ts";
 import { defineStatus } from "./commands/status.ts";
 import { defineTest } from "./commands/test.ts";
 import { defineVerify } from "./commands/verify.ts";
-import { FailureError, formatError, isKnownError, UserError } from "./errors.ts";
+import { FailureError, formatError, InterruptedError, isKnownError, UserError } from "./errors.ts";
+import { installInterrupts } from "./interrupt.ts";
 import { packageRoot } from "./package-root.ts";
 
 /**
@@ -47,7 +48,7 @@ Examples:
   $ policyship rollback 3f2a9c1 --bucket acme-policies --region eu-west-1 -o opa-config.yaml
   $ policyship list --bucket acme-policies --region eu-west-1
 
-Exit codes: 0 success, 1 the work ran and failed, 2 it could not start.
+Exit codes: 0 success, 1 the work ran and failed, 2 it could not start, 130/143 interrupted (SIGINT/SIGTERM).
 Settings: flags, then POLICYSHIP_* environment variables, then policyship.yaml, then defaults.`;
 
 function createProgram(io: Io): Command {
@@ -92,12 +93,41 @@ function commanderToUserError(error: CommanderError): UserError {
   return new UserError(message, "see policyship --help");
 }
 
+/** Under --json, a failure is a JSON document on stdout too (unless a result was printed already). */
+function printJsonError(argv: string[], io: Io, error: unknown) {
+  if (!argv.includes("--json") || io.printed) return;
+  const details = error instanceof FailureError ? error.details : undefined;
+  const known = isKnownError(error) || error instanceof InterruptedError ? error : undefined;
+  const document = details ?? {
+    error: {
+      message: known ? known.message : String(error),
+      hint: known?.hint,
+      exitCode: known ? known.exitCode : 70,
+    },
+  };
+  io.stdout(`${JSON.stringify(document, null, 2)}\n`);
+  io.printed = true;
+}
+
 /**
- * Runs the CLI. Resolves when the command succeeded; throws UserError / FailureError (or a bug) otherwise.
- * With --json a failure still prints a JSON document on stdout before throwing.
+ * Runs the CLI. Resolves when the command succeeded; throws UserError / FailureError / InterruptedError (or a
+ * bug) otherwise. With --json a failure still prints a JSON document on stdout before throwing. In the CLI's
+ * own process (the default Io), Ctrl-C and SIGTERM abort the command's Context.signal (src/interrupt.ts).
  */
 export async function run(argv: string[], baseIo: Io = defaultIo): Promise<void> {
   const io: Io = { ...baseIo, printed: false };
+  const interrupts =
+    baseIo === defaultIo
+      ? installInterrupts({
+          // The command did not unwind in time, or a second Ctrl-C: report and leave now.
+          exit: (error) => {
+            printJsonError(argv, io, error);
+            process.stderr.write(`${formatError(error)}\n`);
+            process.exit(error.exitCode);
+          },
+        })
+      : undefined;
+  io.signal = interrupts?.signal;
   const program = createProgram(io);
   program.exitOverride();
   program.configureOutput({
@@ -113,22 +143,22 @@ export async function run(argv: string[], baseIo: Io = defaultIo): Promise<void>
   }
   try {
     await program.parseAsync(argv, { from: "user" });
+    const reason = interrupts?.signal.reason;
+    // It finished before it could stop: the result stands, and the caller still hears it was interrupted.
+    if (reason instanceof InterruptedError) {
+      throw new InterruptedError(reason.signalName, "the command had finished; its result stands");
+    }
   } catch (caught) {
     if (caught instanceof CommanderError && caught.exitCode === 0) return;
     // A flag commander refused is a UserError like any other, and a JSON document under --json too.
-    const error = caught instanceof CommanderError ? commanderToUserError(caught) : caught;
-    if (argv.includes("--json") && !io.printed) {
-      const details = error instanceof FailureError ? error.details : undefined;
-      const document = details ?? {
-        error: {
-          message: isKnownError(error) ? error.message : String(error),
-          hint: isKnownError(error) ? error.hint : undefined,
-          exitCode: isKnownError(error) ? error.exitCode : 70,
-        },
-      };
-      io.stdout(`${JSON.stringify(document, null, 2)}\n`);
-    }
+    let error = caught instanceof CommanderError ? commanderToUserError(caught) : caught;
+    // Whatever a stopped child or aborted request failed with, the cause was the signal.
+    const reason = interrupts?.signal.reason;
+    if (reason instanceof InterruptedError && !(error instanceof InterruptedError)) error = reason;
+    printJsonError(argv, io, error);
     throw error;
+  } finally {
+    interrupts?.uninstall();
   }
 }
 

@@ -21,6 +21,11 @@ export interface Context {
   log: Logger;
   /** Lines for stdout that are not results, e.g. GitHub workflow commands. */
   emit: (line: string) => void;
+  /**
+   * Aborted by Ctrl-C or SIGTERM (src/interrupt.ts): steps that leave something behind (an upload, a file
+   * being written) stop at it and undo what they started. Library callers may pass their own.
+   */
+  signal?: AbortSignal;
 }
 
 export const silentLogger: Logger = { info() {}, warn() {}, debug() {} };

@@ -10,6 +10,7 @@ import { addBuildOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import type { CommitMetadata } from "../git.ts";
+import { interruptedBy } from "../interrupt.ts";
 import { type BuildArgs, opaBuild } from "../opa/commands.ts";
 import { locateOpaFor, type OpaBinary } from "../opa/locate.ts";
 import { prepareSigningKey, redactKey, type SigningKey } from "../opa/signing-key.ts";
@@ -213,12 +214,17 @@ export async function build(
       git: resolved.git,
     };
     await writeFile(`${temp}.json`, `${JSON.stringify(metadata, null, 2)}\n`);
+    // Past this point both files land; an interrupt before it leaves none.
+    context.signal?.throwIfAborted();
     await rename(`${temp}.tar.gz`, bundle);
     await rename(`${temp}.json`, metadataFile);
     return metadata;
   } catch (error) {
     await Promise.all([rm(`${temp}.tar.gz`, { force: true }), rm(`${temp}.json`, { force: true })]);
     if (createdOutDir) await rm(outDir, { recursive: true, force: true }).catch(() => {});
+    // Stopped by Ctrl-C: opa was killed or the renames not reached, and the temp files are gone.
+    if (context.signal?.aborted)
+      throw interruptedBy(context.signal, `nothing was written to ${settings.out}`);
     throw error;
   }
 }

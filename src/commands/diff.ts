@@ -6,7 +6,7 @@ import { stringify } from "safe-stable-stringify";
 import { createContext, type Io, print } from "../cli-kit.ts";
 import { addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
-import type { Changes } from "../diff/compare.ts";
+import type { BundleView, Changes } from "../diff/compare.ts";
 import { FailureError } from "../errors.ts";
 import { diffFiles, gitErrorLine } from "../git.ts";
 import { locateOpaFor } from "../opa/locate.ts";
@@ -61,11 +61,18 @@ export async function diff(
     return resolver.bundleOf(await resolveRevisionArgument(context, ref));
   };
   const limits = bundleLimits(settings);
-  // The views hold everything compared below, so what was downloaded or built can go at once.
-  const [from, to] = await Promise.all([
+  // The views hold everything compared below, so what was downloaded or built can go at once. Both sides
+  // settle first: one failing (an interrupt stops both opa builds) must not remove the dir the other still
+  // writes to, which its next write would create again and leave behind.
+  const settled = await Promise.allSettled([
     bundleOf(fromRef).then((bundle) => viewOf(opa, bundle, limits, fromRef)),
     bundleOf(toRef).then((bundle) => viewOf(opa, bundle, limits, toRef)),
-  ]).finally(() => resolver.dispose());
+  ]);
+  await resolver.dispose();
+  const [from, to] = settled.map((side) => {
+    if (side.status === "rejected") throw side.reason;
+    return side.value;
+  }) as [BundleView, BundleView];
   const manifest: DiffResult["manifest"] = {};
   for (const field of MANIFEST_FIELDS) {
     const [a, b] = [reportedField(from.manifest, field), reportedField(to.manifest, field)];

@@ -93,14 +93,17 @@ export async function publish(
   if (gitRef) metadata["git-ref"] = gitRef;
   if (target === "wasm") metadata.target = "wasm";
   context.log.info(`publishing ${revision} to ${url}`);
-  const outcome = await store.createIfAbsent({
-    key,
-    file: bundle.file,
-    size: bundle.size,
-    sha256: bundle.sha256,
-    contentType: "application/gzip",
-    metadata,
-  });
+  const outcome = await store.createIfAbsent(
+    {
+      key,
+      file: bundle.file,
+      size: bundle.size,
+      sha256: bundle.sha256,
+      contentType: "application/gzip",
+      metadata,
+    },
+    { signal: context.signal },
+  );
   let pin = outcome.created ? outcome.pin : undefined;
   if (!outcome.created) {
     // "Already published" is decided from the stored bytes; the metadata is only what the writer claimed.

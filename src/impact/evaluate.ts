@@ -45,7 +45,12 @@ function evalBatch(
     child.stdout.on("data", (chunk: Buffer) => out.push(chunk));
     child.stderr.on("data", (chunk: Buffer) => err.push(chunk));
     child.on("error", reject);
-    child.on("close", (code) => {
+    child.on("close", (code, signal) => {
+      // A stopped opa (an interrupt, the OOM killer) decided nothing: not a failing batch to split and retry.
+      if (signal) {
+        reject(new Error(`opa eval was stopped by ${signal}`));
+        return;
+      }
       const text = Buffer.concat(out).toString("utf8");
       let parsed: {
         result?: { expressions?: { value?: Record<string, unknown> }[] }[];

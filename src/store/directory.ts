@@ -5,9 +5,10 @@ import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { digestVerifier, READ_CHUNK_BYTES, sha256File } from "../bundle/read.ts";
 import { FailureError, UserError } from "../errors.ts";
+import { interruptedBy } from "../interrupt.ts";
 import { parseJson } from "../safe-json.ts";
 import { ListingBound, type ListLimits } from "./list-bounds.ts";
-import type { CreateOutcome, ObjectToCreate, Store, StoredObject } from "./store.ts";
+import type { CreateOptions, CreateOutcome, ObjectToCreate, Store, StoredObject } from "./store.ts";
 
 /**
  * A local folder laid out like the bucket, for teams that serve bundles from a static HTTP server.
@@ -32,7 +33,8 @@ export class DirectoryStore implements Store {
     return file;
   }
 
-  async createIfAbsent(object: ObjectToCreate): Promise<CreateOutcome> {
+  async createIfAbsent(object: ObjectToCreate, options: CreateOptions = {}): Promise<CreateOutcome> {
+    const { signal } = options;
     const target = this.pathOf(object.key);
     // Only this user: another account on the machine could otherwise replace a revision or its metadata.
     await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
@@ -42,10 +44,14 @@ export class DirectoryStore implements Store {
         createReadStream(object.file, { highWaterMark: READ_CHUNK_BYTES }),
         digestVerifier(object.sha256, object.file),
         createWriteStream(temp, { flags: "wx", mode: 0o600 }),
+        { signal },
       );
+      // Once linked, the object is published and its metadata follows; an interrupt before it leaves none.
+      if (signal?.aborted) throw interruptedBy(signal, "nothing was published");
       // link() fails with EEXIST when the name is taken: an atomic create-if-absent on one filesystem.
       await link(temp, target);
     } catch (error) {
+      if (signal?.aborted) throw interruptedBy(signal, "nothing was published");
       if ((error as NodeJS.ErrnoException).code === "EEXIST") {
         const existing = await this.head(object.key);
         if (existing) return { created: false, existing };

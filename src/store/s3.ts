@@ -15,10 +15,12 @@ import {
 import { Upload } from "@aws-sdk/lib-storage";
 import { digestMismatch, digestVerifier, READ_CHUNK_BYTES, sha256Of } from "../bundle/read.ts";
 import { FailureError } from "../errors.ts";
+import { interruptedBy } from "../interrupt.ts";
 import { withNullPrototypes } from "../safe-json.ts";
 import { ListingBound, type ListLimits } from "./list-bounds.ts";
 import { describeS3Error, statusOf } from "./s3-errors.ts";
-import type { CreateOutcome, ObjectToCreate, Store, StoredObject } from "./store.ts";
+import { abandonUpload, stoppingClient } from "./s3-interrupt.ts";
+import type { CreateOptions, CreateOutcome, ObjectToCreate, Store, StoredObject } from "./store.ts";
 
 export interface S3StoreOptions {
   bucket: string;
@@ -56,7 +58,9 @@ export class S3Store implements Store {
     });
   }
 
-  async createIfAbsent(object: ObjectToCreate): Promise<CreateOutcome> {
+  async createIfAbsent(object: ObjectToCreate, options: CreateOptions = {}): Promise<CreateOutcome> {
+    const { signal } = options;
+    if (signal?.aborted) throw interruptedBy(signal, "nothing was published");
     const small = object.size <= PART_SIZE_BYTES;
     let body: Buffer | Transform;
     if (small) {
@@ -67,8 +71,9 @@ export class S3Store implements Store {
       body = digestVerifier(object.sha256, object.file);
       pipeline(createReadStream(object.file, { highWaterMark: READ_CHUNK_BYTES }), body).catch(() => {});
     }
+    const multipartUploads: Promise<string | undefined>[] = [];
     const upload = new Upload({
-      client: this.client,
+      client: signal ? stoppingClient(this.client, signal, multipartUploads) : this.client,
       partSize: PART_SIZE_BYTES,
       queueSize: UPLOAD_QUEUE_SIZE,
       // Aborted multipart uploads are cleaned up, so a failure never leaves parts behind.
@@ -91,15 +96,29 @@ export class S3Store implements Store {
         this.options.onProgress?.(progress.loaded ?? 0, progress.total ?? object.size),
       );
     }
+    const stop = () => void upload.abort();
+    signal?.addEventListener("abort", stop, { once: true });
     try {
       const done = await upload.done();
       return { created: true, pin: pinOf(done.VersionId) };
     } catch (error) {
+      if (signal?.aborted) {
+        if (!Buffer.isBuffer(body)) body.destroy();
+        throw await abandonUpload(this.client, signal, {
+          bucket: this.options.bucket,
+          key: object.key,
+          url: this.urlOf(object.key),
+          uploads: multipartUploads,
+          describe: (cause, what) => this.describe(cause, what),
+        });
+      }
       if (isPreconditionFailed(error)) {
         const existing = await this.head(object.key);
         if (existing) return { created: false, existing };
       }
       throw this.describe(error, `upload to ${this.urlOf(object.key)}`);
+    } finally {
+      signal?.removeEventListener("abort", stop);
     }
   }
 

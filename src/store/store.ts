@@ -27,11 +27,19 @@ export interface ObjectToCreate {
 /** `pin`: what names the created bytes, where the store has such a name (see StoredObject.pin). */
 export type CreateOutcome = { created: true; pin?: string } | { created: false; existing: StoredObject };
 
+/** How a create may be stopped: at the signal, the store undoes what it started (an upload) and throws. */
+export interface CreateOptions {
+  signal?: AbortSignal;
+}
+
 export interface Store {
   /** e.g. s3://bucket/prefix/ or /srv/bundles/ — for messages. */
   readonly location: string;
-  /** Creates the object only when the key is free; never overwrites. */
-  createIfAbsent(object: ObjectToCreate): Promise<CreateOutcome>;
+  /**
+   * Creates the object only when the key is free; never overwrites. Aborted by `options.signal`, it leaves
+   * no object, no partial object and no pending upload behind, and throws (see interruptedBy).
+   */
+  createIfAbsent(object: ObjectToCreate, options?: CreateOptions): Promise<CreateOutcome>;
   head(key: string): Promise<StoredObject | undefined>;
   /** The bytes under key; with a pin, exactly the bytes that pin names. */
   get(key: string, pin?: string): Promise<Buffer>;

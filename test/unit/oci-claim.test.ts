@@ -19,7 +19,11 @@ function registry() {
 }
 
 const digest = (hex: string) => `sha256:${hex.repeat(64)}`;
-const write = (access: TagAccess<{ digest: string }>, hex: string, timing = { settleMs: 1 }) =>
+const write = (
+  access: TagAccess<{ digest: string }>,
+  hex: string,
+  timing: { settleMs: number; signal?: AbortSignal } = { settleMs: 1 },
+) =>
   writeTagOnce(
     access,
     "rev",
@@ -87,6 +91,28 @@ describe("writing a revision's tag once", () => {
       ),
     ).rejects.toThrow(/claimed it \(r\/p:rev\.claim\.a{16}\) but has not written it in 0 s/);
     expect(tags.has("rev")).toBe(false);
+  });
+
+  it("interrupted while its claim settles: never writes the tag, removes its claim, and the next publish writes it", async () => {
+    const { tags, access } = registry();
+    const interrupt = new AbortController();
+    const written = write(access, "b", { settleMs: 5_000, signal: interrupt.signal });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect([...tags.keys()]).toEqual([claimTagOf("rev", digest("b"))]);
+    interrupt.abort(new Error("interrupted"));
+    await expect(written).rejects.toThrow("interrupted");
+    expect(tags.size).toBe(0);
+    // A claim left behind by another build of the revision would sort first half the time and hold this up.
+    expect(await write(access, "c")).toEqual({ created: true });
+    expect([...tags]).toEqual([["rev", digest("c")]]);
+  });
+
+  it("interrupted before it starts: writes nothing", async () => {
+    const { tags, access } = registry();
+    await expect(
+      write(access, "b", { settleMs: 1, signal: AbortSignal.abort(new Error("interrupted")) }),
+    ).rejects.toThrow("interrupted");
+    expect(tags.size).toBe(0);
   });
 
   it("refuses a revision too long for its claim tag before writing anything", async () => {

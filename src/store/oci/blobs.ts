@@ -42,12 +42,14 @@ export async function pushBlob(
   digest: string,
   size: number,
   body: () => Buffer | ReadableStream,
+  signal?: AbortSignal,
 ): Promise<void> {
-  const exists = await client.send("HEAD", client.url(`blobs/${digest}`), "push");
+  const exists = await client.send("HEAD", client.url(`blobs/${digest}`), "push", { signal });
   await exists.body?.cancel();
   if (exists.ok) return;
   const start = await client.send("POST", client.url("blobs/uploads/"), "push", {
     headers: { "content-length": "0" },
+    signal,
   });
   if (start.status !== 202) throw await client.refused(start, `starting the upload of ${digest}`);
   await start.body?.cancel();
@@ -57,6 +59,7 @@ export async function pushBlob(
     headers: { "content-type": "application/octet-stream", "content-length": String(size) },
     body: body(),
     timeoutMs: UPLOAD_TIMEOUT_MS,
+    signal,
   });
   if (put.status !== 201) throw await client.refused(put, `uploading ${digest}`);
   await put.body?.cancel();

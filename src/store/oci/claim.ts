@@ -59,26 +59,34 @@ export async function writeTagOnce<T extends { digest: string }>(
   manifest: Buffer,
   manifestDigest: string,
   claim: { manifest: Buffer; digest: string },
-  timing: { settleMs?: number; winnerTimeoutMs?: number } = {},
+  timing: { settleMs?: number; winnerTimeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<TagOutcome<T>> {
+  const { signal } = timing;
   const outcome = (found: T): TagOutcome<T> =>
     found.digest === manifestDigest ? { created: true } : { created: false, existing: found };
   const mine = claimTagOf(tag, manifestDigest);
+  signal?.throwIfAborted();
   await access.put(mine, claim.manifest);
+  // Interrupted from here on, the claim is removed on the way out (the finally below, never cut short by
+  // the signal) and the tag is never written: the next publish of the revision finds neither.
   try {
-    await sleep(timing.settleMs ?? SETTLE_MS);
+    await sleep(timing.settleMs ?? SETTLE_MS, undefined, { signal });
     const claims = (await access.tags())
       .filter((name) => name.startsWith(`${tag}${CLAIM_INFIX}`) && isClaimTag(name))
       .sort();
     const current = await access.read(tag);
     if (current) return outcome(current);
     const first = claims[0] ?? mine;
-    if (first < mine) return outcome(await waitForTag(access, tag, first, timing.winnerTimeoutMs));
+    if (first < mine) return outcome(await waitForTag(access, tag, first, timing.winnerTimeoutMs, signal));
+    signal?.throwIfAborted();
     await access.put(tag, manifest);
     const written = await access.read(tag);
     if (!written)
       throw new FailureError(`${access.name(tag)} is missing right after it was written`, "run again");
     return outcome(written);
+  } catch (error) {
+    // A sleep cut short says only "aborted"; the signal's reason says why.
+    throw signal?.aborted ? signal.reason : error;
   } finally {
     await access.remove(claim.digest).catch(() => {});
   }
@@ -90,6 +98,7 @@ async function waitForTag<T extends { digest: string }>(
   tag: string,
   claim: string,
   timeoutMs = WINNER_TIMEOUT_MS,
+  signal?: AbortSignal,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -101,6 +110,6 @@ async function waitForTag<T extends { digest: string }>(
         `if no publish is running, delete the tag ${claim} and run again`,
       );
     }
-    await sleep(POLL_MS);
+    await sleep(POLL_MS, undefined, { signal });
   }
 }

@@ -22,6 +22,8 @@ interface SendInit {
   headers?: Record<string, string>;
   body?: Buffer | string | ReadableStream;
   timeoutMs?: number;
+  /** Stops the request (and its retries) at once: an interrupt. */
+  signal?: AbortSignal;
 }
 
 const REQUEST_TIMEOUT_MS = 60_000;
@@ -82,17 +84,18 @@ export class RegistryClient {
       try {
         response = await this.authorized(method, target, access, init, replayable);
       } catch (error) {
+        if (init.signal?.aborted) throw init.signal.reason;
         if (isKnownError(error)) throw error;
         // A request body that failed on its own (the bundle's digest check) is that failure, not the network's.
         const cause = (error as { cause?: unknown })?.cause;
         if (isKnownError(cause)) throw cause;
         if (!replayable || attempt >= MAX_ATTEMPTS) throw this.unreachable(error, method, attempt);
-        await sleep(backoff(attempt));
+        await sleep(backoff(attempt), undefined, { signal: init.signal });
         continue;
       }
       if ((response.status === 429 || response.status >= 500) && replayable && attempt < MAX_ATTEMPTS) {
         await response.body?.cancel();
-        await sleep(backoff(attempt));
+        await sleep(backoff(attempt), undefined, { signal: init.signal });
         continue;
       }
       return response;
@@ -113,7 +116,7 @@ export class RegistryClient {
         headers: { ...init.headers, ...this.authorization(scope) },
         body: init.body,
         redirect: "manual",
-        signal: AbortSignal.timeout(init.timeoutMs ?? REQUEST_TIMEOUT_MS),
+        signal: withTimeout(init.signal, init.timeoutMs ?? REQUEST_TIMEOUT_MS),
         ...(replayable ? {} : { duplex: "half" }),
       } as RequestInit);
     let response = await attempt();
@@ -288,4 +291,10 @@ function causeOf(error: unknown): string {
   const cause = (error as { cause?: { code?: string; message?: string } })?.cause;
   if ((error as Error)?.name === "TimeoutError") return "timed out";
   return cause?.code ?? cause?.message ?? (error as Error)?.message ?? String(error);
+}
+
+/** The request's own timeout, and the caller's signal when there is one. */
+function withTimeout(signal: AbortSignal | undefined, timeoutMs: number): AbortSignal {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  return signal ? AbortSignal.any([signal, timeout]) : timeout;
 }

@@ -4,7 +4,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { digestVerifier, READ_CHUNK_BYTES } from "../../bundle/read.ts";
 import { FailureError, isKnownError, UserError } from "../../errors.ts";
 import { readCapped } from "../../http-body.ts";
+import { interruptedBy } from "../../interrupt.ts";
 import {
+  type CreateOptions,
   type CreateOutcome,
   normalizePrefix,
   type ObjectToCreate,
@@ -166,39 +168,59 @@ export class OciStore implements Store {
    * Blobs go first, the manifest last, so a tag never names a missing blob; racing publishers settle who
    * writes the tag through claims (claim.ts).
    */
-  async createIfAbsent(object: ObjectToCreate): Promise<CreateOutcome> {
+  async createIfAbsent(object: ObjectToCreate, options: CreateOptions = {}): Promise<CreateOutcome> {
+    const { signal } = options;
+    try {
+      return await this.create(object, signal);
+    } catch (error) {
+      if (!signal?.aborted) throw error;
+      throw interruptedBy(
+        signal,
+        "nothing was published (no tag was written; blobs already sent are unreferenced)",
+      );
+    }
+  }
+
+  private async create(object: ObjectToCreate, signal?: AbortSignal): Promise<CreateOutcome> {
     const tag = this.tagOfKey(object.key);
     const before = await this.head(object.key);
     if (before) return { created: false, existing: before };
     const layerDigest = `sha256:${object.sha256}`;
-    await pushBlob(this.client, EMPTY_CONFIG_DIGEST, EMPTY_CONFIG.length, () => EMPTY_CONFIG);
+    await pushBlob(this.client, EMPTY_CONFIG_DIGEST, EMPTY_CONFIG.length, () => EMPTY_CONFIG, signal);
     // The bytes are checked against the build's sha256 on their way out; a mismatch aborts the upload
     // (pipeline carries the error to the request body), and the registry checks the digest again. When the
     // registry answers first (DIGEST_INVALID), the local check's own failure is the one reported.
     let streamed: Promise<unknown> = Promise.resolve();
     try {
-      await pushBlob(this.client, layerDigest, object.size, () => {
-        let sent = 0;
-        const counted = new Transform({
-          transform: (chunk: Buffer, _encoding, callback) => {
-            sent += chunk.length;
-            this.options.onProgress?.(sent, object.size);
-            callback(null, chunk);
-          },
-        });
-        let settle: (error: unknown) => void = () => {};
-        streamed = new Promise((resolve) => {
-          settle = resolve;
-        });
-        const body = pipeline(
-          createReadStream(object.file, { highWaterMark: READ_CHUNK_BYTES }),
-          digestVerifier(object.sha256, object.file),
-          counted,
-          (error) => settle(error),
-        );
-        return Readable.toWeb(body) as ReadableStream;
-      });
+      await pushBlob(
+        this.client,
+        layerDigest,
+        object.size,
+        () => {
+          let sent = 0;
+          const counted = new Transform({
+            transform: (chunk: Buffer, _encoding, callback) => {
+              sent += chunk.length;
+              this.options.onProgress?.(sent, object.size);
+              callback(null, chunk);
+            },
+          });
+          let settle: (error: unknown) => void = () => {};
+          streamed = new Promise((resolve) => {
+            settle = resolve;
+          });
+          const body = pipeline(
+            createReadStream(object.file, { highWaterMark: READ_CHUNK_BYTES }),
+            digestVerifier(object.sha256, object.file),
+            counted,
+            (error) => settle(error),
+          );
+          return Readable.toWeb(body) as ReadableStream;
+        },
+        signal,
+      );
     } catch (error) {
+      if (signal?.aborted) throw error;
       const local = await Promise.race([streamed, sleep(LOCAL_CHECK_WAIT_MS)]);
       throw isKnownError(local) ? local : error;
     }
@@ -217,10 +239,14 @@ export class OciStore implements Store {
       claim: true,
     });
     // A concurrent publisher of the same revision may have won while the blobs went up (see claim.ts).
-    const outcome = await writeTagOnce(this.tagAccess(), tag, manifest, manifestDigest, {
-      manifest: claim,
-      digest: digestOf(claim),
-    });
+    const outcome = await writeTagOnce(
+      this.tagAccess(),
+      tag,
+      manifest,
+      manifestDigest,
+      { manifest: claim, digest: digestOf(claim) },
+      { signal },
+    );
     return outcome.created
       ? { created: true, pin: manifestDigest }
       : { created: false, existing: this.toObject(object.key, outcome.existing) };
