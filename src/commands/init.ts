@@ -182,7 +182,7 @@ export function renderInit(result: InitResult, registry?: string): string {
   return lines.join("\n");
 }
 
-/** The `init` command: its flags, help and examples, and how its result is printed. */
+/** The `init` command: its flags, help and examples, and how its result is printed. @internal: CLI only, kept out of the .d.ts */
 export function defineInit(program: Command, io: Io): Command {
   return program
     .command("init")
