@@ -39,12 +39,13 @@ function settingsFromFlags(flags: Record<string, unknown>): Record<string, unkno
   return settings;
 }
 
-/** Every --opa given, in order (status reads them as OPA instance URLs). */
+/** Every --opa given, in order (status reads them as OPA instance URLs). @internal: CLI only, kept out of the .d.ts */
 export function opaFlags(command: Command): string[] {
   const value = (command.optsWithGlobals() as { opa?: string | string[] }).opa;
   return value === undefined ? [] : Array.isArray(value) ? value : [value];
 }
 
+/** @internal: CLI only, kept out of the .d.ts */
 export async function createContext(io: Io, command: Command): Promise<Context> {
   const flags = command.optsWithGlobals() as Record<string, unknown>;
   const cwd = path.resolve(io.cwd, typeof flags.cwd === "string" ? flags.cwd : ".");

@@ -1,4 +1,4 @@
-import type { Settings } from "./settings-schema.ts";
+import type { Settings } from "./settings-types.ts";
 
 export interface Logger {
   /** Progress for humans, on stderr (silentLogger for library callers who want none). */

@@ -18,4 +18,4 @@ export { type Context, type Logger, silentLogger, stderrLogger } from "./context
 export { FailureError, UserError } from "./errors.ts";
 export { renderOpaConfig } from "./opa-config/render.ts";
 export { resolveSettings } from "./settings.ts";
-export type { Settings } from "./settings-schema.ts";
+export type { Settings, SettingsInput } from "./settings-types.ts";

@@ -4,6 +4,7 @@
 // core, and every command pays that on start-up (see README "Performance").
 import { z } from "zod/v3";
 import { CONFIG_FORMATS, CREDENTIAL_MODES, FAIL_ON, TARGETS } from "./choices.ts";
+import type { Settings, SettingsInput } from "./settings-types.ts";
 import { HAS_URL_SCHEME } from "./url-scheme.ts";
 
 /** Characters that are safe in an S3 key, a file name and OPA's manifest. */
@@ -233,7 +234,7 @@ export const settingsSchema = z
   })
   .strict();
 
-export type SettingsInput = Partial<z.infer<typeof settingsSchema>>;
+export type { Settings, SettingsInput };
 
 export const DEFAULTS = {
   policies: "policies",
@@ -278,6 +279,18 @@ export const DEFAULTS = {
   dryRun: false,
 } as const satisfies SettingsInput;
 
-export type Settings = Omit<SettingsInput, keyof typeof DEFAULTS> & {
-  -readonly [K in keyof typeof DEFAULTS]-?: z.infer<typeof settingsSchema>[K];
+/**
+ * The settings' plain types (settings-types.ts, what the library entry exports without zod) must equal what
+ * the schema infers, both ways: a setting added here and not there, or typed differently, fails typecheck.
+ */
+type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+type Inferred = z.infer<typeof settingsSchema>;
+type InferredSettings = Omit<Partial<Inferred>, keyof typeof DEFAULTS> & {
+  -readonly [K in keyof typeof DEFAULTS]-?: Inferred[K];
 };
+type Flatten<T> = { [K in keyof T]: T[K] };
+type Assert<T extends true> = T;
+export type SettingsTypesMatchSchema = [
+  Assert<Equals<Flatten<SettingsInput>, Partial<Inferred>>>,
+  Assert<Equals<Flatten<Settings>, Flatten<InferredSettings>>>,
+];

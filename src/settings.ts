@@ -3,7 +3,8 @@ import path from "node:path";
 import { z } from "zod/v3";
 import { UserError } from "./errors.ts";
 import { nullObject, parseJson, withNullPrototypes } from "./safe-json.ts";
-import { DEFAULTS, type Settings, type SettingsInput, settingsSchema } from "./settings-schema.ts";
+import { DEFAULTS, settingsSchema } from "./settings-schema.ts";
+import type { Settings, SettingsInput } from "./settings-types.ts";
 import { loadYaml } from "./yaml.ts";
 
 export const CONFIG_FILES = ["policyship.yaml", "policyship.yml", "policyship.json"];

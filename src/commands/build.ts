@@ -257,7 +257,7 @@ async function makeOutDir(outDir: string, shown: string): Promise<boolean> {
   }
 }
 
-/** The `build` command: its flags, help and examples, and how its result is printed. */
+/** The `build` command: its flags, help and examples, and how its result is printed. @internal: CLI only, kept out of the .d.ts */
 export function defineBuild(program: Command, io: Io): Command {
   return addBuildOptions(program.command("build"))
     .description("build <out>/<rev>.tar.gz with opa, the revision being the git SHA, and check its manifest")

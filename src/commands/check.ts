@@ -109,7 +109,7 @@ export function renderCheck(result: CheckResult): string {
   return lines.join("\n");
 }
 
-/** The `check` command: its flags, help and examples, and how its result is printed. */
+/** The `check` command: its flags, help and examples, and how its result is printed. @internal: CLI only, kept out of the .d.ts */
 export function defineCheck(program: Command, io: Io): Command {
   return addCheckOptions(program.command("check"))
     .description("opa check --strict and opa fmt --list --fail on the policies")

@@ -136,7 +136,7 @@ export function renderConfigResult(result: ConfigResult): string {
     : result.text.trimEnd();
 }
 
-/** The `config` command: its flags, help and examples, and how its result is printed. */
+/** The `config` command: its flags, help and examples, and how its result is printed. @internal: CLI only, kept out of the .d.ts */
 export function defineConfig(program: Command, io: Io): Command {
   return addConfigOptions(addStoreOptions(program.command("config")))
     .description("render the OPA configuration pinned to a revision")

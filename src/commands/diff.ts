@@ -168,7 +168,7 @@ export function renderDiff(result: DiffResult, patch?: string): string {
   return lines.join("\n");
 }
 
-/** The `diff` command: its flags, help and examples, and how its result is printed. */
+/** The `diff` command: its flags, help and examples, and how its result is printed. @internal: CLI only, kept out of the .d.ts */
 export function defineDiff(program: Command, io: Io): Command {
   return addStoreOptions(program.command("diff"))
     .argument("<from>", "a published revision, a bundle file, or a git ref (built on the fly)")

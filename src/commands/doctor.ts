@@ -118,7 +118,7 @@ export function renderDoctor(result: DoctorResult): string {
     .join("\n");
 }
 
-/** The `doctor` command: its flags, help and examples, and how its result is printed. */
+/** The `doctor` command: its flags, help and examples, and how its result is printed. @internal: CLI only, kept out of the .d.ts */
 export function defineDoctor(program: Command, io: Io): Command {
   return addStoreOptions(program.command("doctor"))
     .description("check node, git, opa, the policies, the config file and the store; one ✓/✗ line each")

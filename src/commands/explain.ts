@@ -210,7 +210,7 @@ async function explainRevision(
   };
 }
 
-/** The `explain` command: its flags, help and examples, and how its result is printed. */
+/** The `explain` command: its flags, help and examples, and how its result is printed. @internal: CLI only, kept out of the .d.ts */
 export function defineExplain(program: Command, io: Io): Command {
   return addStoreOptions(program.command("explain"))
     .description("why a recorded decision came out as it did: the revision, the rules and their lines")

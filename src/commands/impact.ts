@@ -309,7 +309,7 @@ export function renderImpactMarkdown(result: ImpactResult, showResults = false):
   return `${sections.join("\n")}\n`;
 }
 
-/** The `impact` command: its flags, help and examples, and how its result is printed. */
+/** The `impact` command: its flags, help and examples, and how its result is printed. @internal: CLI only, kept out of the .d.ts */
 export function defineImpact(program: Command, io: Io): Command {
   return addStoreOptions(program.command("impact"))
     .description("replay recorded decisions against their revision and a candidate; report what flips")

@@ -9,7 +9,7 @@ import { packageRoot } from "../package-root.ts";
 export interface InitResult {
   created: string[];
   skipped: string[];
-  /** .gitignore, when init added the out dir to it. */
+  /** .gitignore, when init added the out dir or node_modules/ to it. */
   updated: string[];
 }
 
@@ -21,6 +21,7 @@ policies: ${policies}
 out: dist
 # bucket: my-policy-bucket     # where bundles are published (or POLICYSHIP_BUCKET)
 # region: eu-west-1            # the bucket's region (or AWS_REGION)
+# endpoint: http://127.0.0.1:9000  # MinIO or another S3-compatible store (or POLICYSHIP_ENDPOINT)
 # registry: ghcr.io/acme/policies  # or an OCI registry instead of a bucket: each revision is the tag <sha>
 #                                  # (then drop prefix: the repository path does its job)
 prefix: authz
@@ -75,23 +76,30 @@ function followPolicies(policies: string): (text: string) => string {
       .replaceAll('"policies/**"', `"${policies}/**"`);
 }
 
-/** The out dir in .gitignore, creating the file where there is none; undefined when it is listed already. */
-async function ignoreOut(cwd: string, out: string): Promise<boolean> {
+/**
+ * The out dir and node_modules/ in .gitignore, creating the file where there is none (a new user's first
+ * `git add -A` must commit neither); false when both are listed already.
+ */
+async function ignoreEntries(cwd: string, out: string): Promise<boolean> {
   const file = path.join(cwd, ".gitignore");
   const text = await readFile(file, "utf8").catch(() => undefined);
-  const entry = `${out.replace(/\/+$/, "")}/`;
-  const listed = (text ?? "")
-    .split(/\r?\n/)
-    .some((line) => [entry, `/${entry}`, entry.slice(0, -1), `/${entry.slice(0, -1)}`].includes(line.trim()));
-  if (listed) return false;
+  const lines = (text ?? "").split(/\r?\n/).map((line) => line.trim());
+  const listed = (dir: string) =>
+    [dir, `/${dir}`, `**/${dir}`].some((form) => lines.includes(form) || lines.includes(`${form}/`));
+  const missing = [
+    { dir: out.replace(/\/+$/, ""), comment: "# policyship's build output" },
+    { dir: "node_modules", comment: "# installed packages" },
+  ].filter(({ dir }) => !listed(dir));
+  if (missing.length === 0) return false;
   const separator = text === undefined || text === "" || text.endsWith("\n") ? "" : "\n";
-  await appendFile(file, `${separator}# policyship's build output\n${entry}\n`);
+  const added = missing.map(({ dir, comment }) => `${comment}\n${dir}/\n`).join("");
+  await appendFile(file, `${separator}${added}`);
   return true;
 }
 
 /**
  * Scaffolds policyship.yaml, the example policies, the release, rollback and impact workflows and the
- * .gitignore entry; never overwrites what is there, and every path follows --policies.
+ * .gitignore entries; never overwrites what is there, and every path follows --policies.
  */
 export async function init(context: Context): Promise<InitResult> {
   const { cwd } = context;
@@ -160,7 +168,7 @@ export async function init(context: Context): Promise<InitResult> {
     await writeFile(target, text, { flag: "wx" });
     result.created.push(item.target);
   }
-  if (await ignoreOut(cwd, context.settings.out)) result.updated.push(".gitignore");
+  if (await ignoreEntries(cwd, context.settings.out)) result.updated.push(".gitignore");
   return result;
 }
 
@@ -168,7 +176,7 @@ export function renderInit(result: InitResult, registry?: string): string {
   const lines = [
     ...result.created.map((file) => `created ${file}`),
     ...result.skipped.map((file) => `skipped ${file}`),
-    ...result.updated.map((file) => `updated ${file} (added the out dir)`),
+    ...result.updated.map((file) => `updated ${file} (added the out dir and node_modules/, where missing)`),
   ];
   if (result.created.length > 0) {
     lines.push(
@@ -176,18 +184,18 @@ export function renderInit(result: InitResult, registry?: string): string {
       "next: commit these files, then run `npx policyship release --dry-run`",
       registry
         ? "      the workflow pushes with GITHUB_TOKEN on ghcr.io (add a login step for other registries)"
-        : "      set bucket and region in policyship.yaml to publish",
+        : "      set bucket and region (and endpoint, for MinIO or another S3-compatible store) in policyship.yaml to publish",
     );
   }
   return lines.join("\n");
 }
 
-/** The `init` command: its flags, help and examples, and how its result is printed. */
+/** The `init` command: its flags, help and examples, and how its result is printed. @internal: CLI only, kept out of the .d.ts */
 export function defineInit(program: Command, io: Io): Command {
   return program
     .command("init")
     .description(
-      "scaffold policyship.yaml, example policies, the release, rollback and impact workflows, and dist/ in .gitignore (never overwrites)",
+      "scaffold policyship.yaml, example policies, the release, rollback and impact workflows, and dist/ and node_modules/ in .gitignore (never overwrites)",
     )
     .option("--policies <dir>", "where the example policies go (default: policies)")
     .option(

@@ -105,7 +105,7 @@ export function renderList(revisions: ListedRevision[]): string {
     .join("\n");
 }
 
-/** The `list` command: its flags, help and examples, and how its result is printed. */
+/** The `list` command: its flags, help and examples, and how its result is printed. @internal: CLI only, kept out of the .d.ts */
 export function defineList(program: Command, io: Io): Command {
   return addInstanceOptions(
     addStoreOptions(program.command("list")),

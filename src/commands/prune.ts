@@ -240,7 +240,7 @@ export function renderPrune(result: PruneResult): string {
   return lines.join("\n");
 }
 
-/** The `prune` command: its flags, help and examples, and how its result is printed. */
+/** The `prune` command: its flags, help and examples, and how its result is printed. @internal: CLI only, kept out of the .d.ts */
 export function definePrune(program: Command, io: Io): Command {
   return addInstanceOptions(
     addStoreOptions(program.command("prune")),

@@ -144,7 +144,7 @@ export function renderPublish(result: PublishResult): string {
     : `already published ${result.url} with the same sha256 ${result.sha256}${pin}`;
 }
 
-/** The `publish` command: its flags, help and examples, and how its result is printed. */
+/** The `publish` command: its flags, help and examples, and how its result is printed. @internal: CLI only, kept out of the .d.ts */
 export function definePublish(program: Command, io: Io): Command {
   return addConfigOptions(addStoreOptions(program.command("publish")))
     .description(

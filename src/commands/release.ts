@@ -246,7 +246,7 @@ export function renderRelease(result: ReleaseResult): string {
   ].join("\n");
 }
 
-/** The `release` command: its flags, help and examples, and how its result is printed. */
+/** The `release` command: its flags, help and examples, and how its result is printed. @internal: CLI only, kept out of the .d.ts */
 export function defineRelease(program: Command, io: Io): Command {
   return addCheckOptions(
     addConfigOptions(addStoreOptions(addTestOptions(addBuildOptions(program.command("release"))))),

@@ -53,7 +53,7 @@ export function renderRollback(result: RollbackResult): string {
     : `${header}\n${result.text.trimEnd()}`;
 }
 
-/** The `rollback` command: its flags, help and examples, and how its result is printed. */
+/** The `rollback` command: its flags, help and examples, and how its result is printed. @internal: CLI only, kept out of the .d.ts */
 export function defineRollback(program: Command, io: Io): Command {
   return addConfigOptions(addStoreOptions(program.command("rollback")))
     .argument("<revision>", "full SHA, short SHA, tag or branch")

@@ -133,7 +133,7 @@ function renderStatusMarkdown(result: StatusResult): string {
   return `${title}\n\n${markdownTable(["", "instance", "active revision", "activated", "error"], rows)}\n`;
 }
 
-/** The `status` command: its flags, help and examples, and how its result is printed. */
+/** The `status` command: its flags, help and examples, and how its result is printed. @internal: CLI only, kept out of the .d.ts */
 export function defineStatus(program: Command, io: Io): Command {
   return addInstanceOptions(program.command("status"), "an OPA instance to read, e.g. http://10.0.0.5:8181")
     .description("read each OPA's bundle status; with --expect, wait until every instance runs that revision")

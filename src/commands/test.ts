@@ -251,7 +251,7 @@ export function renderTest(result: TestResult): string {
   return lines.join("\n");
 }
 
-/** The `test` command: its flags, help and examples, and how its result is printed. */
+/** The `test` command: its flags, help and examples, and how its result is printed. @internal: CLI only, kept out of the .d.ts */
 export function defineTest(program: Command, io: Io): Command {
   return addTestOptions(
     program

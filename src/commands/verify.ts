@@ -96,7 +96,7 @@ export function renderVerify(result: VerifiedObject): string {
   ].join("\n");
 }
 
-/** The `verify` command: its flags, help and examples, and how its result is printed. */
+/** The `verify` command: its flags, help and examples, and how its result is printed. @internal: CLI only, kept out of the .d.ts */
 export function defineVerify(program: Command, io: Io): Command {
   return addStoreOptions(program.command("verify"))
     .argument("<revision>", "full SHA, short SHA, tag or branch")

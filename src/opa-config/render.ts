@@ -1,6 +1,6 @@
 import { UserError } from "../errors.ts";
 import { flagName, storeKind } from "../settings.ts";
-import type { Settings } from "../settings-schema.ts";
+import type { Settings } from "../settings-types.ts";
 import { parseRegistry, tagOf } from "../store/oci/reference.ts";
 import { objectKey } from "../store/store.ts";
 

@@ -25,8 +25,9 @@ describe("policyship init", () => {
       skipped: [],
       updated: [".gitignore"],
     });
+    // A new user's first `git add -A` commits neither the build output nor the installed packages.
     expect(await readFile(path.join(repo.dir, ".gitignore"), "utf8")).toBe(
-      "# policyship's build output\ndist/\n",
+      "# policyship's build output\ndist/\n# installed packages\nnode_modules/\n",
     );
     for (const [created, source] of [
       [".github/workflows/policy-release.yml", ".github/workflows/policy-release.yml"],
@@ -42,6 +43,28 @@ describe("policyship init", () => {
     const dry = await runCli(["release", "--dry-run"], { cwd: repo.dir });
     expect(dry.exitCode, dry.stderr).toBe(0);
     expect(dry.stdout).toContain("13 passed, 0 failed");
+  });
+
+  it("adds node_modules/ beside a listed out dir, and its closing hint names endpoint for MinIO", async () => {
+    const repo = await createRepo();
+    await repo.write(".gitignore", "/dist");
+    const result = await runCli(["init"], { cwd: repo.dir });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout).toContain("updated .gitignore");
+    expect(result.stdout).toMatch(
+      /set bucket and region \(and endpoint, for MinIO or another S3-compatible store\)/,
+    );
+    expect(await readFile(path.join(repo.dir, ".gitignore"), "utf8")).toBe(
+      "/dist\n# installed packages\nnode_modules/\n",
+    );
+    expect(await readFile(path.join(repo.dir, "policyship.yaml"), "utf8")).toMatch(/^# endpoint: /m);
+    // Listed in any of the usual forms, node_modules is not added twice.
+    const other = await createRepo();
+    await other.write(".gitignore", "**/node_modules\ndist/\n");
+    const again = await runCli(["init", "--json"], { cwd: other.dir });
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout).updated).toEqual([]);
+    expect(await readFile(path.join(other.dir, ".gitignore"), "utf8")).toBe("**/node_modules\ndist/\n");
   });
 
   it("--registry scaffolds the registry and the OCI release workflow; release --dry-run renders no config (it pins a digest publish creates)", async () => {

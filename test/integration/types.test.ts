@@ -1,4 +1,6 @@
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
@@ -29,6 +31,15 @@ app.get("/orders/:id", expressAuthorize(enforcer), (req: Request<{ id: string }>
 });
 export default app;
 `;
+
+/** What the test uses of the app's TypeScript 5.9 API (the repository's own 7.x ships no such API). */
+interface AppTypeScript {
+  preProcessFile(
+    text: string,
+    readImportFiles: boolean,
+    detectJavaScriptImports: boolean,
+  ): Record<"importedFiles" | "referencedFiles" | "typeReferenceDirectives", { fileName: string }[]>;
+}
 
 describe("the enforcer's types, in an app's own build", () => {
   let tarball: string;
@@ -194,4 +205,88 @@ console.log(typeof createEnforcer);
     },
     COMPILE_TIMEOUT_MS,
   );
+
+  it(
+    "an app that imports policyship's library entry compiles with skipLibCheck false and only the tarball installed",
+    async () => {
+      // No commander, zod or AWS SDK: they are the bundled CLI's, not the package's dependencies.
+      for (const name of ["commander", "zod", "@aws-sdk/client-s3"]) {
+        expect(existsSync(path.join(bare, "node_modules", name)), name).toBe(false);
+      }
+      const result = await compile(bare, "library-app", {
+        type: "module",
+        compilerOptions: ESM,
+        files: {
+          "release.ts": `
+import {
+  build,
+  type Context,
+  FailureError,
+  renderOpaConfig,
+  resolveSettings,
+  type Settings,
+  type SettingsInput,
+  silentLogger,
+  UserError,
+} from "policyship";
+const { settings } = await resolveSettings({ cwd: process.cwd(), env: process.env, flags: {} });
+const out: string = settings.out;
+const target: "rego" | "wasm" = settings.target;
+const input: SettingsInput = { bucket: "policies", region: "eu-west-1" };
+const context: Context = {
+  cwd: process.cwd(),
+  env: process.env,
+  settings,
+  explicit: new Set(),
+  json: false,
+  verbose: false,
+  log: silentLogger,
+  emit: (line) => console.log(line),
+};
+export async function release(more: Settings): Promise<string> {
+  try {
+    const built = await build({ ...context, settings: { ...more, ...input } });
+    return built.revision + out + target + String(renderOpaConfig);
+  } catch (error) {
+    if (error instanceof UserError || error instanceof FailureError) return error.message;
+    throw error;
+  }
+}
+`,
+        },
+      });
+      expect(result.stdout).not.toContain("error");
+      expect(result.code).toBe(0);
+    },
+    COMPILE_TIMEOUT_MS,
+  );
+
+  it("dist/index.d.ts and every declaration it reaches import nothing outside the package but node:*", async () => {
+    const dist = path.join(bare, "node_modules/policyship/dist");
+    // The app's own TypeScript reads each file's imports, type-position import("…") and references included.
+    const ts = createRequire(path.join(bare, "package.json"))("typescript") as AppTypeScript;
+    const seen = new Set<string>();
+    const outside: string[] = [];
+    const queue = [path.join(dist, "index.d.ts")];
+    for (let file = queue.pop(); file !== undefined; file = queue.pop()) {
+      if (seen.has(file)) continue;
+      seen.add(file);
+      const info = ts.preProcessFile(await readFile(file, "utf8"), true, true);
+      for (const { fileName } of [...info.importedFiles, ...info.referencedFiles]) {
+        if (fileName.startsWith(".")) {
+          queue.push(path.resolve(path.dirname(file), fileName).replace(/\.(ts|js)$/, ".d.ts"));
+        } else if (!fileName.startsWith("node:")) {
+          outside.push(`${path.relative(dist, file)} imports ${fileName}`);
+        }
+      }
+      for (const { fileName } of info.typeReferenceDirectives) {
+        if (fileName !== "node") outside.push(`${path.relative(dist, file)} references types ${fileName}`);
+      }
+    }
+    expect(outside).toEqual([]);
+    // The walk reached the commands and the settings, where commander and zod used to come in.
+    expect([...seen].map((file) => path.relative(dist, file))).toEqual(
+      expect.arrayContaining(["commands/build.d.ts", "settings.d.ts", "settings-types.d.ts", "cli.d.ts"]),
+    );
+  });
 });
