@@ -54,7 +54,8 @@ export function resolveTarget(method: string, url: string, rules: PathRules): Ta
       : refuse(`asterisk-form target with ${method}`);
   }
   let rest = url;
-  const absolute = ABSOLUTE_FORM.exec(url);
+  // Origin-form (the usual case) cannot match the absolute-form pattern: skip the regular expression.
+  const absolute = url.charCodeAt(0) === 47 ? null : ABSOLUTE_FORM.exec(url);
   if (absolute) rest = url.slice(absolute[0].length);
   if (!rest.startsWith("/")) {
     return refuse(absolute ? "absolute-form target without a path" : "target does not start with /");
@@ -73,7 +74,11 @@ export function resolveTarget(method: string, url: string, rules: PathRules): Ta
   }
   if (rawPath.includes("\\")) return refuse("path contains a backslash");
   // "." and ".." (also percent-encoded) name another path to whoever resolves them, and the router does not.
-  if (rawPath.split("/").some((segment) => DOT_SEGMENT.test(segment))) {
+  // Without a "." or a "%" no segment can be one (split only a path that might hold one).
+  if (
+    (rawPath.includes(".") || rawPath.includes("%")) &&
+    rawPath.split("/").some((segment) => DOT_SEGMENT.test(segment))
+  ) {
     return refuse("path contains a dot segment");
   }
   // An empty segment (//) is read differently by each reader: Express 4's mount matcher drops one slash of

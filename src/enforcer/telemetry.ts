@@ -18,6 +18,8 @@ interface Instruments {
   duration: ReturnType<Meter["createHistogram"]>;
   decisions: ReturnType<Meter["createCounter"]>;
   shadow: ReturnType<Meter["createCounter"]>;
+  /** The API's own no-op instruments: no meter provider is registered, so nothing would be recorded. */
+  noop: boolean;
 }
 
 const SCOPE = "policyship/enforcer";
@@ -31,6 +33,9 @@ export class Telemetry {
   private api: OtelApi | undefined;
   private tracer: ReturnType<OtelApi["trace"]["getTracer"]> | undefined;
   private instruments: Instruments | undefined;
+  /** What the API hands out while no SDK is registered, to tell "no-op" apart per decision. */
+  private noopTracerProvider: unknown;
+  private noopHistogram: unknown;
   readonly loaded: Promise<void>;
 
   constructor(enabled: boolean) {
@@ -45,6 +50,20 @@ export class Telemetry {
     }
     // A ProxyTracer: it delegates to whichever SDK registers, before or after this.
     this.tracer = this.api.trace.getTracer(SCOPE);
+    // A proxy with no delegate answers with the API's no-op provider; the no-op meter with its no-op histogram.
+    this.noopTracerProvider = new this.api.ProxyTracerProvider().getDelegate();
+    this.noopHistogram = this.api.createNoopMeter().createHistogram("policyship.noop");
+  }
+
+  /**
+   * Whether OpenTelemetry would keep anything: a tracer provider or a meter provider registered (now or since
+   * the last decision). The API alone builds non-recording spans and drops measurements, at about a
+   * microsecond and a half per decision (docs/perf/P7.md), so then no event is built for it.
+   */
+  private recording(api: OtelApi): boolean {
+    const provider = api.trace.getTracerProvider();
+    const tracerProvider = provider instanceof api.ProxyTracerProvider ? provider.getDelegate() : provider;
+    return tracerProvider !== this.noopTracerProvider || !this.metricInstruments(api).noop;
   }
 
   private metricInstruments(api: OtelApi): Instruments {
@@ -63,14 +82,18 @@ export class Telemetry {
         shadow: meter.createCounter("policyship.shadow.decisions", {
           description: "Shadow candidate decisions, by whether and how they differ from the enforced one",
         }),
+        noop: false,
       };
+      this.instruments.noop = this.instruments.duration === this.noopHistogram;
     }
     return this.instruments;
   }
 
-  /** Whether anything would receive an event: a channel subscriber, or the OpenTelemetry API. */
+  /** Whether anything would receive an event: a channel subscriber, or an OpenTelemetry SDK. */
   listening(): boolean {
-    return decisionChannel.hasSubscribers || this.tracer !== undefined;
+    if (decisionChannel.hasSubscribers) return true;
+    const { api } = this;
+    return api !== undefined && this.tracer !== undefined && this.recording(api);
   }
 
   recordShadow(differs: boolean, flip: string) {
@@ -83,7 +106,7 @@ export class Telemetry {
     const startedAt = event.decidedAt;
     if (decisionChannel.hasSubscribers) decisionChannel.publish(event);
     const { api, tracer } = this;
-    if (!api || !tracer) return;
+    if (!api || !tracer || !this.recording(api)) return;
     const instruments = this.metricInstruments(api);
     const outcome = event.would;
     const attributes = {
@@ -95,12 +118,12 @@ export class Telemetry {
     };
     const span = tracer.startSpan("policyship.decision", {
       startTime: startedAt,
-      attributes: {
-        ...attributes,
+      // Object.assign rather than spread, which V8 builds through a slow path (see enforcer.ts).
+      attributes: Object.assign({}, attributes, {
         "policyship.revision": event.revision ?? "",
         "policyship.decision_id": event.decisionId,
         "policyship.status": event.decision.status,
-      },
+      }),
     });
     if (outcome === "error") {
       span.setStatus({ code: api.SpanStatusCode.ERROR, message: event.decision.error });

@@ -36,6 +36,15 @@ describe("Kong input", () => {
     expect(parseQuerystring("")).toEqual({});
   });
 
+  it("keeps __proto__, constructor and prototype as plain querystring keys, with no prototype", () => {
+    const query = parseQuerystring("__proto__=1&__proto__=2&constructor&prototype=p&%5F_proto__=3");
+    expect(Object.getPrototypeOf(query)).toBeNull();
+    expect(Object.keys(query)).toEqual(["__proto__", "constructor", "prototype"]);
+    expect(Object.getOwnPropertyDescriptor(query, "__proto__")?.value).toEqual(["1", "2", "3"]);
+    expect(query.constructor).toBe(true);
+    expect(({} as Record<string, unknown>).prototype).toBeUndefined();
+  });
+
   it("builds request.http from a node request", () => {
     const req = request(
       "/orders/42?expand&x=1",
