@@ -191,6 +191,10 @@ export const settingsSchema = z
     mask: z.array(z.string().regex(/^\/input(\/|$)/, "must be JSON Pointers under /input")),
     showResults: z.boolean(),
     markdown: z.string().min(1),
+    sample: z
+      .number()
+      .gt(0, "must be a share of the decisions above 0, such as 0.1")
+      .max(1, "must be at most 1 (all)"),
     // status
     expect: z.string().min(1),
     wait: z.string().regex(/^\d+(\.\d+)?(ms|s|m|h)?$/, "must be a duration such as 90s, 5m or 1h"),

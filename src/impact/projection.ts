@@ -51,7 +51,8 @@ function isInputVar(node: unknown): boolean {
  * that starts at `input` keeps the subtree at its longest static prefix (`input.a[k].b` keeps `input.a`,
  * `input.a[0]` keeps `input.a`), so a reference passed whole to a function, walked or iterated keeps all of
  * it; `input` alone, or the name `input` anywhere but at the head of a reference, keeps everything. Imports
- * (`import input.x as y`) and `with` targets are references like any other.
+ * (`import input.x as y`) are references like any other; a `with` target is written, not read (what is
+ * read under it is a reference of its own).
  */
 export function readsOfModule(ast: unknown): InputReads {
   let reads = noReads();
@@ -62,6 +63,17 @@ export function readsOfModule(ast: unknown): InputReads {
       return;
     }
     const { type, value } = node as Node;
+    const target = (node as { target?: Node }).target;
+    if (Object.hasOwn(node, "target") && target?.type === "ref" && Array.isArray(target.value)) {
+      // A `with` target is replaced, not read: `with input as x` reads nothing of the recorded input.
+      // Its other parts (a dynamic key, the value) are visited like any term.
+      const [head, ...rest] = target.value as unknown[];
+      if (!isInputVar(head)) visit(head);
+      visit(rest);
+      for (const key of Object.keys(node))
+        if (key !== "target") visit((node as Record<string, unknown>)[key]);
+      return;
+    }
     if (type === "ref" && Array.isArray(value) && isInputVar(value[0])) {
       const keys: string[] = [];
       for (const term of value.slice(1)) {
