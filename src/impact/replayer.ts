@@ -10,7 +10,7 @@ const BATCH_SIZE = 5_000;
 /** Records read ahead of the report: they wait, in order, for the evaluations they need. */
 const WINDOW = 20_000;
 /** Windows read but not yet reported: bounds the records held while opa works. */
-const WINDOWS_AHEAD = 2;
+const WINDOWS_AHEAD = 3;
 /** Evaluated inputs remembered: a projected input seen again is not evaluated again. */
 const CACHE_ENTRIES = 400_000;
 /** Distinct replayed results kept once and shared, so the cache holds references, not copies. */
@@ -31,13 +31,20 @@ interface Entry {
   pending?: Promise<void>;
 }
 
+/** The evaluation of the entries queued in a group, settled once they are launched and evaluated. */
+interface Batch {
+  entries: Entry[];
+  done: Promise<void>;
+  settle: (evaluated: Promise<void>) => void;
+}
+
 interface Group {
   revision: string;
   rulePath: string;
   bundle: Promise<string>;
   reads: Promise<InputReads>;
   cache: LRUCache<string, Entry>;
-  queued: Entry[];
+  queued?: Batch;
 }
 
 interface Window {
@@ -77,10 +84,11 @@ export class Replayer {
     const key = JSON.stringify(projected ?? null);
     let entry = group.cache.get(key);
     if (!entry) {
-      entry = { input: projected };
+      const batch = group.queued ?? this.newBatch(group);
+      entry = { input: projected, pending: batch.done };
       group.cache.set(key, entry);
-      group.queued.push(entry);
-      if (group.queued.length >= BATCH_SIZE) await this.launch(group);
+      batch.entries.push(entry);
+      if (batch.entries.length >= BATCH_SIZE) await this.launch(group);
     }
     this.window.items.push({ record, revision, entry });
     if (entry.pending) this.window.waits.add(entry.pending);
@@ -90,7 +98,23 @@ export class Replayer {
   /** Evaluates what is left and reports every record; rejects with the first evaluation's failure. */
   async finish(): Promise<void> {
     await this.closeWindow();
+    await this.launchAll();
     await Promise.all(this.reported);
+  }
+
+  private newBatch(group: Group): Batch {
+    let settle: (evaluated: Promise<void>) => void = () => {};
+    const done = new Promise<void>((resolve) => {
+      settle = resolve;
+    });
+    // Marked handled here: a failure is raised when the window that needs it is reported.
+    done.catch(() => {});
+    group.queued = { entries: [], done, settle };
+    return group.queued;
+  }
+
+  private async launchAll(): Promise<void> {
+    for (const group of this.groups.values()) await this.launch(group);
   }
 
   private groupOf(revision: string, rulePath: string): Group {
@@ -108,7 +132,6 @@ export class Replayer {
         bundle,
         reads,
         cache: new LRUCache({ max: CACHE_ENTRIES }),
-        queued: [],
       };
       this.groups.set(name, group);
     }
@@ -126,19 +149,12 @@ export class Replayer {
 
   /** Starts evaluating a group's queued entries once a slot is free (the reader waits for it meanwhile). */
   private async launch(group: Group): Promise<void> {
-    const entries = group.queued;
-    group.queued = [];
-    if (entries.length === 0) return;
-    let settle: (value: Promise<void>) => void = () => {};
-    const done = new Promise<void>((resolve) => {
-      settle = resolve;
-    });
-    // Marked handled here: a failure is raised when the window that needs it is reported.
-    done.catch(() => {});
-    for (const entry of entries) entry.pending = done;
+    const batch = group.queued;
+    group.queued = undefined;
+    if (!batch) return;
     await this.slot();
-    settle(
-      this.evaluate(group, entries).finally(() => {
+    batch.settle(
+      this.evaluate(group, batch.entries).finally(() => {
         this.running--;
         this.slots.shift()?.();
       }),
@@ -184,13 +200,15 @@ export class Replayer {
     return replayed;
   }
 
+  /**
+   * Queues the window's report behind the one before it and the batches it needs. Batches are launched
+   * full; a part-filled one is launched only when the reader must wait for the oldest window (so few
+   * small opa processes start), and then all are, so that the window waited for can complete.
+   */
   private async closeWindow(): Promise<void> {
     const window = this.window;
     this.window = { items: [], waits: new Set() };
     if (window.items.length === 0) return;
-    for (const group of this.groups.values()) await this.launch(group);
-    // Entries queued since they were added are now launched: their promises are known.
-    for (const { entry } of window.items) if (entry.pending) window.waits.add(entry.pending);
     const previous = this.reported.at(-1) ?? Promise.resolve();
     const reported = Promise.all([previous, ...window.waits]).then(() => {
       for (const { record, revision, entry } of window.items) {
@@ -199,6 +217,9 @@ export class Replayer {
     });
     reported.catch(() => {});
     this.reported.push(reported);
-    if (this.reported.length > WINDOWS_AHEAD) await this.reported.shift();
+    if (this.reported.length > WINDOWS_AHEAD) {
+      await this.launchAll();
+      await this.reported.shift();
+    }
   }
 }
