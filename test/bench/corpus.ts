@@ -1,8 +1,8 @@
 // The P6 production-scale corpus: Kong-shaped decisions as the enforcer logs them, made by one revision.
 // 20,000 users (an x-api-key header; the four top-ranked are the demo policy's own keys), 50 route templates
 // of which some carry an id, 4 methods, each drawn Zipf-distributed; every line has its own decision_id,
-// x-request-id, traceparent and timestamp, so no two lines are alike. Deterministic (seeded): the first n
-// lines of a larger corpus are the corpus of n.
+// x-request-id, traceparent and timestamp, so no two lines are alike (decision_id a UUID, as OPA writes it).
+// Deterministic (seeded): the first n lines of a larger corpus are the corpus of n.
 import { createWriteStream } from "node:fs";
 
 const USERS = 20_000;
@@ -86,7 +86,7 @@ export async function writeCorpus(file: string, count: number, revision: string)
     if (i % 1000 === 0) second = new Date(start + Math.floor(i * 8.64)).toISOString().slice(0, 20);
     const timestamp = `${second}${String(i % 1000).padStart(3, "0")}Z`;
     chunk +=
-      `{"decision_id":"${hex(next, 8)}-${i.toString(16).padStart(8, "0")}","path":"authz/allow","input":{"request":{"http":` +
+      `{"decision_id":"${hex(next, 8)}-0000-4000-8000-${i.toString(16).padStart(12, "0")}","path":"authz/allow","input":{"request":{"http":` +
       `{"host":"api.example.com","port":"443","tls":{},"method":"${METHODS[method()]}","scheme":"https","path":"${path}",` +
       `"querystring":{},"headers":{"host":"api.example.com","user-agent":"okhttp/4.12.0","accept":"application/json",` +
       `"x-api-key":"${key}","x-request-id":"${hex(next, 8)}-${hex(next, 4)}-4${hex(next, 3)}-a${hex(next, 3)}-${hex(next, 12)}",` +
