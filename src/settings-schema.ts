@@ -210,6 +210,11 @@ export const settingsSchema = z
     markdown: z.string().min(1),
     // status, prune and list: the OPA instances to read (--instance, POLICYSHIP_INSTANCES=a,b, instances: [])
     instances: z.array(url),
+
+    sample: z
+      .number()
+      .gt(0, "must be a share of the decisions above 0, such as 0.1")
+      .max(1, "must be at most 1 (all)"),
     // status
     expect: z.string().min(1),
     wait: z.string().regex(/^\d+(\.\d+)?(ms|s|m|h)?$/, "must be a duration such as 90s, 5m or 1h"),

@@ -92,6 +92,7 @@ export interface SettingsInput {
   showResults?: boolean;
   shadow?: boolean;
   markdown?: string;
+  sample?: number;
   // status, prune and list
   instances?: string[];
   expect?: string;

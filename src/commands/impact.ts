@@ -9,7 +9,6 @@ import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { appendStepSummary, inGitHubActions, markdownCode, markdownTable } from "../github.ts";
 import type { RecordedDecision, SkipReason } from "../impact/decisions.ts";
-import type { Replayed } from "../impact/evaluate.ts";
 import type { ImpactResult } from "../impact/report.ts";
 import type { OfflineCapabilities } from "../opa/capabilities.ts";
 import { locateOpaFor } from "../opa/locate.ts";
@@ -17,14 +16,8 @@ import { printable } from "../printable.ts";
 import { writeOutput } from "./config.ts";
 import { resolveRevisionArgument } from "./verify.ts";
 
-/** Inputs per opa process: large enough that process start-up is noise, small enough to stay in memory. */
-const BATCH_SIZE = 5_000;
-
-interface Pending {
-  revision: string;
-  rulePath: string;
-  records: RecordedDecision[];
-}
+/** Batches evaluated at once (each an opa process for the base and one for the candidate): every core busy. */
+const REPLAY_PARALLEL = Math.max(1, Math.ceil(os.availableParallelism() / 2));
 
 /**
  * The revision a recorded decision was made by: its bundle's (the one named --bundle-name, or the only one),
@@ -52,14 +45,16 @@ export async function impact(context: Context): Promise<ImpactResult> {
   }
   const [
     { readDecisions, noneSkipped },
-    { replay },
+    { Replayer },
+    { sampled },
     { ImpactReport },
     { BundleResolver, assertRecordedRevision },
     { offlineCapabilities },
     opa,
   ] = await Promise.all([
     import("../impact/decisions.ts"),
-    import("../impact/evaluate.ts"),
+    import("../impact/replayer.ts"),
+    import("../impact/sample.ts"),
     import("../impact/report.ts"),
     import("../impact/bundles.ts"),
     import("../opa/capabilities.ts"),
@@ -82,23 +77,15 @@ export async function impact(context: Context): Promise<ImpactResult> {
       : await buildCandidate(context, scratch);
     const report = new ImpactReport(settings.examples, settings.mask, settings.showResults);
     const progress = progressLine(context);
-    const pending = new Map<string, Pending>();
-    const run = async (batch: Pending) => {
-      const base = await resolver.bundleOf(batch.revision);
-      const inputs = batch.records.map((record) => record.input);
-      const [before, after] = await Promise.all([
-        replay(opa, base, batch.rulePath, inputs, { capabilities: offline.file }),
-        replay(opa, candidate, batch.rulePath, inputs, { capabilities: offline.file }),
-      ]);
-      for (const [i, record] of batch.records.entries()) {
-        report.add(record, batch.revision, before[i] as Replayed, after[i] as Replayed);
-      }
-      progress?.(report.replayed);
-    };
+    const replayer = new Replayer(opa, (revision) => resolver.bundleOf(revision), candidate, report, {
+      capabilities: offline.file,
+      parallel: REPLAY_PARALLEL,
+    });
     const source = settings.decisions;
     log.info(`replaying decisions from ${source}`);
     const stats = { files: 0, skipped: noneSkipped() };
     let withRevision = 0;
+    let read = 0;
     for await (const record of readDecisions(source, {
       cwd,
       stats,
@@ -112,6 +99,8 @@ export async function impact(context: Context): Promise<ImpactResult> {
         });
       },
     })) {
+      read++;
+      if (settings.sample !== undefined && !sampled(settings.sample, record.decisionId, read)) continue;
       // With --base the recorded revisions are not used, so not read.
       const revision = base ?? recordedRevisionOf(context, record, assertRecordedRevision);
       if (!base && revision !== undefined) withRevision++;
@@ -126,19 +115,10 @@ export async function impact(context: Context): Promise<ImpactResult> {
         stats.skipped.no_revision++;
         continue;
       }
-      const key = `${revision}\u0000${rulePath}`;
-      let batch = pending.get(key);
-      if (!batch) {
-        batch = { revision, rulePath, records: [] };
-        pending.set(key, batch);
-      }
-      batch.records.push(record);
-      if (batch.records.length >= BATCH_SIZE) {
-        pending.delete(key);
-        await run(batch);
-      }
+      await replayer.add(record, revision, rulePath);
+      progress?.(report.replayed);
     }
-    for (const batch of pending.values()) await run(batch);
+    await replayer.finish();
     progress?.(-1);
     if (!base && withRevision === 0 && stats.skipped.no_revision > 0) {
       throw new UserError(
@@ -149,6 +129,8 @@ export async function impact(context: Context): Promise<ImpactResult> {
     const result = report.finish();
     Object.assign(result.skipped, stats.skipped);
     result.files = stats.files;
+    result.evaluated = replayer.evaluated;
+    if (settings.sample !== undefined) result.sample = { rate: settings.sample, read };
     await reportOutputs(context, result);
     return result;
   } finally {
@@ -249,10 +231,16 @@ export function assertImpactAccepted(context: Context, result: ImpactResult) {
   }
 }
 
+/** " (a 10% sample of 1000000 read)" with --sample, else nothing: a sampled report must say so. */
+function describeSample(result: ImpactResult): string {
+  if (!result.sample) return "";
+  return ` (a ${Number((result.sample.rate * 100).toPrecision(4))}% sample of ${result.sample.read} read)`;
+}
+
 export function renderImpact(result: ImpactResult): string {
   const { flips } = result;
   const lines = [
-    `replayed ${result.replayed} decisions: ${result.unchanged} unchanged, ${result.changed} changed, ${result.drift} drift`,
+    `replayed ${result.replayed} decisions${describeSample(result)}: ${result.unchanged} unchanged, ${result.changed} changed, ${result.drift} drift`,
     `  allow → deny  ${flips.allow_to_deny}`,
     `  deny → allow  ${flips.deny_to_allow}`,
     `  → error       ${flips.to_error}`,
@@ -274,7 +262,7 @@ export function renderImpactMarkdown(result: ImpactResult, showResults = false):
   const sections = [
     "## policyship impact",
     "",
-    `Replayed **${result.replayed}** recorded decisions: **${result.changed}** would change, ${result.unchanged} unchanged${result.drift ? `, ${result.drift} drift (recorded ≠ replayed base)` : ""}.${describeSkipped(result) ? ` Not replayed: ${describeSkipped(result)}.` : ""}`,
+    `Replayed **${result.replayed}** recorded decisions${describeSample(result)}: **${result.changed}** would change, ${result.unchanged} unchanged${result.drift ? `, ${result.drift} drift (recorded ≠ replayed base)` : ""}.${describeSkipped(result) ? ` Not replayed: ${describeSkipped(result)}.` : ""}`,
     "",
     markdownTable(
       ["flip", "decisions"],
@@ -347,6 +335,11 @@ export function defineImpact(program: Command, io: Io): Command {
       "replay nothing: summarise the comparisons a shadow candidate made live, from the enforcer's decision logs",
     )
     .option("--markdown <file>", "also write the report as markdown (GitHub Actions: the step summary too)")
+    .option(
+      "--sample <rate>",
+      "replay this share of the recorded decisions (0.1: one in ten), the same ones on every run",
+      toNumber,
+    )
     .option("--policies <dir>", "policy directory of the candidate (default: policies)")
     .option("--out <dir>", "where build wrote bundles, searched first for recorded revisions (default: dist)")
     .option("--bundle-name <name>", "the bundle whose recorded revision is the base (default: authz)")
@@ -361,7 +354,8 @@ Examples:
   $ policyship impact --decisions s3://acme-logs/authz/ --bucket acme-logs --region eu-west-1 --json
   $ policyship impact --decisions decisions.ndjson --base 3f2a9c1 --candidate main
   $ policyship impact --decisions s3://acme-logs/authz/ --candidate-dir ../pr --markdown impact.md
-  $ policyship impact --shadow --decisions logs/ --fail-on deny-to-allow --markdown shadow.md`,
+  $ policyship impact --shadow --decisions logs/ --fail-on deny-to-allow --markdown shadow.md
+  $ policyship impact --decisions logs/ --sample 0.1 --fail-on deny-to-allow`,
     )
     .action(async (_options, command: Command) => {
       const context = await createContext(io, command);

@@ -7,6 +7,8 @@ import { InputMask, MASKED, redact } from "./mask.ts";
 
 export type { Flips, Outcome } from "../enforcer/decision-compare.ts";
 
+type Classified = ReturnType<typeof classify>;
+
 /** Kong's contract: true or {allow: true} allows, false or {allow: false} denies, anything else is an error. */
 export function classify(replayed: Replayed): { outcome: Outcome; detail: string; decision?: Decision } {
   if (replayed.error) return { outcome: "error", detail: replayed.error };
@@ -69,6 +71,10 @@ export interface ImpactResult {
   /** Files (or objects) read, and the events in them not replayed, by reason. */
   files: number;
   skipped: SkippedEvents;
+  /** Distinct inputs, once projected onto what the policies can read, evaluated against base and candidate. */
+  evaluated: number;
+  /** With --sample: the share of the recorded decisions replayed, and how many decisions were read. */
+  sample?: { rate: number; read: number };
 }
 
 const MAX_GROUPS = 10_000;
@@ -100,8 +106,11 @@ export class ImpactReport {
     examples: [],
     files: 0,
     skipped: noneSkipped(),
+    evaluated: 0,
   };
   private readonly groups = new Map<string, number>();
+  /** Each replayed result classified once: records that share an evaluation share its object. */
+  private readonly classified = new WeakMap<Replayed, { classified: Classified; text: string | undefined }>();
 
   private readonly mask: InputMask;
 
@@ -125,15 +134,11 @@ export class ImpactReport {
     const result = this.result;
     result.replayed++;
     const recorded: Replayed = { defined: record.hasResult, result: record.result };
-    if (
-      stringify(recorded.result) !== stringify(base.result) ||
-      recorded.defined !== base.defined ||
-      base.error
-    ) {
+    const { classified: before, text } = this.classify(base);
+    if (stringify(recorded.result) !== text || recorded.defined !== base.defined || base.error) {
       result.drift++;
     }
-    const before = classify(base);
-    const after = classify(candidate);
+    const after = this.classify(candidate).classified;
     const flip = flipOf(before, after);
     if (flip === "none") {
       result.unchanged++;
@@ -159,6 +164,15 @@ export class ImpactReport {
         candidate: shownDecision(after, this.showResults, masked.secrets),
       });
     }
+  }
+
+  private classify(replayed: Replayed) {
+    let known = this.classified.get(replayed);
+    if (!known) {
+      known = { classified: classify(replayed), text: stringify(replayed.result) };
+      this.classified.set(replayed, known);
+    }
+    return known;
   }
 
   finish(): ImpactResult {

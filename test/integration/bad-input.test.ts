@@ -1315,6 +1315,20 @@ const CASES: Case[] = [
       },
     ] satisfies Case[];
   })(),
+
+  // impact at scale: --sample
+  ...[
+    { value: "0", line: /--sample: must be a share of the decisions above 0, such as 0\.1 — / },
+    { value: "1.5", line: /--sample: must be at most 1 \(all\) — / },
+    { value: "ten", line: /option '--sample <rate>' argument 'ten' is invalid\. expected a number — / },
+  ].map(
+    ({ value, line }): Case => ({
+      name: `impact --sample ${value}`,
+      args: () => ["impact", "--decisions", "decisions.ndjson", "--sample", value],
+      code: 2,
+      line,
+    }),
+  ),
 ];
 
 describe("the command line's refusals under --json", () => {

@@ -135,6 +135,7 @@ describe("impact: what a policy change does to real, recorded decisions", () => 
       expect(Object.keys(report).sort()).toEqual([
         "changed",
         "drift",
+        "evaluated",
         "examples",
         "files",
         "flips",
