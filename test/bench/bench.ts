@@ -2,7 +2,7 @@
 // Every comparison alternates A and B after a warm-up and reports medians. Loopback only; bounded.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { cp, link, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { cp, link, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
@@ -721,8 +721,13 @@ const table = [
 process.stdout.write(
   `${table}\n\nmedians of ${RUNS} alternating runs after a warm-up; ${machine.cpus} × ${machine.cpu_model}, node ${machine.node}, opa ${machine.opa}\n`,
 );
+// A BENCH_ONLY run replaces the sections it ran and keeps the others' last figures.
+const resultsFile = path.join(repoRoot, "test/bench/results.json");
+const previous = process.env.BENCH_ONLY
+  ? ((await readFile(resultsFile, "utf8").then(JSON.parse, () => ({}))) as Record<string, unknown>)
+  : {};
 await writeFile(
-  path.join(repoRoot, "test/bench/results.json"),
-  `${JSON.stringify({ ...results, generated_at: new Date().toISOString() }, null, 2)}\n`,
+  resultsFile,
+  `${JSON.stringify({ ...previous, ...results, generated_at: new Date().toISOString() }, null, 2)}\n`,
 );
 for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
