@@ -11,6 +11,9 @@ export const DEFAULT_MAX_QUEUE_BYTES = 32 * 1024 * 1024;
 /** The longest candidate revision a decision-log line carries; a longer one is cut and marked. */
 export const MAX_LOGGED_REVISION = 256;
 const TRUNCATED = "…(truncated)";
+/** The most headers a candidate's answer may set (as many as impact --shadow reads), and its error's length. */
+const MAX_CANDIDATE_HEADERS = 1_000;
+const MAX_LOGGED_ERROR = 1_024;
 
 interface Sample {
   decisionId: string;
@@ -233,10 +236,17 @@ export class Shadow {
     }
     const { revision } = evaluation;
     try {
-      return { ...interpretResult(evaluation.result, evaluation.defined), revision };
+      const decision = interpretResult(evaluation.result, evaluation.defined);
+      // More than impact --shadow reads: one such answer would block a whole report, so it is the candidate's error.
+      if (Object.keys(decision.headers).length > MAX_CANDIDATE_HEADERS)
+        throw new PolicyResultError(`more than ${MAX_CANDIDATE_HEADERS} headers`);
+      return { ...decision, revision };
     } catch (error) {
       const prefix = error instanceof PolicyResultError ? "invalid policy result: " : "";
-      return errorDecision(`${prefix}${(error as Error).message}`, "policy", revision);
+      const text = `${prefix}${(error as Error).message}`;
+      const bounded =
+        text.length > MAX_LOGGED_ERROR ? `${text.slice(0, MAX_LOGGED_ERROR)}${TRUNCATED}` : text;
+      return errorDecision(bounded, "policy", revision);
     }
   }
 

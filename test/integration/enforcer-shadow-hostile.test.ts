@@ -4,6 +4,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createEnforcer, type EnforcerOptions } from "../../src/enforcer/index.ts";
+import { runCli } from "../helpers/cli.ts";
 import { startAdapterApp } from "../helpers/enforcer-apps.ts";
 import { startOpaServer } from "../helpers/opa-server.ts";
 import { readLogLines, SHADOW_ENTRYPOINT, useShadowPolicies } from "../helpers/shadow-fixtures.ts";
@@ -210,5 +211,39 @@ describe("what the candidate sees and holds", () => {
     expect(revisions).toEqual([cut]);
     const [line] = await readLogLines(file);
     expect(line?.custom.policyship.shadow).toMatchObject({ revision: cut, allow: false, differs: true });
+  });
+
+  it("an answer with more headers than impact --shadow reads is the candidate's error, and the day's report reads", async () => {
+    const bundle = await mkdtemp(path.join(os.tmpdir(), "policyship-shadow-headers-"));
+    await writeFile(
+      path.join(bundle, "policy.rego"),
+      'package shadow\n\ndecision := {"allow": true, "headers": {sprintf("x-h%d", [i]): "v" | some i in numbers.range(0, 1000)}}\n',
+    );
+    await writeFile(
+      path.join(bundle, ".manifest"),
+      JSON.stringify({ revision: "many-headers", roots: ["shadow"] }),
+    );
+    const candidate = await startOpaServer(["--bundle", bundle]);
+    const file = await logFile();
+    const enforcer = enforcerWith({
+      shadow: { opa: { url: candidate.url, path: SHADOW_ENTRYPOINT } },
+      decisionLog: file,
+    });
+    try {
+      await enforcer.ready();
+      expect((await enforcer.decide(request("/public"))).allow).toBe(true);
+    } finally {
+      await enforcer.close();
+      await candidate.stop();
+    }
+    expect(enforcer.shadowStats()).toMatchObject({ evaluated: 1, errors: 1 });
+    const [line] = await readLogLines(file);
+    expect(line?.custom.policyship.shadow).toMatchObject({ allow: null, flip: "to_error", headers: {} });
+    expect(line?.custom.policyship.shadow?.error).toMatch(/more than 1000 headers/);
+    const report = await runCli(["impact", "--shadow", "--decisions", file, "--json"], {
+      cwd: path.dirname(file),
+    });
+    expect(report.exitCode, report.stderr).toBe(0);
+    expect(JSON.parse(report.stdout)).toMatchObject({ compared: 1, flips: { to_error: 1 } });
   });
 });
