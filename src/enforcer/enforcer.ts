@@ -13,6 +13,7 @@ import {
 } from "./decision.ts";
 import { DecisionLog, type DecisionLogOptions, type DecisionLogSink } from "./decision-log.ts";
 import { type Engine, EngineError } from "./engine.ts";
+import { callHook } from "./hooks.ts";
 import {
   buildKongInput,
   InputError,
@@ -226,7 +227,8 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
       decidedAt: performance.timeOrigin + started,
       bundle: bundleName,
     };
-    options.onDecision?.(event);
+    // A throwing or rejecting onDecision is logged; the decision stands.
+    callHook("onDecision", options.onDecision, event, log);
     // A sampled decision's line waits for its candidate (bounded by the candidate's timeout).
     if (shadowed && decisionLog) {
       void shadowed.then((outcome) => decisionLog.record(outcome ? { ...event, shadow: outcome } : event));

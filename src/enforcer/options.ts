@@ -160,6 +160,7 @@ const SHADOW_KEYS = new Set([
   "sampleRate",
   "timeoutMs",
   "maxQueue",
+  "maxQueueBytes",
   "concurrency",
 ]);
 
@@ -191,6 +192,7 @@ export function assertShadow(shadow: NonNullable<EnforcerOptions["shadow"]>) {
   for (const [name, value, max] of [
     ["shadow.timeoutMs", shadow.timeoutMs, MAX_TIMER_MS],
     ["shadow.maxQueue", shadow.maxQueue, 1_000_000],
+    ["shadow.maxQueueBytes", shadow.maxQueueBytes, 2 ** 32],
     ["shadow.concurrency", shadow.concurrency, 10_000],
     ["shadow.workers", shadow.workers, 256],
     ["shadow.opa.connections", shadow.opa?.connections, 10_000],
@@ -215,6 +217,12 @@ export function assertShadow(shadow: NonNullable<EnforcerOptions["shadow"]>) {
   }
   if (shadow.inThread !== undefined && typeof shadow.inThread !== "boolean") {
     throw new TypeError(`shadow.inThread must be a boolean, got ${JSON.stringify(shadow.inThread)}`);
+  }
+  if (shadow.inThread === true) {
+    // In-thread wasm evaluates on the event loop: a slow candidate would hold up every response.
+    throw new TypeError(
+      "shadow.inThread: true would evaluate the candidate on the event loop, where a slow candidate delays every response; leave shadow.inThread off (the candidate runs on its own worker threads)",
+    );
   }
 }
 

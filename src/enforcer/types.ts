@@ -43,6 +43,11 @@ export interface ShadowOptions {
   timeoutMs?: number;
   /** Samples waiting for the candidate; past this they are dropped and counted. Default 1000. */
   maxQueue?: number;
+  /**
+   * Bytes of serialized input the queued and running samples may hold; past this a sample is dropped and
+   * counted. Default 32 MiB.
+   */
+  maxQueueBytes?: number;
   /** Candidate evaluations at once. Default 8. */
   concurrency?: number;
 }

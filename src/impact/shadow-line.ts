@@ -32,8 +32,11 @@ export interface ShadowSample {
   flip: ShadowFlip;
 }
 
-/** A revision as a bundle names it: printable, without spaces, of a sane length. */
-const REVISION = /^[\x21-\x7e]{1,256}$/;
+/**
+ * The longest candidate revision read. A revision is the candidate's own answer, opaque text (OPA's manifest
+ * allows any string; it is printed escaped); the enforcer cuts a longer one to 256 characters and marks it.
+ */
+const MAX_REVISION = 1_024;
 const MAX_HEADERS = 1_000;
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -77,10 +80,12 @@ export function shadowSampleOf(record: RecordedDecision, source: string): Shadow
   const enforcedError = member(policyship, "error");
   if (enforcedError !== undefined && typeof enforcedError !== "string")
     return refuse("custom.policyship.error is not a string");
+  const contradiction = enforcedContradiction(record, policyship, outcome, enforcedStatus, enforcedError);
+  if (contradiction !== undefined) return refuse(contradiction);
 
   const revision = member(shadow, "revision");
-  if (revision !== null && !(typeof revision === "string" && REVISION.test(revision)))
-    return refuse("shadow.revision is neither null nor a revision");
+  if (revision !== null && !(typeof revision === "string" && revision.length <= MAX_REVISION))
+    return refuse(`shadow.revision is neither null nor a string of at most ${MAX_REVISION} characters`);
   const engine = member(shadow, "engine");
   if (engine !== "remote" && engine !== "embedded") return refuse("shadow.engine is not remote or embedded");
   const allow = member(shadow, "allow");
@@ -138,6 +143,42 @@ export function shadowSampleOf(record: RecordedDecision, source: string): Shadow
     differs,
     flip: flip as ShadowFlip,
   };
+}
+
+/**
+ * Where the line states the enforced decision twice (outcome and would, outcome and error, outcome and
+ * status, outcome and the policy's own result), what the two say differently; undefined when they agree.
+ * A line whose enforced side says allow while its result says deny would hide a real deny → allow.
+ */
+function enforcedContradiction(
+  record: RecordedDecision,
+  policyship: Record<string, unknown>,
+  outcome: Outcome,
+  status: number,
+  error: unknown,
+): string | undefined {
+  const would = member(policyship, "would");
+  if (would !== undefined && would !== outcome)
+    return `custom.policyship.would is ${printable(String(would), 20)}, yet custom.policyship.outcome is ${outcome}`;
+  if (error !== undefined && outcome !== "error")
+    return `custom.policyship.error is set, yet custom.policyship.outcome is ${outcome}`;
+  if (outcome === "allow" && status !== 200)
+    return `custom.policyship.outcome is allow, yet custom.policyship.status is ${status}`;
+  if (outcome === "error" || !record.hasResult) return undefined;
+  const { result } = record;
+  const said =
+    typeof result === "boolean"
+      ? result
+      : isObject(result) && typeof member(result, "allow") === "boolean"
+        ? (member(result, "allow") as boolean)
+        : undefined;
+  if (said !== undefined && said !== (outcome === "allow"))
+    return `the logged result ${said ? "allows" : "denies"}, yet custom.policyship.outcome is ${outcome}`;
+  if (outcome !== "deny") return undefined;
+  const resultStatus = result === false ? 403 : isObject(result) ? member(result, "status") : undefined;
+  if (isStatus(resultStatus) && resultStatus !== status)
+    return `the logged result's status is ${resultStatus}, yet custom.policyship.status is ${status}`;
+  return undefined;
 }
 
 function isStatus(value: unknown): value is number {

@@ -1329,6 +1329,51 @@ const CASES: Case[] = [
       line,
     }),
   ),
+
+  // impact --shadow: a line whose enforced side states its decision twice and contradicts itself
+  ...(() => {
+    /** A real deny → allow, its enforced side relabelled allow so that it reads as no change. */
+    const relabelled = (policyship: Record<string, unknown>) =>
+      `${JSON.stringify({
+        decision_id: "relabelled-1",
+        path: "authz/allow",
+        input: { request: { http: { method: "GET", path: "/admin" } } },
+        result: false,
+        custom: {
+          policyship: {
+            outcome: "allow",
+            status: 200,
+            would: "deny",
+            shadow: {
+              revision: "b".repeat(40),
+              allow: true,
+              status: 200,
+              headers: {},
+              differs: false,
+              flip: "none",
+              engine: "remote",
+            },
+            ...policyship,
+          },
+        },
+      })}\n`;
+    return [
+      {
+        name: "impact --shadow: outcome allow, would deny",
+        args: () => ["impact", "--shadow", "--decisions", "decisions.ndjson"],
+        code: 2,
+        line: /decision relabelled-1 in decisions\.ndjson is refused: custom\.policyship\.would is deny, yet custom\.policyship\.outcome is allow — /,
+        repo: () => repoCommitting("decisions.ndjson", relabelled({})),
+      },
+      {
+        name: "impact --shadow: outcome allow, logged result false",
+        args: () => ["impact", "--shadow", "--decisions", "decisions.ndjson"],
+        code: 2,
+        line: /decision relabelled-1 in decisions\.ndjson is refused: the logged result denies, yet custom\.policyship\.outcome is allow — /,
+        repo: () => repoCommitting("decisions.ndjson", relabelled({ would: "allow" })),
+      },
+    ] satisfies Case[];
+  })(),
 ];
 
 describe("the command line's refusals under --json", () => {

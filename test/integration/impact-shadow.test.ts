@@ -36,7 +36,15 @@ function line(options: Line): string {
     input: {
       request: { http: { method: "GET", path: options.path ?? "/orders", headers: options.headers ?? {} } },
     },
-    ...(outcome === "error" ? {} : { result: outcome === "allow" }),
+    // As the enforcer logs it: a denial with its own status carries that status in its result.
+    ...(outcome === "error"
+      ? {}
+      : {
+          result:
+            outcome === "deny" && options.status
+              ? { allow: false, status: options.status }
+              : outcome === "allow",
+        }),
     timestamp: "2026-12-01T10:00:00.000Z",
     metrics: { timer_server_handler_ns: 1000 },
     custom: {
@@ -284,9 +292,14 @@ describe("impact --shadow refuses a comparison that is malformed or contradicts 
       /shadow\.engine is not remote or embedded/,
     ],
     [
-      "a revision with a control character",
-      { ...shadow(true, "deny_to_allow"), revision: "b\u001b[2J" },
-      /shadow\.revision is neither null nor a revision/,
+      "a revision past any sane length",
+      { ...shadow(true, "deny_to_allow"), revision: "b".repeat(1_025) },
+      /shadow\.revision is neither null nor a string of at most 1024 characters/,
+    ],
+    [
+      "a revision that is not a string",
+      { ...shadow(true, "deny_to_allow"), revision: 7 },
+      /shadow\.revision is neither null nor a string/,
     ],
     [
       "no answer without an error",

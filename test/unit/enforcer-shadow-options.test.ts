@@ -37,6 +37,17 @@ describe("createEnforcer refuses shadow options that would surprise", () => {
       { bundle: "b.tar.gz", entrypoint: "a/b", inThread: "yes" },
       /shadow.inThread must be a boolean/,
     ],
+    [
+      "an embedded candidate in the event loop's own thread",
+      { bundle: "b.tar.gz", entrypoint: "a/b", inThread: true },
+      /shadow\.inThread: true would evaluate the candidate on the event loop/,
+    ],
+    ["a zero byte bound on the queue", { ...candidate, maxQueueBytes: 0 }, /shadow.maxQueueBytes/],
+    [
+      "a fractional byte bound on the queue",
+      { ...candidate, maxQueueBytes: 10.5 },
+      /shadow.maxQueueBytes must be a whole number/,
+    ],
   ];
   for (const [name, shadow, message] of cases) {
     it(`rejects ${name} with a TypeError naming the option`, () => {
