@@ -1344,6 +1344,24 @@ const CASES: Case[] = [
       return made;
     },
   },
+  {
+    name: "explain: the recorded revision's policies do not build",
+    args: () => ["explain", "broken-1", "--decisions", "decisions.ndjson"],
+    code: 2,
+    line: /cannot build revision [0-9a-f]{40} from git: policies\/broken\.rego:\d+: rego_parse_error: [^;]+; policies\/broken\.rego:\d+: rego_parse_error: .* — fix the policies at that commit .*--revision <rev>/,
+    repo: async () => {
+      const made = await repoCommitting(
+        "policies/broken.rego",
+        "package broken\n\na if {\n  input.x ==\n}\nb if { y := }\n",
+      );
+      const revision = made.git("rev-parse", "HEAD");
+      await writeFile(
+        path.join(made.dir, "decisions.ndjson"),
+        `${JSON.stringify({ decision_id: "broken-1", path: "authz/allow", input: {}, result: true, bundles: { authz: { revision } } })}\n`,
+      );
+      return made;
+    },
+  },
 ];
 
 describe("the command line's refusals under --json", () => {
