@@ -4,7 +4,14 @@ import path from "node:path";
 import { FailureError } from "../errors.ts";
 import type { Opa } from "../opa/commands.ts";
 import { runOpa } from "../opa/run.ts";
-import { artifactKey, artifactOfKey, type Store, type StoredObject, type Target } from "../store/store.ts";
+import {
+  artifactKey,
+  artifactOfKey,
+  normalizePrefix,
+  type Store,
+  type StoredObject,
+  type Target,
+} from "../store/store.ts";
 import type { LocalRecord } from "./publish-record.ts";
 import { type BundleLimits, readBundle } from "./read.ts";
 
@@ -35,7 +42,9 @@ export async function listPublished(
   prefix: string,
   target: Target | "all" = "rego",
 ): Promise<(StoredObject & { revision: string; target: Target })[]> {
-  const objects = await store.list(prefix);
+  // "authz" and "authz/" name the same folder in every store (objectKey puts the slash in): a store's list
+  // takes a key prefix, and the directory store lists the folder a prefix ends in.
+  const objects = await store.list(normalizePrefix(prefix));
   return objects
     .flatMap((object) => {
       const artifact = artifactOfKey(prefix, object.key);

@@ -122,7 +122,13 @@ export async function explain(context: Context, request: ExplainRequest): Promis
   const candidateRevision = settings.candidate
     ? await resolveRevisionArgument(context, settings.candidate)
     : undefined;
-  const resolver = new BundleResolver(context, opa);
+  // explain has no --base: the revision is the one the decision recorded, or --revision's.
+  const resolver = new BundleResolver(context, opa, {
+    unknown:
+      "fetch the history (fetch-depth: 0), configure the store it was published to (--bucket, --to or --registry), or put its bundle in --out",
+    unbuildable:
+      "fix the policies at that commit (--v0-compatible if they predate OPA 1.0), configure the store it was published to (--bucket, --to or --registry), or pass --revision <rev> to explain it under another revision",
+  });
   let capabilities: OfflineCapabilities | undefined;
   try {
     capabilities = await offlineCapabilities(opa);

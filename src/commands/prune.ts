@@ -10,7 +10,7 @@ import {
 } from "../cli-options.ts";
 import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
-import { checkOpaTargets, readInstance } from "../opa/instances.ts";
+import { checkOpaTargets, readActiveRevisions, readInstance } from "../opa/instances.ts";
 import { printable } from "../printable.ts";
 import { openStore } from "../store/open.ts";
 import type { Store, StoredObject } from "../store/store.ts";
@@ -203,6 +203,15 @@ export async function prune(
       );
     }
     active.add(instance.revision);
+    // Every other bundle the instance runs may come from this store too (a canary, a second app's policy):
+    // each revision it reports that is published here stays, and so does each one a short SHA could name.
+    for (const [name, revision] of await readActiveRevisions(url, token)) {
+      if (name === settings.bundleName) continue;
+      for (const published of known) {
+        if (published === revision || (/^[0-9a-f]{7,39}$/.test(revision) && published.startsWith(revision)))
+          active.add(published);
+      }
+    }
   }
   const now = Date.now();
   const result: PruneResult = { deleted: settings.yes, delete: [], keep: [], notPublished };

@@ -1,4 +1,5 @@
 import type { WriteStream } from "node:fs";
+import { redact, secretsOf } from "./credential-values.ts";
 import { openLogFile } from "./decision-log-file.ts";
 import type { DecisionEvent } from "./enforcer.ts";
 import type { ShadowOutcome } from "./types.ts";
@@ -49,7 +50,8 @@ export function erasePointers(
   value: { input?: unknown; result?: unknown },
   pointers: readonly string[],
 ): { value: { input?: unknown; result?: unknown }; erased: string[] } {
-  return eraseMasks(value, pointers.map(maskOf));
+  const { value: remaining, erased } = eraseMasks(value, pointers.map(maskOf));
+  return { value: remaining, erased };
 }
 
 function maskOf(pointer: string): Mask {
@@ -59,17 +61,18 @@ function maskOf(pointer: string): Mask {
 function eraseMasks(
   value: { input?: unknown; result?: unknown },
   masks: readonly Mask[],
-): { value: { input?: unknown; result?: unknown }; erased: string[] } {
+): { value: { input?: unknown; result?: unknown }; erased: string[]; values: unknown[] } {
   let current = value as Record<string, unknown>;
   const erased: string[] = [];
+  const values: unknown[] = [];
   for (const mask of masks) {
-    const next = erase(current, mask.segments);
+    const next = erase(current, mask.segments, values);
     if (next) {
       current = next;
       erased.push(mask.pointer);
     }
   }
-  return { value: current, erased };
+  return { value: current, erased, values };
 }
 
 function parsePointer(pointer: string): string[] {
@@ -88,17 +91,22 @@ function parsePointer(pointer: string): string[] {
  * Removes the value at `segments` from `root`, copying each object on the way so the original (the input
  * the app still holds) is never changed. Returns the new root, or undefined when nothing was there.
  */
-function erase(root: Record<string, unknown>, segments: string[]): Record<string, unknown> | undefined {
+function erase(
+  root: Record<string, unknown>,
+  segments: string[],
+  values: unknown[],
+): Record<string, unknown> | undefined {
   const [head, ...rest] = segments as [string, ...string[]];
   const value = root[head];
   if (value === undefined || !Object.hasOwn(root, head)) return undefined;
   const copy: Record<string, unknown> = Array.isArray(root) ? ([...root] as never) : { ...root };
   if (rest.length === 0) {
     delete copy[head];
+    values.push(value);
     return copy;
   }
   if (typeof value !== "object" || value === null) return undefined;
-  const inner = erase(value as Record<string, unknown>, rest);
+  const inner = erase(value as Record<string, unknown>, rest, values);
   if (inner === undefined) return undefined;
   copy[head] = inner;
   return copy;
@@ -215,11 +223,17 @@ export class DecisionLog {
   }
 
   private toLogEvent(event: DecisionEvent): LogEvent {
-    const { value: masked, erased } = eraseMasks(
+    const { value, erased, values } = eraseMasks(
       { input: event.input, result: event.decision.result },
       this.masks,
     );
     const { decision } = event;
+    // An erased credential may sit elsewhere too (a token in the path, a policy echoing it in a header or
+    // message, the candidate's answer): every occurrence of it, and what it carries, is masked as written.
+    const secrets = secretsOf(values);
+    const masked = redact(value, secrets);
+    const shadow = event.shadow ? redact(this.maskShadow(event.shadow), secrets) : undefined;
+    const error = decision.error ? redact(decision.error, secrets) : undefined;
     return {
       labels: { engine: event.engine, ...this.options.labels },
       decision_id: event.decisionId,
@@ -238,8 +252,8 @@ export class DecisionLog {
           would: event.would,
           cached: event.cached,
           fail_open: event.failOpen,
-          ...(decision.error ? { error: decision.error } : {}),
-          ...(event.shadow ? { shadow: this.maskShadow(event.shadow) } : {}),
+          ...(error ? { error } : {}),
+          ...(shadow ? { shadow } : {}),
         },
       },
     };

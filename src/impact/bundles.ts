@@ -40,6 +40,8 @@ export class BundleResolver {
   constructor(
     private readonly context: Context,
     private readonly opa: OpaBinary,
+    /** How the command's user gets past a revision it cannot find or build (each command has its own flags). */
+    private readonly hints: { unknown?: string; unbuildable?: string } = {},
   ) {}
 
   /** The configured store (bucket, registry or directory), opened on first need; none when none is set. */
@@ -113,7 +115,7 @@ export class BundleResolver {
     }
     throw new UserError(
       `revision ${revision} is neither published${store ? ` in ${store.location}` : ""} nor a commit this repository knows${hasLocal ? ` (${settings.out}/${revision}.tar.gz cannot be checked against either, so it is not used)` : ""}`,
-      "fetch the history (fetch-depth: 0), configure the store, or pass --base",
+      this.hints.unknown ?? "fetch the history (fetch-depth: 0), configure the store, or pass --base",
     );
   }
 
@@ -180,10 +182,39 @@ export class BundleResolver {
     });
     if (built.exitCode !== 0) {
       throw new UserError(
-        `cannot build revision ${revision} from git: ${(built.stdout || built.stderr).trim().split("\n")[0]}`,
-        "pass --base with a published revision or a bundle file",
+        `cannot build revision ${revision} from git: ${describeOpaErrors(built.stdout || built.stderr, policies)}`,
+        this.hints.unbuildable ?? "pass --base with a published revision or a bundle file",
       );
     }
     return output;
   }
+}
+
+/**
+ * opa's errors as one line: its "N errors occurred:" heading says nothing, the errors under it do (the first
+ * five, each with its file and line).
+ */
+export function describeOpaErrors(output: string, policies = "."): string {
+  const errors = output
+    .split("\n")
+    .map((line) =>
+      line
+        .trim()
+        .replace(/^error:\s*/i, "")
+        .replace(/^load error: bundle \.:\s*/, "")
+        .replace(/^\d+ errors? occurred:?\s*/, ""),
+    )
+    .filter((line) => line !== "");
+  // Each error is "file:line: rego_..._error: ..." followed by the source line and a caret: those are noise.
+  const located = errors
+    .filter((line) => /:\d+: |rego_\w*error/.test(line))
+    .map((line) =>
+      line.replace(/^\.?\/?([\w./-]+\.(?:rego|json|ya?ml))(?=:)/, (_m, file) => path.join(policies, file)),
+    );
+  return summarize(located.length > 0 ? located : errors);
+}
+
+function summarize(errors: string[]): string {
+  const shown = errors.slice(0, 5).join("; ");
+  return errors.length > 5 ? `${shown}; and ${errors.length - 5} more` : shown || "opa printed nothing";
 }

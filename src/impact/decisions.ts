@@ -1,12 +1,12 @@
-import { createReadStream } from "node:fs";
-import { readdir, stat } from "node:fs/promises";
+import { constants } from "node:fs";
+import { open, readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { UserError } from "../errors.ts";
 import { printable } from "../printable.ts";
 import type { Store } from "../store/store.ts";
 import { DecisionIdSet } from "./decision-id-set.ts";
-import { LOG_LIMITS, type LogLimits, logLines } from "./log-lines.ts";
+import { LOG_LIMITS, type LogLimits, logLines, type ReadTotal } from "./log-lines.ts";
 import { parseNullPrototypeJson } from "./null-prototype-json.ts";
 
 /** A recorded decision, from any of the shapes OPA and the enforcer write. */
@@ -68,8 +68,9 @@ async function* eventsOf(
   stream: Readable,
   name: string,
   limits: LogLimits,
+  total: ReadTotal,
 ): AsyncGenerator<{ event: unknown } | { unparseable: true }> {
-  for await (const { text } of logLines(stream, name, limits)) {
+  for await (const { text } of logLines(stream, name, limits, total)) {
     let parsed: unknown;
     try {
       parsed = parseNullPrototypeJson(text);
@@ -106,9 +107,11 @@ export async function* readDecisions(
   const stats = options.stats ?? { files: 0, skipped: noneSkipped() };
   const limits = options.limits ?? LOG_LIMITS;
   const seen = new DecisionIdSet();
+  // One bound over every file of the source, beside each file's own.
+  const total: ReadTotal = { bytes: 0 };
   const emit = async function* (name: string, open: () => Promise<Readable>) {
     stats.files++;
-    for await (const item of eventsOf(await open(), name, limits)) {
+    for await (const item of eventsOf(await open(), name, limits, total)) {
       if ("unparseable" in item) {
         stats.skipped.unparseable++;
         continue;
@@ -162,6 +165,13 @@ export async function* readDecisions(
       `--decisions ${printable(source)} does not exist`,
       "pass a file, a directory or s3://bucket/prefix",
     );
+  if (!info.isDirectory() && !info.isFile()) {
+    // A FIFO, socket or device would block the read (or never end): only files and directories are logs.
+    throw new UserError(
+      `--decisions ${printable(source)} is not a regular file or a directory`,
+      "pass a log file, a directory of them or s3://bucket/prefix (save a stream to a file first)",
+    );
+  }
   const files = info.isDirectory() ? await filesUnder(file, source) : [file];
   for (const name of files) yield* emit(shownPath(options.cwd, name), async () => openFile(name));
 }
@@ -202,18 +212,26 @@ function shownPath(cwd: string, name: string): string {
   return printable(relative && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : name);
 }
 
-/** A file opened for reading, or one line saying why it cannot be. */
-function openFile(name: string): Promise<Readable> {
-  return new Promise((resolve, reject) => {
-    const stream = createReadStream(name);
-    stream.once("ready", () => resolve(stream));
-    stream.once("error", (error: NodeJS.ErrnoException) =>
-      reject(
-        new UserError(
-          `cannot read ${printable(name)}: ${error.code ?? error.message}`,
-          "check its permissions",
-        ),
-      ),
+/**
+ * A regular file opened for reading, or one line saying why it cannot be. Opened without blocking and
+ * checked on the open descriptor: a file swapped for a FIFO after it was listed is refused, never waited on.
+ */
+async function openFile(name: string): Promise<Readable> {
+  const handle = await open(name, constants.O_RDONLY | constants.O_NONBLOCK).catch(
+    (error: NodeJS.ErrnoException) => {
+      throw new UserError(
+        `cannot read ${printable(name)}: ${error.code ?? error.message}`,
+        "check its permissions",
+      );
+    },
+  );
+  const info = await handle.stat().catch(() => undefined);
+  if (!info?.isFile()) {
+    await handle.close();
+    throw new UserError(
+      `cannot read ${printable(name)}: it is not a regular file`,
+      "pass log files only (save a stream to a file first)",
     );
-  });
+  }
+  return handle.createReadStream();
 }

@@ -15,6 +15,13 @@ export interface LogLimits {
   maxDepth: number;
   /** Bytes of one S3 object: the store hands over whole objects, so this much is held at once. */
   maxObjectBytes: number;
+  /**
+   * Blank lines of one log: a small gzip of newlines inflates to a billion of them, each cheap but together
+   * minutes of work before the byte cap; no writer of decision logs leaves more than a few.
+   */
+  maxBlankLines?: number;
+  /** Bytes read (inflated) across every file of one source: a directory or prefix of many capped files. */
+  maxTotalBytes?: number;
 }
 
 export const LOG_LIMITS: LogLimits = {
@@ -22,7 +29,14 @@ export const LOG_LIMITS: LogLimits = {
   maxLineBytes: 16 * MIB,
   maxDepth: MAX_JSON_DEPTH,
   maxObjectBytes: 256 * MIB,
+  maxBlankLines: 100_000,
+  maxTotalBytes: 64 * 1024 * MIB,
 };
+
+/** What a source (every file of a directory or prefix) has read so far, against `maxTotalBytes`. */
+export interface ReadTotal {
+  bytes: number;
+}
 
 const GZIP_MAGIC = [0x1f, 0x8b] as const;
 const NEWLINE = 0x0a;
@@ -38,9 +52,24 @@ function refuse(name: string, what: string): never {
  * The bytes of a log, gunzipped when they start with gzip's magic bytes (whatever the file is called: OPA's
  * uploads are gzip however they were saved), and refused past `maxDecompressedBytes`.
  */
-async function* decodedChunks(source: Readable, name: string, limits: LogLimits): AsyncGenerator<Buffer> {
+async function* decodedChunks(
+  source: Readable,
+  name: string,
+  limits: LogLimits,
+  total: ReadTotal,
+): AsyncGenerator<Buffer> {
+  const maxTotalBytes = limits.maxTotalBytes ?? (LOG_LIMITS.maxTotalBytes as number);
   try {
-    yield* decode(source, name, limits);
+    for await (const chunk of decode(source, name, limits)) {
+      total.bytes += chunk.length;
+      if (total.bytes > maxTotalBytes) {
+        throw new UserError(
+          `--decisions is refused at ${name}: its files hold more than ${maxTotalBytes} bytes in all`,
+          "pass fewer files (a day's logs, one instance's) or a narrower prefix",
+        );
+      }
+      yield chunk;
+    }
   } finally {
     source.destroy();
   }
@@ -118,14 +147,22 @@ export async function* logLines(
   source: Readable,
   name: string,
   limits: LogLimits = LOG_LIMITS,
+  total: ReadTotal = { bytes: 0 },
 ): AsyncGenerator<{ text: string; line: number }> {
   let parts: Buffer[] = [];
   let length = 0;
   let line = 0;
+  let blank = 0;
+  const maxBlankLines = limits.maxBlankLines ?? (LOG_LIMITS.maxBlankLines as number);
+  const blankLine = () => {
+    if (++blank > maxBlankLines) refuse(name, `it has more than ${maxBlankLines} blank lines`);
+    return undefined;
+  };
   const finish = (bytes: Buffer) => {
     line++;
+    if (bytes.length === 0) return blankLine();
     const text = bytes.toString("utf8");
-    if (!/\S/.test(text)) return undefined;
+    if (!/\S/.test(text)) return blankLine();
     const depth = text.trimStart().startsWith("[") ? limits.maxDepth + 1 : limits.maxDepth;
     // Nesting past `depth` takes more than `depth` characters: most lines need no scan.
     if (text.length > depth && jsonTextDeeperThan(text, depth)) {
@@ -134,7 +171,7 @@ export async function* logLines(
     return { text, line };
   };
   const tooLong = () => refuse(name, `line ${line + 1} is longer than ${limits.maxLineBytes} bytes`);
-  for await (const chunk of decodedChunks(source, name, limits)) {
+  for await (const chunk of decodedChunks(source, name, limits, total)) {
     let start = 0;
     let end = chunk.indexOf(NEWLINE, start);
     while (end !== -1) {

@@ -75,6 +75,24 @@ const isJsonObject = (body: unknown) => typeof body === "object" && body !== nul
 const notOpa = (path: string, status: number) =>
   `not OPA: GET ${path} answered HTTP ${status} without OPA's JSON (check the URL and port)`;
 
+/**
+ * The active revision of every bundle an instance's /v1/status reports (bundle name → revision), for prune:
+ * an instance may run a second bundle from the same store. Empty when it reports none or cannot be read.
+ */
+export async function readActiveRevisions(url: string, token?: string): Promise<Map<string, string>> {
+  const revisions = new Map<string, string>();
+  try {
+    const status = await getJson(`${url.replace(/\/+$/, "")}/v1/status`, token);
+    const bundles = (status.body as { result?: { bundles?: unknown } } | null)?.result?.bundles;
+    if (status.status !== 200 || !isJsonObject(bundles)) return revisions;
+    for (const [name, state] of Object.entries(bundles as Record<string, BundleStatus>)) {
+      const revision = isJsonObject(state) ? text(state.active_revision, 300) : null;
+      if (revision) revisions.set(name, revision);
+    }
+  } catch {}
+  return revisions;
+}
+
 /** One instance: /v1/status, or /health?bundles=true where the status plugin is off. */
 export async function readInstance(url: string, bundle: string, token?: string): Promise<InstanceStatus> {
   const base = url.replace(/\/+$/, "");

@@ -1,6 +1,8 @@
+import { execFileSync } from "node:child_process";
 import { chmod, mkdir, mkdtemp, readdir, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { gzipSync } from "node:zlib";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AMBIGUOUS, ambiguousStore, repoBesideAmbiguousRegistry } from "../helpers/ambiguous-registry.ts";
@@ -1374,6 +1376,51 @@ const CASES: Case[] = [
       },
     ] satisfies Case[];
   })(),
+
+  // impact's decision reader: sources that would hang it or keep it busy for minutes
+  {
+    name: "impact: --decisions names a FIFO",
+    args: () => ["impact", "--decisions", "decisions.fifo"],
+    code: 2,
+    line: /--decisions decisions\.fifo is not a regular file or a directory — /,
+    repo: async () => {
+      const made = await createRepo({ examplePolicies: true });
+      execFileSync("mkfifo", [path.join(made.dir, "decisions.fifo")]);
+      return made;
+    },
+  },
+  {
+    name: "impact: a small gzip that inflates to millions of blank lines",
+    args: () => ["impact", "--decisions", "newlines.ndjson.gz"],
+    code: 2,
+    line: /newlines\.ndjson\.gz is refused: it has more than 100000 blank lines — /,
+    repo: async () => {
+      const made = await createRepo({ examplePolicies: true });
+      await writeFile(
+        path.join(made.dir, "newlines.ndjson.gz"),
+        gzipSync(Buffer.alloc(8 * 1024 * 1024, 0x0a)),
+      );
+      return made;
+    },
+  },
+  {
+    name: "explain: the recorded revision's policies do not build",
+    args: () => ["explain", "broken-1", "--decisions", "decisions.ndjson"],
+    code: 2,
+    line: /cannot build revision [0-9a-f]{40} from git: policies\/broken\.rego:\d+: rego_parse_error: [^;]+; policies\/broken\.rego:\d+: rego_parse_error: .* — fix the policies at that commit .*--revision <rev>/,
+    repo: async () => {
+      const made = await repoCommitting(
+        "policies/broken.rego",
+        "package broken\n\na if {\n  input.x ==\n}\nb if { y := }\n",
+      );
+      const revision = made.git("rev-parse", "HEAD");
+      await writeFile(
+        path.join(made.dir, "decisions.ndjson"),
+        `${JSON.stringify({ decision_id: "broken-1", path: "authz/allow", input: {}, result: true, bundles: { authz: { revision } } })}\n`,
+      );
+      return made;
+    },
+  },
 ];
 
 describe("the command line's refusals under --json", () => {
