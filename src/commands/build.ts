@@ -113,7 +113,9 @@ function describeBuildFailure(output: string, policies: string): string {
           /(^|\s)\.?\/?([\w./-]+\.(?:rego|json|ya?ml))(?=:)/g,
           (_m, space, file) => `${space}${path.join(policies, file)}`,
         ),
-    );
+    )
+    // "2 errors occurred:" alone is a header, not an error: nothing of it remains to show.
+    .filter((line) => line !== "");
   return lines.slice(0, 5).join("; ") || output.trim().split("\n")[0] || "no output from opa";
 }
 

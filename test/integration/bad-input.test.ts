@@ -442,6 +442,13 @@ const CASES: Case[] = [
     repo: () => repoCommitting("policies/broken.rego", "package broken\n\nallow if {\n\tinput.a ==\n}\n"),
   },
   {
+    name: "two Rego errors: both named, with no empty entry for opa's header",
+    args: () => ["build"],
+    code: 1,
+    line: /opa build failed: policies\/two\.rego:3: rego_unsafe_var_error: var x is unsafe; policies\/two\.rego:5: /,
+    repo: () => repoCommitting("policies/two.rego", "package two\n\na if { x }\n\nb if { y }\n"),
+  },
+  {
     name: "an unreadable signing key",
     args: (c) => ["build", "--signing-key", `${c.scratch}/a-directory.pem`],
     code: 2,
