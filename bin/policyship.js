@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Maps the CLI's outcome to an exit code: 0 ok, 1 the work failed, 2 it could not start, 70 a bug.
+// Maps the CLI's outcome to an exit code: 0 ok, 1 the work failed, 2 it could not start, 70 a bug, 130/143
+// interrupted by SIGINT/SIGTERM.
 import module from "node:module";
 
 // V8's code cache on disk, in a directory only this user can write (see src/compile-cache.ts).

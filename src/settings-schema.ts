@@ -34,6 +34,16 @@ const region = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/, "must look like 
  * config, stdout and messages, a password leaks there, and OPA appends the bundle's resource to the URL as it
  * is (`/b?x=1/<rev>.tar.gz` names no object). The messages never repeat the value.
  */
+/**
+ * A directory setting: init writes it into policyship.yaml, the workflows and .gitignore, so a line break
+ * or another control character could add lines of its own there.
+ */
+const directory = z
+  .string()
+  .min(1)
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
+  .regex(/^[^\u0000-\u001f\u007f]+$/, "must not hold a line break or another control character");
+
 const url = z
   .string()
   .url("must be an http(s) URL")
@@ -117,8 +127,8 @@ export const SIGNING_ALGORITHMS = [
 export const settingsSchema = z
   .object({
     // build
-    policies: z.string().min(1),
-    out: z.string().min(1),
+    policies: directory,
+    out: directory,
     revision: revision,
     allowDirty: z.boolean(),
     optimize: z.number().int().min(0).max(2),

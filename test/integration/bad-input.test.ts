@@ -773,6 +773,21 @@ const CASES: Case[] = [
     line: /--policies "\.\.\/shared-policies" must be a directory inside the repository — pass a relative path/,
     repo: () => createRepo(),
   },
+  {
+    name: "init --policies with a line break (it would add a line to the YAML and workflows)",
+    args: () => ["init", "--policies", "policies\nmalicious: true"],
+    code: 2,
+    line: /--policies: must not hold a line break or another control character/,
+    repo: () => createRepo(),
+  },
+  {
+    name: "init with POLICYSHIP_OUT holding a line break (it would add a line to .gitignore)",
+    args: () => ["init"],
+    env: { POLICYSHIP_OUT: "dist\n!secrets" },
+    code: 2,
+    line: /POLICYSHIP_OUT: must not hold a line break or another control character/,
+    repo: () => createRepo(),
+  },
   // prune input (S3 pinning, publish idempotency and prune): an age nobody can misread
   {
     name: "prune --older-than 6m (minutes or months?)",
