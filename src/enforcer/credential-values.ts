@@ -67,6 +67,8 @@ export function redact<T>(value: T, secrets: readonly string[]): T {
     if (typeof node === "string") return text(node);
     if (typeof node !== "object" || node === null) return node;
     if (Array.isArray(node)) return node.map(walk);
+    // A number impact keeps as its logged text (JSON.rawJSON) is a number, not an object to copy.
+    if ((JSON as unknown as { isRawJSON?: (value: unknown) => boolean }).isRawJSON?.(node)) return node;
     const copy: Record<string, unknown> = Object.create(null);
     for (const [key, inner] of Object.entries(node)) copy[text(key)] = walk(inner);
     return copy;

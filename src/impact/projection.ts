@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Opa } from "../opa/commands.ts";
 import { childEnvironment } from "../opa/environment.ts";
+import { isExactNumber } from "./null-prototype-json.ts";
 
 /**
  * The parts of `input` a set of policies can read, as a tree of static keys: `true` keeps the whole value
@@ -176,7 +177,8 @@ function parse(opa: Opa, file: string, extra: string[]): Promise<unknown> {
  */
 export function projectInput(input: unknown, reads: InputReads): unknown {
   if (reads === true) return input;
-  if (typeof input !== "object" || input === null || Array.isArray(input)) return input;
+  if (typeof input !== "object" || input === null || Array.isArray(input) || isExactNumber(input))
+    return input;
   const out: Record<string, unknown> = Object.create(null);
   for (const key of Object.keys(reads)) {
     if (Object.hasOwn(input, key))
