@@ -71,7 +71,8 @@ function withExactInputs(parsed: unknown, text: string): unknown {
         (into as { input?: unknown }).input = (from as { input?: unknown }).input;
     }
   };
-  if (Array.isArray(parsed) && Array.isArray(exact)) parsed.forEach((event, i) => graft(event, exact[i]));
-  else graft(parsed, exact);
+  if (Array.isArray(parsed) && Array.isArray(exact)) {
+    for (const [i, event] of parsed.entries()) graft(event, exact[i]);
+  } else graft(parsed, exact);
   return parsed;
 }
