@@ -7,6 +7,9 @@
 import { cp, mkdir, rm } from "node:fs/promises";
 import { build } from "esbuild";
 
+// Chunk names carry a content hash: without this, every rebuild would leave the last build's chunks for
+// `npm pack` to ship.
+await rm("dist/cli-bundle", { recursive: true, force: true });
 await build({
   entryPoints: { cli: "src/cli.ts", index: "src/index.ts" },
   outdir: "dist/cli-bundle",
