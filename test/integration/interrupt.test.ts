@@ -320,18 +320,18 @@ describe("build, diff and impact, interrupted while opa runs", () => {
   it.each(["SIGINT", "SIGTERM"] as const)(
     "impact: %s before opa has read its batch is one line, not an EPIPE crash, and removes the temp dirs",
     async (signal) => {
-      // The real opa behind a shim that, for `opa eval`, leaves its stdin unread until it is stopped: the
-      // batch (far more than a pipe holds) is still being written when the signal comes.
+      // The real opa behind a shim that, for `opa eval`, closes its stdin unread and waits to be stopped, as
+      // an opa stopped mid-read does: the batch (far more than a pipe holds) cannot be written to the end.
       const tmp = await mkdtemp(path.join(os.tmpdir(), "policyship-interrupt-tmp-"));
       const shimDir = await mkdtemp(path.join(os.tmpdir(), "policyship-interrupt-opa-"));
       const marker = path.join(shimDir, "eval-started");
       await writeFile(
         path.join(shimDir, "opa"),
-        `#!/bin/sh\nif [ "$1" = eval ]; then : > '${marker}'; sleep 20 </dev/null >/dev/null 2>&1 & wait $!; fi\nexec '${toolPath("opa")}' "$@"\n`,
+        `#!/bin/sh\nif [ "$1" = eval ]; then exec 0<&-; : > '${marker}'; sleep 20 </dev/null >/dev/null 2>&1 & wait $!; fi\nexec '${toolPath("opa")}' "$@"\n`,
       );
       await chmod(path.join(shimDir, "opa"), 0o755);
       const padding = "p".repeat(1_000);
-      const lines = Array.from({ length: 1_000 }, (_, i) =>
+      const lines = Array.from({ length: 4_000 }, (_, i) =>
         JSON.stringify({ decision_id: `e${i}`, path: "authz/allow", input: { padding, i } }),
       );
       await writeFile(path.join(repo.dir, "decisions.ndjson"), `${lines.join("\n")}\n`);
