@@ -189,6 +189,7 @@ async function reportOutputs(context: Context, result: ImpactResult) {
 const SKIP_LABELS: Record<SkipReason, string> = {
   unparseable: "unparseable",
   not_a_decision: "not a decision",
+  no_input: "no input",
   no_path: "no path",
   no_revision: "no revision",
   duplicate: "duplicate",
