@@ -181,7 +181,11 @@ function progressLine(context: Context) {
 async function reportOutputs(context: Context, result: ImpactResult) {
   const markdown = renderImpactMarkdown(result, context.settings.showResults);
   if (context.settings.markdown)
-    await writeOutput(path.resolve(context.cwd, context.settings.markdown), markdown);
+    await writeOutput(
+      path.resolve(context.cwd, context.settings.markdown),
+      markdown,
+      context.settings.markdown,
+    );
   if (inGitHubActions(context.env)) await appendStepSummary(context.env, markdown);
 }
 

@@ -1443,6 +1443,20 @@ const CASES: Case[] = [
       return made;
     },
   },
+
+  // -o / --output / --markdown: a file in a directory that is missing or is not one
+  {
+    name: "config -o into a directory that does not exist",
+    args: (c) => ["config", "--revision", "r1", ...store(c), "-o", "missing-dir/x.yaml"],
+    code: 2,
+    line: /^policyship: cannot write missing-dir\/x\.yaml: its directory \S+missing-dir does not exist — create the directory first/,
+  },
+  {
+    name: "config -o under a path that is a file",
+    args: (c) => ["config", "--revision", "r1", ...store(c), "-o", "policyship.yaml/x.yaml"],
+    code: 2,
+    line: /^policyship: cannot write policyship\.yaml\/x\.yaml: its directory \S+policyship\.yaml does not exist — /,
+  },
 ];
 
 describe("the command line's refusals under --json", () => {
