@@ -12,7 +12,7 @@ export interface MaskedInput {
 }
 
 /**
- * A recorded input, masked: the credential headers (authorization, cookie, proxy-authorization) and each
+ * A recorded input, masked: the credential headers (authorization, cookie, proxy-authorization, x-api-key) and each
  * `--mask` pointer are erased, whatever the source. OPA's console decision logs have no mask of their own,
  * and other producers may send `Authorization`, so keys are matched without regard to case.
  */
