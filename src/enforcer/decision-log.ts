@@ -24,8 +24,6 @@ export const DEFAULT_MASK = [
   "/input/request/http/headers/authorization",
   "/input/request/http/headers/cookie",
   "/input/request/http/headers/proxy-authorization",
-  // The common API-key header (the one the scaffolded example policy authenticates with).
-  "/input/request/http/headers/x-api-key",
 ];
 
 /** One line per decision in OPA's decision-log event shape (EventV1), so OPA's tooling and `impact` read it. */
