@@ -89,6 +89,8 @@ export async function impact(context: Context): Promise<ImpactResult> {
     for await (const record of readDecisions(source, {
       cwd,
       stats,
+      // Replayed as input = null it could differ from what OPA decided with no input.
+      skipNoInput: true,
       // The logs' bucket, always S3, with the configured endpoint, region and credentials: the bundles may
       // live in another bucket, a registry or a directory.
       s3: async (bucket) => {

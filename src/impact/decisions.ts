@@ -109,6 +109,8 @@ export async function* readDecisions(
     s3?: (bucket: string) => Promise<Store>;
     stats?: DecisionSourceStats;
     limits?: LogLimits;
+    /** Count a decision with no input field as no_input and leave it out (impact); explain refuses it itself. */
+    skipNoInput?: boolean;
   },
 ): AsyncGenerator<RecordedDecision> {
   const stats = options.stats ?? { files: 0, skipped: noneSkipped() };
@@ -136,7 +138,7 @@ export async function* readDecisions(
       }
       // A decision logged with no input field (OPA decided with input undefined) cannot be replayed as it
       // was: `with input as` needs a value, and null is not undefined (`allow if not input` differs).
-      if (record.input === undefined) {
+      if (options.skipNoInput && record.input === undefined) {
         stats.skipped.no_input++;
         continue;
       }

@@ -1453,9 +1453,9 @@ const CASES: Case[] = [
     repo: () => repoCommitting("policyship.yaml", "policies: policies\nprefix: authz\n"),
   },
   {
-    name: "build with a registry and POLICYSHIP_PREFIX",
-    args: () => ["build", "--registry", "127.0.0.1:1/acme/policies"],
-    env: { POLICYSHIP_PREFIX: "authz" },
+    name: "build with POLICYSHIP_REGISTRY and POLICYSHIP_PREFIX",
+    args: () => ["build"],
+    env: { POLICYSHIP_REGISTRY: "127.0.0.1:1/acme/policies", POLICYSHIP_PREFIX: "authz" },
     code: 2,
     line: /prefix "authz" \(from POLICYSHIP_PREFIX\) has no meaning for an OCI registry/,
   },
