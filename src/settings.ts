@@ -142,13 +142,22 @@ export async function resolveSettings(options: {
   configFile?: string;
 }): Promise<{ settings: Settings; configFile?: string }> {
   const file = await readConfigFile(options.cwd, options.configFile);
-  const settings = {
-    ...DEFAULTS,
-    ...file.values,
-    ...readEnv(options.env),
-    ...readFlags(options.flags),
-  } as Settings;
+  const env = readEnv(options.env);
+  const flags = readFlags(options.flags);
+  const settings = { ...DEFAULTS, ...file.values, ...env, ...flags } as Settings;
   applyStore(settings);
+  // Refused here, before check, build or test have run, not when the registry is first opened.
+  if (storeKind(settings) === "oci" && settings.prefix) {
+    const from = Object.hasOwn(flags, "prefix")
+      ? "--prefix"
+      : Object.hasOwn(env, "prefix")
+        ? envName("prefix")
+        : path.relative(options.cwd, file.file ?? "") || "the config file";
+    throw new UserError(
+      `prefix ${JSON.stringify(settings.prefix)} (from ${from}) has no meaning for an OCI registry`,
+      `remove it from ${from}; put the path in the repository instead: oci://<registry>/<path>/<repository>`,
+    );
+  }
   applyAwsEndpoint(settings, options.env);
   if (settings.pollingMax < settings.pollingMin) {
     throw new UserError(

@@ -1,13 +1,14 @@
-import { rename, writeFile } from "node:fs/promises";
+import { rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
 import { recordedPin } from "../bundle/publish-record.ts";
 import { createContext, type Io, print } from "../cli-kit.ts";
 import { addConfigOptions, addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
-import { FailureError } from "../errors.ts";
+import { FailureError, UserError } from "../errors.ts";
 import { readVerificationKey } from "../opa/signing-key.ts";
 import { type OpaConfig, renderOpaConfig } from "../opa-config/render.ts";
+import { printable } from "../printable.ts";
 import { revisionOrHead } from "../revision.ts";
 import { storeKind } from "../settings.ts";
 import { resolveRegion } from "../store/open.ts";
@@ -32,11 +33,35 @@ export async function serialize(config: OpaConfig, format: "yaml" | "json"): Pro
   return YAML.stringify(config, { lineWidth: 0 });
 }
 
-/** Writes atomically (temp name, then rename), so a deploy never reads half a config. */
-export async function writeOutput(file: string, text: string) {
+/**
+ * Writes atomically (temp name, then rename), so a deploy never reads half a config. A directory that is
+ * missing or cannot be written is refused with one line naming `given` (the path as the user wrote it), never
+ * the temp name; the temp file does not outlive a failed rename.
+ */
+export async function writeOutput(file: string, text: string, given: string = file) {
   const temp = `${file}.${process.pid}.tmp`;
-  await writeFile(temp, text);
-  await rename(temp, file);
+  try {
+    await writeFile(temp, text);
+    await rename(temp, file);
+  } catch (error) {
+    await rm(temp, { force: true }).catch(() => {});
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") {
+      throw new UserError(
+        `cannot write ${printable(given)}: its directory ${printable(path.dirname(file))} does not exist`,
+        "create the directory first, or write somewhere else",
+        { cause: error },
+      );
+    }
+    if (code === "EACCES" || code === "EPERM" || code === "EROFS" || code === "EISDIR") {
+      throw new UserError(
+        `cannot write ${printable(given)}: ${code === "EISDIR" ? "it is a directory" : `${code}`}`,
+        "choose a file in a directory you can write",
+        { cause: error },
+      );
+    }
+    throw error;
+  }
 }
 
 /** Any well-formed digest: rendering with it first refuses bad settings before the registry is asked. */
@@ -118,7 +143,7 @@ export async function config(
   }
   const text = await serialize(rendered, settings.format);
   const output = settings.output ? path.resolve(context.cwd, settings.output) : undefined;
-  if (output) await writeOutput(output, text);
+  if (output) await writeOutput(output, text, settings.output);
   return {
     revision,
     key,

@@ -175,7 +175,11 @@ export async function explain(context: Context, request: ExplainRequest): Promis
     }
     if (settings.markdown) {
       const { renderExplainMarkdown } = await import("../explain/render.ts");
-      await writeOutput(path.resolve(context.cwd, settings.markdown), renderExplainMarkdown(explained));
+      await writeOutput(
+        path.resolve(context.cwd, settings.markdown),
+        renderExplainMarkdown(explained),
+        settings.markdown,
+      );
     }
     return explained;
   } finally {

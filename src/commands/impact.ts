@@ -89,6 +89,8 @@ export async function impact(context: Context): Promise<ImpactResult> {
     for await (const record of readDecisions(source, {
       cwd,
       stats,
+      // Replayed as input = null it could differ from what OPA decided with no input.
+      skipNoInput: true,
       // The logs' bucket, always S3, with the configured endpoint, region and credentials: the bundles may
       // live in another bucket, a registry or a directory.
       s3: async (bucket) => {
@@ -181,7 +183,11 @@ function progressLine(context: Context) {
 async function reportOutputs(context: Context, result: ImpactResult) {
   const markdown = renderImpactMarkdown(result, context.settings.showResults);
   if (context.settings.markdown)
-    await writeOutput(path.resolve(context.cwd, context.settings.markdown), markdown);
+    await writeOutput(
+      path.resolve(context.cwd, context.settings.markdown),
+      markdown,
+      context.settings.markdown,
+    );
   if (inGitHubActions(context.env)) await appendStepSummary(context.env, markdown);
 }
 
@@ -189,6 +195,7 @@ async function reportOutputs(context: Context, result: ImpactResult) {
 const SKIP_LABELS: Record<SkipReason, string> = {
   unparseable: "unparseable",
   not_a_decision: "not a decision",
+  no_input: "no input",
   no_path: "no path",
   no_revision: "no revision",
   duplicate: "duplicate",

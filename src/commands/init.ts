@@ -27,6 +27,8 @@ out: dist
 prefix: authz
 bundleName: authz
 coverageThreshold: 90
+# impact and explain erase this header (the example policy's API key) from every input they show
+mask: ["/input/request/http/headers/x-api-key"]
 `;
 
 /** With --registry: the registry instead of a bucket, and where OPA finds its pull token. */
@@ -41,6 +43,8 @@ registry: ${registry}          # each revision is the tag <sha> of this reposito
 # registryTokenPath: /run/secrets/registry-token   # where OPA reads its pull token (never in the config)
 bundleName: authz
 coverageThreshold: 90
+# impact and explain erase this header (the example policy's API key) from every input they show
+mask: ["/input/request/http/headers/x-api-key"]
 `;
 
 async function exists(file: string): Promise<boolean> {

@@ -25,12 +25,19 @@ export interface RecordedDecision {
 }
 
 /** Why an event was not replayed, each counted in the report. */
-export const SKIP_REASONS = ["unparseable", "not_a_decision", "no_path", "no_revision", "duplicate"] as const;
+export const SKIP_REASONS = [
+  "unparseable",
+  "not_a_decision",
+  "no_input",
+  "no_path",
+  "no_revision",
+  "duplicate",
+] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 export type SkippedEvents = Record<SkipReason, number>;
 
 export function noneSkipped(): SkippedEvents {
-  return { unparseable: 0, not_a_decision: 0, no_path: 0, no_revision: 0, duplicate: 0 };
+  return { unparseable: 0, not_a_decision: 0, no_input: 0, no_path: 0, no_revision: 0, duplicate: 0 };
 }
 
 /** Turns one event (the enforcer's line, OPA's console line, or an element of an uploaded batch) into a record. */
@@ -102,6 +109,8 @@ export async function* readDecisions(
     s3?: (bucket: string) => Promise<Store>;
     stats?: DecisionSourceStats;
     limits?: LogLimits;
+    /** Count a decision with no input field as no_input and leave it out (impact); explain refuses it itself. */
+    skipNoInput?: boolean;
   },
 ): AsyncGenerator<RecordedDecision> {
   const stats = options.stats ?? { files: 0, skipped: noneSkipped() };
@@ -126,6 +135,12 @@ export async function* readDecisions(
           stats.skipped.duplicate++;
           continue;
         }
+      }
+      // A decision logged with no input field (OPA decided with input undefined) cannot be replayed as it
+      // was: `with input as` needs a value, and null is not undefined (`allow if not input` differs).
+      if (options.skipNoInput && record.input === undefined) {
+        stats.skipped.no_input++;
+        continue;
       }
       yield record;
     }

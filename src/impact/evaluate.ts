@@ -45,6 +45,9 @@ function evalBatch(
     child.stdout.on("data", (chunk: Buffer) => out.push(chunk));
     child.stderr.on("data", (chunk: Buffer) => err.push(chunk));
     child.on("error", reject);
+    // An opa that exits (or is stopped) before reading its whole batch closes the pipe: the write then
+    // fails with EPIPE, which 'close' reports through the exit code or signal; unheard, it would crash.
+    child.stdin.on("error", () => {});
     child.on("close", (code, signal) => {
       // A stopped opa (an interrupt, the OOM killer) decided nothing: not a failing batch to split and retry.
       if (signal) {

@@ -12,15 +12,22 @@ export interface MaskedInput {
 }
 
 /**
- * A recorded input, masked: the credential headers (authorization, cookie, proxy-authorization) and each
- * `--mask` pointer are erased, whatever the source. OPA's console decision logs have no mask of their own,
- * and other producers may send `Authorization`, so keys are matched without regard to case.
+ * What impact and explain erase from what they show beyond the enforcer's DEFAULT_MASK: the common API-key
+ * header. Only shown inputs lose it; the replay still evaluates the input as it was logged (an enforcer that
+ * erased x-api-key from its log would leave nothing for a policy keyed on it to replay).
+ */
+export const SHOWN_MASK = [...DEFAULT_MASK, "/input/request/http/headers/x-api-key"];
+
+/**
+ * A recorded input, masked: the credential headers (SHOWN_MASK: authorization, cookie, proxy-authorization,
+ * x-api-key) and each `--mask` pointer are erased, whatever the source. OPA's console decision logs have no
+ * mask of their own, and other producers may send `Authorization`, so keys are matched without regard to case.
  */
 export class InputMask {
   private readonly paths: string[][];
 
   constructor(pointers: readonly string[] = []) {
-    this.paths = [...DEFAULT_MASK, ...pointers].map((pointer) =>
+    this.paths = [...SHOWN_MASK, ...pointers].map((pointer) =>
       pointer
         .split("/")
         .slice(2)

@@ -66,7 +66,7 @@ export async function shadowImpact(context: Context): Promise<ShadowImpactResult
   const markdown = renderShadowMarkdown(result, settings.showResults);
   if (settings.markdown) {
     const { writeOutput } = await import("../commands/config.ts");
-    await writeOutput(path.resolve(cwd, settings.markdown), markdown);
+    await writeOutput(path.resolve(cwd, settings.markdown), markdown, settings.markdown);
   }
   if (inGitHubActions(context.env)) await appendStepSummary(context.env, markdown);
   return result;

@@ -315,7 +315,7 @@ const CASES: Case[] = [
     name: "an OCI store with a prefix",
     args: () => ["list", "--store", "oci://127.0.0.1:1/acme/policies", "--prefix", "authz"],
     code: 2,
-    line: /--prefix has no meaning for an OCI registry/,
+    line: /prefix "authz" \(from --prefix\) has no meaning for an OCI registry — remove it from --prefix/,
   },
   {
     name: "both a bucket and a registry",
@@ -1442,6 +1442,36 @@ const CASES: Case[] = [
       );
       return made;
     },
+  },
+
+  // a prefix with an OCI store: refused with the settings, before check, build or test run
+  {
+    name: "release --store oci://… with the prefix init wrote in policyship.yaml",
+    args: () => ["release", "--store", "oci://127.0.0.1:1/acme/policies"],
+    code: 2,
+    line: /^policyship: prefix "authz" \(from policyship\.yaml\) has no meaning for an OCI registry — remove it from policyship\.yaml; /,
+    repo: () => repoCommitting("policyship.yaml", "policies: policies\nprefix: authz\n"),
+  },
+  {
+    name: "build with POLICYSHIP_REGISTRY and POLICYSHIP_PREFIX",
+    args: () => ["build"],
+    env: { POLICYSHIP_REGISTRY: "127.0.0.1:1/acme/policies", POLICYSHIP_PREFIX: "authz" },
+    code: 2,
+    line: /prefix "authz" \(from POLICYSHIP_PREFIX\) has no meaning for an OCI registry/,
+  },
+
+  // -o / --output / --markdown: a file in a directory that is missing or is not one
+  {
+    name: "config -o into a directory that does not exist",
+    args: (c) => ["config", "--revision", "r1", ...store(c), "-o", "missing-dir/x.yaml"],
+    code: 2,
+    line: /^policyship: cannot write missing-dir\/x\.yaml: its directory \S+missing-dir does not exist — create the directory first/,
+  },
+  {
+    name: "config -o under a path that is a file",
+    args: (c) => ["config", "--revision", "r1", ...store(c), "-o", "policyship.yaml/x.yaml"],
+    code: 2,
+    line: /^policyship: cannot write policyship\.yaml\/x\.yaml: its directory \S+policyship\.yaml does not exist — /,
   },
 ];
 

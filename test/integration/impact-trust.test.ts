@@ -19,7 +19,14 @@ let revisionA: string;
 let revisionB: string;
 let store: string;
 
-const SKIPPED_NONE = { unparseable: 0, not_a_decision: 0, no_path: 0, no_revision: 0, duplicate: 0 };
+const SKIPPED_NONE = {
+  unparseable: 0,
+  not_a_decision: 0,
+  no_input: 0,
+  no_path: 0,
+  no_revision: 0,
+  duplicate: 0,
+};
 
 function decision(id: string, method: string, key: string, revision: string | undefined, result: unknown) {
   return JSON.stringify({

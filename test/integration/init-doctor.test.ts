@@ -39,6 +39,10 @@ describe("policyship init", () => {
         await readFile(path.join(repoRoot, source), "utf8"),
       );
     }
+    // The example policy's credential is masked by what init writes, not by the user remembering to.
+    expect(await readFile(path.join(repo.dir, "policyship.yaml"), "utf8")).toMatch(
+      /^mask: \["\/input\/request\/http\/headers\/x-api-key"\]$/m,
+    );
     repo.commit("policyship init");
     const dry = await runCli(["release", "--dry-run"], { cwd: repo.dir });
     expect(dry.exitCode, dry.stderr).toBe(0);
@@ -75,6 +79,7 @@ describe("policyship init", () => {
     const settings = await readFile(path.join(repo.dir, "policyship.yaml"), "utf8");
     expect(settings).toMatch(/^registry: ghcr\.io\/acme\/policies /m);
     expect(settings).not.toMatch(/^prefix:/m);
+    expect(settings).toMatch(/^mask: \["\/input\/request\/http\/headers\/x-api-key"\]$/m);
     for (const workflow of ["release", "rollback"]) {
       expect(await readFile(path.join(repo.dir, `.github/workflows/policy-${workflow}.yml`), "utf8")).toBe(
         await readFile(path.join(repoRoot, `examples/github/policy-${workflow}-oci.yml`), "utf8"),

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -313,6 +313,41 @@ describe("build, diff and impact, interrupted while opa runs", () => {
       expect(await readdir(tmp)).toEqual([]);
       await rm(tmp, { recursive: true, force: true });
       expectInterrupted(result, "SIGINT");
+    },
+    60_000,
+  );
+
+  it.each(["SIGINT", "SIGTERM"] as const)(
+    "impact: %s before opa has read its batch is one line, not an EPIPE crash, and removes the temp dirs",
+    async (signal) => {
+      // The real opa behind a shim that, for `opa eval`, closes its stdin unread and waits to be stopped, as
+      // an opa stopped mid-read does: the batch (far more than a pipe holds) cannot be written to the end.
+      const tmp = await mkdtemp(path.join(os.tmpdir(), "policyship-interrupt-tmp-"));
+      const shimDir = await mkdtemp(path.join(os.tmpdir(), "policyship-interrupt-opa-"));
+      const marker = path.join(shimDir, "eval-started");
+      await writeFile(
+        path.join(shimDir, "opa"),
+        `#!/bin/sh\nif [ "$1" = eval ]; then exec 0<&-; : > '${marker}'; sleep 20 </dev/null >/dev/null 2>&1 & wait $!; fi\nexec '${toolPath("opa")}' "$@"\n`,
+      );
+      await chmod(path.join(shimDir, "opa"), 0o755);
+      const padding = "p".repeat(1_000);
+      const lines = Array.from({ length: 4_000 }, (_, i) =>
+        JSON.stringify({ decision_id: `e${i}`, path: "authz/allow", input: { padding, i } }),
+      );
+      await writeFile(path.join(repo.dir, "decisions.ndjson"), `${lines.join("\n")}\n`);
+      const replaying = startCli(
+        ["impact", "--decisions", "decisions.ndjson", "--base", baseRevision, "--json"],
+        { TMPDIR: tmp, PATH: `${shimDir}${path.delimiter}${process.env.PATH ?? ""}` },
+      );
+      await until("opa eval has started", async () => (await readdir(shimDir)).includes("eval-started"));
+      process.kill(replaying.pid, signal);
+      const result = await replaying.exited;
+      await rm(shimDir, { recursive: true, force: true });
+      expect(result.stderr).not.toContain("EPIPE");
+      expectInterrupted(result, signal);
+      expect(JSON.parse(result.stdout).error.message).toBe(INTERRUPTED[signal]);
+      expect(await readdir(tmp)).toEqual([]);
+      await rm(tmp, { recursive: true, force: true });
     },
     60_000,
   );

@@ -13,7 +13,14 @@ import {
 import { ImpactReport } from "../../src/impact/report.ts";
 
 const SHA = "a".repeat(40);
-const noneSkipped = () => ({ unparseable: 0, not_a_decision: 0, no_path: 0, no_revision: 0, duplicate: 0 });
+const noneSkipped = () => ({
+  unparseable: 0,
+  not_a_decision: 0,
+  no_input: 0,
+  no_path: 0,
+  no_revision: 0,
+  duplicate: 0,
+});
 let dir: string;
 
 beforeAll(async () => {
@@ -35,11 +42,13 @@ async function read(
   name: string,
   content: string | Buffer,
   limits?: Parameters<typeof readDecisions>[1]["limits"],
+  skipNoInput?: boolean,
 ) {
   await writeFile(path.join(dir, name), content);
   const stats: DecisionSourceStats = { files: 0, skipped: noneSkipped() };
   const records: RecordedDecision[] = [];
-  for await (const record of readDecisions(name, { cwd: dir, stats, limits })) records.push(record);
+  for await (const record of readDecisions(name, { cwd: dir, stats, limits, skipNoInput }))
+    records.push(record);
   return { records, stats };
 }
 
@@ -91,6 +100,14 @@ describe("reading decision logs", () => {
     const { records, stats } = await read("mixed.ndjson", text);
     expect(records.map((r) => r.decisionId)).toEqual(["d1", "d2"]);
     expect(stats.skipped).toEqual({ ...noneSkipped(), unparseable: 1, not_a_decision: 1, duplicate: 1 });
+  });
+
+  it("skips a decision logged with no input field as no_input; an input of null is replayed as null", async () => {
+    const { input: _input, ...noInput } = event("i1");
+    const text = [JSON.stringify(noInput), JSON.stringify(event("i2", { input: null })), ""].join("\n");
+    const { records, stats } = await read("no-input.ndjson", text, undefined, true);
+    expect(records.map((r) => [r.decisionId, r.input])).toEqual([["i2", null]]);
+    expect(stats.skipped).toEqual({ ...noneSkipped(), no_input: 1 });
   });
 
   it("refuses a line nested 200,000 deep with one line, before parsing it", async () => {

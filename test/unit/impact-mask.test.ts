@@ -17,6 +17,14 @@ describe("the impact mask", () => {
     );
   });
 
+  it("erases an x-api-key header with no --mask, as the enforcer does", () => {
+    const input = {
+      request: { http: { path: "/o/bob-key-1234", headers: { "x-api-key": "bob-key-1234" } } },
+    };
+    const masked = new InputMask().apply(input);
+    expect(JSON.stringify(masked.input)).not.toContain("bob-key-1234");
+  });
+
   it("masks the erased values wherever else they appear, in strings and keys", () => {
     const input = {
       request: { http: { path: "/t/key-0123456789", headers: { "x-api-key": "key-0123456789" } } },
