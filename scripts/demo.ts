@@ -150,7 +150,7 @@ async function main() {
   });
   // The post-deploy step: did the rollout land on OPA?
   const rollout = (revision: string) =>
-    policyship(["status", "--opa", opa?.url ?? "", "--expect", revision.slice(0, 12), "--wait", "30s"]);
+    policyship(["status", "--instance", opa?.url ?? "", "--expect", revision.slice(0, 12), "--wait", "30s"]);
 
   const request = async (method: string, route: string, user?: string) => {
     const response = await fetch(`${appUrl}${route}`, {
