@@ -44,7 +44,7 @@ export async function impact(context: Context): Promise<ImpactResult> {
     throw new UserError("no recorded decisions given", "pass --decisions <file|dir|s3://bucket/prefix>");
   }
   const [
-    { readDecisions, noneSkipped },
+    { readDecisions, noneSkipped, logsBucketOf },
     { Replayer },
     { sampled },
     { ImpactReport },
@@ -91,15 +91,7 @@ export async function impact(context: Context): Promise<ImpactResult> {
       stats,
       // Replayed as input = null it could differ from what OPA decided with no input.
       skipNoInput: true,
-      // The logs' bucket, always S3, with the configured endpoint, region and credentials: the bundles may
-      // live in another bucket, a registry or a directory.
-      s3: async (bucket) => {
-        const { openStore } = await import("../store/open.ts");
-        return openStore({
-          ...context,
-          settings: { ...settings, bucket, registry: undefined, to: undefined },
-        });
-      },
+      s3: logsBucketOf(context),
     })) {
       read++;
       if (settings.sample !== undefined && !sampled(settings.sample, record.decisionId, read)) continue;

@@ -41,19 +41,12 @@ export function rulePathOf(raw: string, where: string): string {
  * downloaded or parsed. No match is a failure (exit 1): the logs were read, the decision is not in them.
  */
 export async function findDecision(context: Context, source: string, id: string): Promise<RecordedDecision> {
-  const { readDecisions, noneSkipped } = await import("../impact/decisions.ts");
+  const { readDecisions, noneSkipped, logsBucketOf } = await import("../impact/decisions.ts");
   const stats = { files: 0, skipped: noneSkipped() };
   for await (const record of readDecisions(source, {
     cwd: context.cwd,
     stats,
-    // The logs' bucket, always S3 as impact reads it, with the configured endpoint, region and credentials.
-    s3: async (bucket) => {
-      const { openStore } = await import("../store/open.ts");
-      return openStore({
-        ...context,
-        settings: { ...context.settings, bucket, registry: undefined, to: undefined },
-      });
-    },
+    s3: logsBucketOf(context),
   })) {
     if (record.decisionId === id) return record;
   }

@@ -2,6 +2,7 @@ import { constants } from "node:fs";
 import { open, readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
+import type { Context } from "../context.ts";
 import { UserError } from "../errors.ts";
 import { printable } from "../printable.ts";
 import type { Store } from "../store/store.ts";
@@ -88,6 +89,20 @@ async function* eventsOf(
     if (Array.isArray(parsed)) for (const event of parsed) yield { event };
     else yield { event: parsed };
   }
+}
+
+/**
+ * What readDecisions' `s3` option wants for an s3:// source: the logs' bucket, always S3, with the configured
+ * endpoint, region and credentials — the bundles may live in another bucket, a registry or a directory.
+ */
+export function logsBucketOf(context: Context): (bucket: string) => Promise<Store> {
+  return async (bucket) => {
+    const { openStore } = await import("../store/open.ts");
+    return openStore({
+      ...context,
+      settings: { ...context.settings, bucket, registry: undefined, to: undefined },
+    });
+  };
 }
 
 export interface DecisionSourceStats {

@@ -39,7 +39,7 @@ export async function shadowImpact(context: Context): Promise<ShadowImpactResult
       );
     }
   }
-  const { readDecisions } = await import("./decisions.ts");
+  const { readDecisions, logsBucketOf } = await import("./decisions.ts");
   const report = new ShadowReport(settings.examples, settings.mask, settings.showResults);
   const source = settings.decisions;
   log.info(`reading shadow comparisons from ${source}`);
@@ -47,10 +47,7 @@ export async function shadowImpact(context: Context): Promise<ShadowImpactResult
   for await (const record of readDecisions(source, {
     cwd,
     stats,
-    s3: async (bucket) => {
-      const { openStore } = await import("../store/open.ts");
-      return openStore({ ...context, settings: { ...settings, bucket, registry: undefined, to: undefined } });
-    },
+    s3: logsBucketOf(context),
   })) {
     const sample = shadowSampleOf(record, source);
     if (!sample) {
