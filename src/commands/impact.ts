@@ -9,6 +9,7 @@ import type { Context } from "../context.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { appendStepSummary, inGitHubActions, markdownCode, markdownTable } from "../github.ts";
 import type { RecordedDecision, SkipReason } from "../impact/decisions.ts";
+import { heapKeeper } from "../impact/heap.ts";
 import type { ImpactResult } from "../impact/report.ts";
 import type { OfflineCapabilities } from "../opa/capabilities.ts";
 import { locateOpaFor } from "../opa/locate.ts";
@@ -28,9 +29,19 @@ export function recordedRevisionOf(
   record: RecordedDecision,
   assertRecordedRevision: (revision: string, decisionId: string | undefined) => string,
 ): string | undefined {
-  const revisions = Object.entries(record.revisions);
-  const named = revisions.find(([name]) => name === context.settings.bundleName);
-  const revision = named?.[1] ?? (revisions.length === 1 ? revisions[0]?.[1] : undefined);
+  // record.revisions has no prototype: a bundle called "constructor" is a plain key. Read without copying,
+  // once per recorded decision.
+  const { revisions } = record;
+  const name = context.settings.bundleName;
+  let revision = name !== undefined && Object.hasOwn(revisions, name) ? revisions[name] : undefined;
+  if (revision === undefined) {
+    let bundles = 0;
+    for (const bundle in revisions) {
+      if (++bundles > 1) break;
+      revision = revisions[bundle];
+    }
+    if (bundles !== 1) revision = undefined;
+  }
   return revision === undefined ? undefined : assertRecordedRevision(revision, record.decisionId);
 }
 
@@ -44,7 +55,7 @@ export async function impact(context: Context): Promise<ImpactResult> {
     throw new UserError("no recorded decisions given", "pass --decisions <file|dir|s3://bucket/prefix>");
   }
   const [
-    { readDecisions, noneSkipped, logsBucketOf },
+    { readDecisionBatches, noneSkipped, logsBucketOf },
     { Replayer },
     { sampled },
     { ImpactReport },
@@ -86,31 +97,37 @@ export async function impact(context: Context): Promise<ImpactResult> {
     const stats = { files: 0, skipped: noneSkipped() };
     let withRevision = 0;
     let read = 0;
-    for await (const record of readDecisions(source, {
+    const keepHeap = heapKeeper();
+    for await (const records of readDecisionBatches(source, {
       cwd,
       stats,
       // Replayed as input = null it could differ from what OPA decided with no input.
       skipNoInput: true,
       s3: logsBucketOf(context),
     })) {
-      read++;
-      if (settings.sample !== undefined && !sampled(settings.sample, record.decisionId, read)) continue;
-      // With --base the recorded revisions are not used, so not read.
-      const revision = base ?? recordedRevisionOf(context, record, assertRecordedRevision);
-      if (!base && revision !== undefined) withRevision++;
-      const rulePath = (settings.decisionPath ?? record.path ?? "")
-        .replace(/^\/+|\/+$/g, "")
-        .replace(/^data\//, "");
-      if (!rulePath) {
-        stats.skipped.no_path++;
-        continue;
+      for (const record of records) {
+        read++;
+        if (settings.sample !== undefined && !sampled(settings.sample, record.decisionId, read)) continue;
+        // With --base the recorded revisions are not used, so not read.
+        const revision = base ?? recordedRevisionOf(context, record, assertRecordedRevision);
+        if (!base && revision !== undefined) withRevision++;
+        const rulePath = (settings.decisionPath ?? record.path ?? "")
+          .replace(/^\/+|\/+$/g, "")
+          .replace(/^data\//, "");
+        if (!rulePath) {
+          stats.skipped.no_path++;
+          continue;
+        }
+        if (revision === undefined) {
+          stats.skipped.no_revision++;
+          continue;
+        }
+        // Most records need no wait: only a full batch or window hands control back.
+        const waiting = replayer.add(record, revision, rulePath);
+        if (waiting) await waiting;
       }
-      if (revision === undefined) {
-        stats.skipped.no_revision++;
-        continue;
-      }
-      await replayer.add(record, revision, rulePath);
       progress?.(report.replayed);
+      keepHeap(read);
     }
     await replayer.finish();
     progress?.(-1);

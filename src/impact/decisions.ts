@@ -7,7 +7,14 @@ import { UserError } from "../errors.ts";
 import { printable } from "../printable.ts";
 import type { Store } from "../store/store.ts";
 import { DecisionIdSet } from "./decision-id-set.ts";
-import { LOG_LIMITS, type LogLimits, logLines, type ReadTotal } from "./log-lines.ts";
+import {
+  LOG_LIMITS,
+  type LogLimits,
+  type LogLine,
+  lineReader,
+  logLineBatches,
+  type ReadTotal,
+} from "./log-lines.ts";
 import { parseNullPrototypeJson } from "./null-prototype-json.ts";
 
 /** A recorded decision, from any of the shapes OPA and the enforcer write. */
@@ -23,6 +30,23 @@ export interface RecordedDecision {
   revisions: Record<string, string>;
   /** The event's `custom` member as written (the enforcer's `policyship` fields, a shadow comparison). */
   custom?: unknown;
+  /** The line the event was read from, when it is the whole line: `input` can be read from it again. */
+  text?: string;
+}
+
+/**
+ * Lets go of a record's parsed input while the record waits (impact holds tens of thousands for their
+ * evaluations: the line's text is a third of the parsed objects' size and nothing for the collector to walk).
+ * inputOf() reads it again, as it was read the first time.
+ */
+export function releaseInput(record: RecordedDecision): void {
+  if (record.text !== undefined) record.input = undefined;
+}
+
+/** A record's input, read again from its line if releaseInput() let it go. */
+export function inputOf(record: RecordedDecision): unknown {
+  if (record.input !== undefined || record.text === undefined) return record.input;
+  return toRecord(parseNullPrototypeJson(record.text))?.input;
 }
 
 /** Why an event was not replayed, each counted in the report. */
@@ -42,7 +66,7 @@ export function noneSkipped(): SkippedEvents {
 }
 
 /** Turns one event (the enforcer's line, OPA's console line, or an element of an uploaded batch) into a record. */
-export function toRecord(event: unknown): RecordedDecision | undefined {
+export function toRecord(event: unknown, text?: string): RecordedDecision | undefined {
   if (typeof event !== "object" || event === null || Array.isArray(event)) return undefined;
   const fields = event as Record<string, unknown>;
   // OPA's console logger adds level/msg/time around the event's own fields.
@@ -65,29 +89,31 @@ export function toRecord(event: unknown): RecordedDecision | undefined {
     hasResult: Object.hasOwn(fields, "result"),
     revisions,
     custom: fields.custom,
+    text,
   };
 }
 
 /**
- * The events of a log: one per line (the enforcer's NDJSON, OPA's console lines), or the elements of a line
- * that is a JSON array (OPA's upload bodies, gzipped or not). Every value is read without a prototype.
+ * The events of a chunk of a log's lines, each line read as it is taken: one event per line (the enforcer's
+ * NDJSON, OPA's console lines), or the elements of a line that is a JSON array (OPA's upload bodies, gzipped
+ * or not). Every value is read without a prototype.
  */
-async function* eventsOf(
-  stream: Readable,
-  name: string,
-  limits: LogLimits,
-  total: ReadTotal,
-): AsyncGenerator<{ event: unknown } | { unparseable: true }> {
-  for await (const { text } of logLines(stream, name, limits, total)) {
+function* eventsOf(
+  lines: LogLine[],
+  read: (line: LogLine) => string | undefined,
+): Generator<{ event: unknown; text?: string } | undefined> {
+  for (const line of lines) {
+    const text = read(line);
+    if (text === undefined) continue;
     let parsed: unknown;
     try {
       parsed = parseNullPrototypeJson(text);
     } catch {
-      yield { unparseable: true };
+      yield undefined;
       continue;
     }
     if (Array.isArray(parsed)) for (const event of parsed) yield { event };
-    else yield { event: parsed };
+    else yield { event: parsed, text };
   }
 }
 
@@ -111,45 +137,64 @@ export interface DecisionSourceStats {
   skipped: SkippedEvents;
 }
 
+export interface ReadDecisionsOptions {
+  cwd: string;
+  s3?: (bucket: string) => Promise<Store>;
+  stats?: DecisionSourceStats;
+  limits?: LogLimits;
+  /** Count a decision with no input field as no_input and leave it out (impact); explain refuses it itself. */
+  skipNoInput?: boolean;
+}
+
 /**
  * Every recorded decision under `source`, streamed: a file, a directory of files, or `s3://bucket/prefix`
  * (always S3, whatever store holds the bundles). Events that are not decisions, and a decision_id seen
  * before (OPA uploads a batch again until it is acknowledged), are counted in stats.skipped. A source that
- * cannot be read, or holds no file, is an error.
+ * cannot be read, or holds no file, is an error. Each line is read as its decision is taken: a reader that
+ * stops early leaves the rest unread.
  */
 export async function* readDecisions(
   source: string,
-  options: {
-    cwd: string;
-    s3?: (bucket: string) => Promise<Store>;
-    stats?: DecisionSourceStats;
-    limits?: LogLimits;
-    /** Count a decision with no input field as no_input and leave it out (impact); explain refuses it itself. */
-    skipNoInput?: boolean;
-  },
+  options: ReadDecisionsOptions,
 ): AsyncGenerator<RecordedDecision> {
+  for await (const chunk of decisionChunks(source, options)) yield* chunk;
+}
+
+/** readDecisions a chunk of the log at a time (at most 1,024 lines): what a day of logs is read with. */
+export async function* readDecisionBatches(
+  source: string,
+  options: ReadDecisionsOptions,
+): AsyncGenerator<RecordedDecision[]> {
+  for await (const chunk of decisionChunks(source, options)) {
+    const records = [...chunk];
+    if (records.length > 0) yield records;
+  }
+}
+
+/** The decisions of each chunk of the source's lines, each taken when asked for. */
+async function* decisionChunks(
+  source: string,
+  options: ReadDecisionsOptions,
+): AsyncGenerator<Generator<RecordedDecision>> {
   const stats = options.stats ?? { files: 0, skipped: noneSkipped() };
   const limits = options.limits ?? LOG_LIMITS;
   const seen = new DecisionIdSet();
   // One bound over every file of the source, beside each file's own.
   const total: ReadTotal = { bytes: 0 };
-  const emit = async function* (name: string, open: () => Promise<Readable>) {
-    stats.files++;
-    for await (const item of eventsOf(await open(), name, limits, total)) {
-      if ("unparseable" in item) {
+  const decisionsOf = function* (lines: LogLine[], read: (line: LogLine) => string | undefined) {
+    for (const item of eventsOf(lines, read)) {
+      if (!item) {
         stats.skipped.unparseable++;
         continue;
       }
-      const record = toRecord(item.event);
+      const record = toRecord(item.event, item.text);
       if (!record) {
         stats.skipped.not_a_decision++;
         continue;
       }
-      if (record.decisionId !== undefined) {
-        if (!seen.add(record.decisionId)) {
-          stats.skipped.duplicate++;
-          continue;
-        }
+      if (record.decisionId !== undefined && !seen.add(record.decisionId)) {
+        stats.skipped.duplicate++;
+        continue;
       }
       // A decision logged with no input field (OPA decided with input undefined) cannot be replayed as it
       // was: `with input as` needs a value, and null is not undefined (`allow if not input` differs).
@@ -158,6 +203,13 @@ export async function* readDecisions(
         continue;
       }
       yield record;
+    }
+  };
+  const emit = async function* (name: string, open: () => Promise<Readable>) {
+    stats.files++;
+    const read = lineReader(name, limits);
+    for await (const lines of logLineBatches(await open(), name, limits, total)) {
+      yield decisionsOf(lines, read);
     }
   };
   const s3 = /^s3:\/\/([^/]+)\/?(.*)$/.exec(source);
@@ -263,5 +315,6 @@ async function openFile(name: string): Promise<Readable> {
       "pass log files only (save a stream to a file first)",
     );
   }
-  return handle.createReadStream();
+  // 1 MiB reads: a day of logs is gigabytes, and each read is a call into the file system.
+  return handle.createReadStream({ highWaterMark: 1024 * 1024 });
 }

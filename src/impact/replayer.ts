@@ -1,6 +1,7 @@
-import { LRUCache } from "lru-cache";
+import { hash } from "node:crypto";
 import type { Opa } from "../opa/commands.ts";
-import type { RecordedDecision } from "./decisions.ts";
+import { type RecordedDecision, releaseInput } from "./decisions.ts";
+import { DigestTable } from "./digest-table.ts";
 import { type Replayed, replay } from "./evaluate.ts";
 import { type InputReads, mergeReads, projectInput, readsOfBundle } from "./projection.ts";
 import type { ImpactReport } from "./report.ts";
@@ -9,22 +10,30 @@ import type { ImpactReport } from "./report.ts";
 const BATCH_SIZE = 5_000;
 /** Records read ahead of the report: they wait, in order, for the evaluations they need. */
 const WINDOW = 20_000;
-/** Windows read but not yet reported: bounds the records held while opa works. */
-const WINDOWS_AHEAD = 3;
-/** Evaluated inputs remembered: a projected input seen again is not evaluated again. */
-const CACHE_ENTRIES = 400_000;
+/** Windows read but not yet reported: bounds the records held (each ~1 KB once its input is released). */
+const WINDOWS_AHEAD = 6;
+/** Projected inputs remembered as text, the hot ones: a hit costs no digest. */
+const HOT_ENTRIES = 50_000;
 /** Distinct replayed results kept once and shared, so the cache holds references, not copies. */
 const MAX_INTERNED = 10_000;
+/** Distinct (base, candidate) result pairs looked up by their text; past it each evaluation keeps its own. */
+const MAX_PAIRS_INDEXED = 100_000;
 
 export interface ReplayerOptions {
   capabilities: string;
   /** Batches (each one opa process for the base and one for the candidate) evaluated at once. */
   parallel: number;
+  /** Projected inputs kept by text, per generation (default 50,000); every other one is found by digest. */
+  hotEntries?: number;
+  /** Distinct inputs per opa process (default 5,000). */
+  batchSize?: number;
 }
 
 /** One distinct projected input of one (revision, rule) group: evaluated once, shared by every record. */
 interface Entry {
   input: unknown;
+  /** sha256 of the projected input's text, truncated to 128 bits: its key in the group's digests. */
+  digest?: Uint32Array;
   before?: Replayed;
   after?: Replayed;
   /** Settles when the entry's batch has been evaluated; undefined once it has. */
@@ -43,13 +52,49 @@ interface Group {
   rulePath: string;
   bundle: Promise<string>;
   reads: Promise<InputReads>;
-  cache: LRUCache<string, Entry>;
+  /** Once `reads` has settled. */
+  readsValue?: InputReads;
+  /** The hot projected inputs, by their text. */
+  hot: HotEntries;
+  /** Every projected input evaluated, by digest → its (base, candidate) pair in Replayer.pairs. */
+  digests: DigestTable;
+  /** Projected inputs queued or being evaluated, by digest (base64). */
+  pending: Map<string, Entry>;
   queued?: Batch;
 }
 
 interface Window {
   items: { record: RecordedDecision; revision: string; entry: Entry }[];
   waits: Set<Promise<void>>;
+}
+
+/**
+ * The entries of the projected inputs seen lately, by text: two generations of at most `size` each, the
+ * older dropped whole when the newer fills (an entry met again moves to the newer). Cheaper per look-up
+ * than a least-recently-used list, which a day of logs pays millions of times; a dropped entry is still
+ * found by its digest.
+ */
+class HotEntries {
+  private young = new Map<string, Entry>();
+  private old = new Map<string, Entry>();
+
+  constructor(private readonly size: number) {}
+
+  get(key: string): Entry | undefined {
+    const entry = this.young.get(key);
+    if (entry !== undefined) return entry;
+    const older = this.old.get(key);
+    if (older !== undefined) this.set(key, older);
+    return older;
+  }
+
+  set(key: string, entry: Entry): void {
+    if (this.young.size >= this.size) {
+      this.old = this.young;
+      this.young = new Map();
+    }
+    this.young.set(key, entry);
+  }
 }
 
 /**
@@ -62,6 +107,9 @@ export class Replayer {
   private readonly groups = new Map<string, Group>();
   private readonly readsOf = new Map<string, Promise<InputReads>>();
   private readonly interned = new Map<string, Replayed>();
+  /** Each distinct (base, candidate) result pair evaluated, held once. */
+  private readonly pairs: Entry[] = [];
+  private readonly pairIndex = new Map<string, number>();
   private window: Window = { items: [], waits: new Set() };
   private reported: Promise<void>[] = [];
   private running = 0;
@@ -77,22 +125,38 @@ export class Replayer {
     private readonly options: ReplayerOptions,
   ) {}
 
-  async add(record: RecordedDecision, revision: string, rulePath: string): Promise<void> {
+  /**
+   * Queues a record behind the evaluation it needs. Returns a promise only when the caller must wait (the
+   * policies' reads are not known yet, a batch is full, or a window closes): a day of logs is millions of
+   * records, and an await for each costs more than the rest of its bookkeeping.
+   */
+  add(record: RecordedDecision, revision: string, rulePath: string): Promise<void> | undefined {
     const group = this.groupOf(revision, rulePath);
-    const reads = await group.reads;
-    const projected = projectInput(record.input, reads);
+    if (!group.readsValue) {
+      return group.reads.then((reads) => {
+        group.readsValue = reads;
+        return this.add(record, revision, rulePath);
+      });
+    }
+    const projected = projectInput(record.input, group.readsValue);
     const key = JSON.stringify(projected ?? null);
-    let entry = group.cache.get(key);
+    releaseInput(record);
+    let entry = group.hot.get(key);
+    let full = false;
     if (!entry) {
-      const batch = group.queued ?? this.newBatch(group);
-      entry = { input: projected, pending: batch.done };
-      group.cache.set(key, entry);
-      batch.entries.push(entry);
-      if (batch.entries.length >= BATCH_SIZE) await this.launch(group);
+      entry = this.entryOf(group, key, projected);
+      group.hot.set(key, entry);
+      full =
+        group.queued !== undefined && group.queued.entries.length >= (this.options.batchSize ?? BATCH_SIZE);
     }
     this.window.items.push({ record, revision, entry });
     if (entry.pending) this.window.waits.add(entry.pending);
-    if (this.window.items.length >= WINDOW) await this.closeWindow();
+    const windowFull = this.window.items.length >= WINDOW;
+    if (!full && !windowFull) return undefined;
+    return (async () => {
+      if (full) await this.launch(group);
+      if (windowFull) await this.closeWindow();
+    })();
   }
 
   /** Evaluates what is left and reports every record; rejects with the first evaluation's failure. */
@@ -100,6 +164,27 @@ export class Replayer {
     await this.closeWindow();
     await this.launchAll();
     await Promise.all(this.reported);
+  }
+
+  /**
+   * The entry of a projected input that is not hot: its evaluated pair, the entry already queued for it, or
+   * a new one queued. Inputs are told apart by sha256 (a crafted request cannot pass for another), so a day
+   * of distinct inputs takes 20 bytes each rather than its text.
+   */
+  private entryOf(group: Group, key: string, projected: unknown): Entry {
+    const bytes = hash("sha256", key, "buffer");
+    const digest = new Uint32Array(bytes.buffer, bytes.byteOffset, 4).slice();
+    const pair = group.digests.get(digest);
+    if (pair !== undefined) return this.pairs[pair] as Entry;
+    const name = bytes.toString("base64", 0, 16);
+    let entry = group.pending.get(name);
+    if (!entry) {
+      const batch = group.queued ?? this.newBatch(group);
+      entry = { input: projected, digest, pending: batch.done };
+      group.pending.set(name, entry);
+      batch.entries.push(entry);
+    }
+    return entry;
   }
 
   private newBatch(group: Group): Batch {
@@ -131,7 +216,9 @@ export class Replayer {
         rulePath,
         bundle,
         reads,
-        cache: new LRUCache({ max: CACHE_ENTRIES }),
+        hot: new HotEntries(this.options.hotEntries ?? HOT_ENTRIES),
+        digests: new DigestTable(),
+        pending: new Map(),
       };
       this.groups.set(name, group);
     }
@@ -187,13 +274,31 @@ export class Replayer {
       entry.after = this.intern(after[i] as Replayed);
       entry.input = undefined;
       entry.pending = undefined;
+      const digest = entry.digest as Uint32Array;
+      entry.digest = undefined;
+      group.digests.add(digest, this.pairOf(entry));
+      group.pending.delete(Buffer.from(digest.buffer, digest.byteOffset, 16).toString("base64"));
     }
     this.evaluated += entries.length;
   }
 
+  /** The index in `pairs` of an entry's (base, candidate) results: an equal pair's, or the entry's own. */
+  private pairOf(entry: Entry): number {
+    const key = `${this.keyOf(entry.before as Replayed)}\u0000${this.keyOf(entry.after as Replayed)}`;
+    const known = this.pairIndex.get(key);
+    if (known !== undefined) return known;
+    this.pairs.push(entry);
+    if (this.pairIndex.size < MAX_PAIRS_INDEXED) this.pairIndex.set(key, this.pairs.length - 1);
+    return this.pairs.length - 1;
+  }
+
+  private keyOf(replayed: Replayed): string {
+    return JSON.stringify([replayed.defined, replayed.result, replayed.error ?? null]);
+  }
+
   /** One shared object per distinct result, so that the report classifies each once. */
   private intern(replayed: Replayed): Replayed {
-    const key = JSON.stringify([replayed.defined, replayed.result, replayed.error ?? null]);
+    const key = this.keyOf(replayed);
     const known = this.interned.get(key);
     if (known) return known;
     if (this.interned.size < MAX_INTERNED) this.interned.set(key, replayed);

@@ -1,7 +1,7 @@
 import { stringify } from "safe-stable-stringify";
 import { type Decision, interpretResult } from "../enforcer/decision.ts";
 import { classifyDecision, type Flips, flipOf, type Outcome } from "../enforcer/decision-compare.ts";
-import { noneSkipped, type RecordedDecision, type SkippedEvents } from "./decisions.ts";
+import { inputOf, noneSkipped, type RecordedDecision, type SkippedEvents } from "./decisions.ts";
 import type { Replayed } from "./evaluate.ts";
 import { InputMask, MASKED, redact } from "./mask.ts";
 
@@ -147,8 +147,9 @@ export class ImpactReport {
     result.changed++;
     result.flips[flip]++;
     // Everything shown from here on derives from the recorded input, so it is masked first.
-    const masked = this.mask.apply(record.input);
-    const { method, path } = shownRequest(record.input, masked.input);
+    const input = inputOf(record);
+    const masked = this.mask.apply(input);
+    const { method, path } = shownRequest(input, masked.input);
     const group = `${method} ${path}`;
     if (this.groups.has(group) || this.groups.size < MAX_GROUPS)
       this.groups.set(group, (this.groups.get(group) ?? 0) + 1);
