@@ -113,3 +113,33 @@ describe("cold start", () => {
     ).toEqual([]);
   });
 });
+
+describe("reading argv before loading the commands", () => {
+  it("a misspelt command still gets commander's suggestion, which needs every command", async () => {
+    const result = await runCli(["confg"], { cwd: scratch });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr.trim()).toBe(
+      "policyship: unknown command 'confg'; (Did you mean config?) — see policyship --help",
+    );
+  });
+
+  it("a global flag's value is not taken for the command: `--cwd config` names a directory", async () => {
+    const result = await runCli(["--cwd", "config"], { cwd: scratch });
+    expect(result.exitCode).toBe(2);
+    // No command, so commander shows the whole list, not config's help.
+    expect(result.stderr).toMatch(/^ {2}doctor /m);
+    expect(result.stderr).toMatch(/^ {2}config /m);
+  });
+
+  it("--version after a command, or after a flag and its value, prints the version", async () => {
+    for (const args of [
+      ["config", "--version"],
+      ["--cwd=.", "-V"],
+      ["--opa", "opa", "--version"],
+    ]) {
+      const result = await runCli(args, { cwd: scratch });
+      expect(result.exitCode).toBe(0);
+      expect(result.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    }
+  });
+});
