@@ -4,22 +4,6 @@ import type { Io } from "./cli-kit.ts";
 export type { Io } from "./cli-kit.ts";
 
 import { collect, toNumber } from "./cli-options.ts";
-import { defineBuild } from "./commands/build.ts";
-import { defineCheck } from "./commands/check.ts";
-import { defineConfig } from "./commands/config.ts";
-import { defineDiff } from "./commands/diff.ts";
-import { defineDoctor } from "./commands/doctor.ts";
-import { defineExplain } from "./commands/explain.ts";
-import { defineImpact } from "./commands/impact.ts";
-import { defineInit } from "./commands/init.ts";
-import { defineList } from "./commands/list.ts";
-import { definePrune } from "./commands/prune.ts";
-import { definePublish } from "./commands/publish.ts";
-import { defineRelease } from "./commands/release.ts";
-import { defineRollback } from "./commands/rollback.ts";
-import { defineStatus } from "./commands/status.ts";
-import { defineTest } from "./commands/test.ts";
-import { defineVerify } from "./commands/verify.ts";
 import { FailureError, formatError, InterruptedError, isKnownError, UserError } from "./errors.ts";
 import { installInterrupts } from "./interrupt.ts";
 import { packageRoot } from "./package-root.ts";
@@ -28,6 +12,32 @@ import { packageRoot } from "./package-root.ts";
  * The command registry: the global flags, and each command as defined beside its implementation in
  * src/commands/<name>.ts. To add a command, write its module with a define<Name>(program, io) and list it.
  */
+
+type Define = (program: Command, io: Io) => Command;
+
+/**
+ * Every command in --help order, its module imported only when argv names it: start-up is mostly loading
+ * code, and `--version` or `config` need none of the other commands' (docs/perf/P2.md). What needs every
+ * command (help, no command, a misspelt one) imports them at once through src/commands/all.ts.
+ */
+const COMMANDS = new Map<string, () => Promise<Define>>([
+  ["build", async () => (await import("./commands/build.ts")).defineBuild],
+  ["test", async () => (await import("./commands/test.ts")).defineTest],
+  ["check", async () => (await import("./commands/check.ts")).defineCheck],
+  ["publish", async () => (await import("./commands/publish.ts")).definePublish],
+  ["config", async () => (await import("./commands/config.ts")).defineConfig],
+  ["release", async () => (await import("./commands/release.ts")).defineRelease],
+  ["rollback", async () => (await import("./commands/rollback.ts")).defineRollback],
+  ["list", async () => (await import("./commands/list.ts")).defineList],
+  ["verify", async () => (await import("./commands/verify.ts")).defineVerify],
+  ["diff", async () => (await import("./commands/diff.ts")).defineDiff],
+  ["impact", async () => (await import("./commands/impact.ts")).defineImpact],
+  ["explain", async () => (await import("./commands/explain.ts")).defineExplain],
+  ["status", async () => (await import("./commands/status.ts")).defineStatus],
+  ["prune", async () => (await import("./commands/prune.ts")).definePrune],
+  ["init", async () => (await import("./commands/init.ts")).defineInit],
+  ["doctor", async () => (await import("./commands/doctor.ts")).defineDoctor],
+]);
 
 const VERSION = packageRoot().version;
 
@@ -51,7 +61,7 @@ Examples:
 Exit codes: 0 success, 1 the work ran and failed, 2 it could not start, 130/143 interrupted (SIGINT/SIGTERM).
 Settings: flags, then POLICYSHIP_* environment variables, then policyship.yaml, then defaults.`;
 
-function createProgram(io: Io): Command {
+async function createProgram(io: Io, argv: string[]): Promise<Command> {
   const program = new Command("policyship")
     .description("Ship OPA policy bundles with the app they protect, pinned to the git commit.")
     .version(VERSION, "-V, --version")
@@ -69,23 +79,45 @@ function createProgram(io: Io): Command {
     .showHelpAfterError(false)
     .addHelpText("after", EXAMPLES);
 
-  defineBuild(program, io);
-  defineTest(program, io);
-  defineCheck(program, io);
-  definePublish(program, io);
-  defineConfig(program, io);
-  defineRelease(program, io);
-  defineRollback(program, io);
-  defineList(program, io);
-  defineVerify(program, io);
-  defineDiff(program, io);
-  defineImpact(program, io);
-  defineExplain(program, io);
-  defineStatus(program, io);
-  definePrune(program, io);
-  defineInit(program, io);
-  defineDoctor(program, io);
+  const reachable = reachableCommands(program, argv);
+  if (reachable.length === 1) {
+    const define = await COMMANDS.get(reachable[0] as string)?.();
+    define?.(program, io);
+  } else if (reachable.length > 1) {
+    const { DEFINITIONS } = await import("./commands/all.ts");
+    const definitions: Record<string, Define | undefined> = DEFINITIONS;
+    if (Object.keys(definitions).length !== COMMANDS.size) {
+      throw new Error("src/commands/all.ts and the registry in src/cli.ts list different commands");
+    }
+    for (const name of COMMANDS.keys()) {
+      const define = Object.hasOwn(definitions, name) ? definitions[name] : undefined;
+      if (!define) throw new Error(`command ${name} is missing from src/commands/all.ts`);
+      define(program, io);
+    }
+  }
   return program;
+}
+
+/**
+ * The commands argv can reach, read the way commander reads the global flags: none when `--version` comes
+ * before any command (commander prints it and stops there), the one named first, and every command for
+ * anything else (help, no command, an unknown name or option) so that help lists them all and commander's
+ * errors and suggestions are the ones it always gave.
+ */
+function reachableCommands(program: Command, argv: readonly string[]): string[] {
+  const all = [...COMMANDS.keys()];
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index] as string;
+    if (COMMANDS.has(arg)) return [arg];
+    // `--cwd=dir` is one token: commander splits it at the first "=" for a flag that takes a value.
+    const joined = /^--[^=]+=/.test(arg);
+    const flag = joined ? arg.slice(0, arg.indexOf("=")) : arg;
+    const option = program.options.find((known) => known.long === flag || known.short === flag);
+    if (!option || option.optional || (joined && !option.required)) return all;
+    if (option.long === "--version") return [];
+    if (option.required && !joined) index++;
+  }
+  return all;
 }
 
 function commanderToUserError(error: CommanderError): UserError {
@@ -128,7 +160,7 @@ export async function run(argv: string[], baseIo: Io = defaultIo): Promise<void>
         })
       : undefined;
   io.signal = interrupts?.signal;
-  const program = createProgram(io);
+  const program = await createProgram(io, argv);
   program.exitOverride();
   program.configureOutput({
     writeOut: (text) => io.stdout(text),

@@ -2,7 +2,7 @@ import path from "node:path";
 import type { Context } from "./context.ts";
 import { UserError } from "./errors.ts";
 import { type CommitMetadata, commitMetadata, describeHead, dirtyPaths, gitErrorLine } from "./git.ts";
-import { REVISION_PATTERN } from "./settings-schema.ts";
+import { REVISION_PATTERN } from "./settings-access.ts";
 import { WASM_SUFFIX } from "./store/store.ts";
 import { treeDifferences } from "./tree-check.ts";
 

@@ -4,11 +4,12 @@
 // core, and every command pays that on start-up (see README "Performance").
 import { z } from "zod/v3";
 import { CONFIG_FORMATS, CREDENTIAL_MODES, FAIL_ON, TARGETS } from "./choices.ts";
+import { REVISION_PATTERN } from "./settings-access.ts";
 import type { Settings, SettingsInput } from "./settings-types.ts";
 import { HAS_URL_SCHEME } from "./url-scheme.ts";
 
-/** Characters that are safe in an S3 key, a file name and OPA's manifest. */
-export const REVISION_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+export { REVISION_PATTERN };
+
 const revision = z.string().regex(REVISION_PATTERN, "must be 1–128 characters of A-Z a-z 0-9 . _ -");
 
 // https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html

@@ -3,27 +3,18 @@ import path from "node:path";
 import { z } from "zod/v3";
 import { UserError } from "./errors.ts";
 import { nullObject, parseJson, withNullPrototypes } from "./safe-json.ts";
+import { envName, flagName, storeKind } from "./settings-access.ts";
 import { DEFAULTS, settingsSchema } from "./settings-schema.ts";
 import type { Settings, SettingsInput } from "./settings-types.ts";
 import { loadYaml } from "./yaml.ts";
+
+// Where commands import them from when they need no schema; re-exported for every other importer.
+export { bundleLimits, envName, flagName, storeKind } from "./settings-access.ts";
 
 export const CONFIG_FILES = ["policyship.yaml", "policyship.yml", "policyship.json"];
 
 type Key = keyof z.infer<typeof settingsSchema>;
 const KEYS = Object.keys(settingsSchema.shape) as Key[];
-
-export function envName(key: string): string {
-  return `POLICYSHIP_${key.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()}`;
-}
-
-/** Settings whose flag is not the key spelled in kebab-case: one repeatable flag fills a list. */
-const FLAG_NAMES: Readonly<Record<string, string>> = Object.assign(Object.create(null), {
-  instances: "--instance",
-});
-
-export function flagName(key: string): string {
-  return FLAG_NAMES[key] ?? `--${key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
-}
 
 function kindOf(key: Key): "boolean" | "number" | "array" | "string" {
   const schema = settingsSchema.shape[key];
@@ -212,22 +203,4 @@ function applyStore(settings: Settings) {
       "keep one of them, or choose with --store oci://<registry>/<repository> or --store s3://<bucket>",
     );
   }
-}
-
-/** What kind of store the settings name (see applyStore for the order). */
-export function storeKind(settings: Settings): "directory" | "oci" | "s3" | undefined {
-  if (settings.to) return "directory";
-  if (settings.registry) return "oci";
-  if (settings.bucket) return "s3";
-  return undefined;
-}
-
-/** The caps on reading a bundle, from settings (defaults in bundle/read.ts's DEFAULT_BUNDLE_LIMITS). */
-export function bundleLimits(settings: Settings) {
-  return {
-    maxEntries: settings.bundleMaxEntries,
-    maxBytes: settings.bundleMaxBytes,
-    maxFileBytes: settings.bundleMaxFileBytes,
-    maxPathLength: settings.bundleMaxPathLength,
-  };
 }

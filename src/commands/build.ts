@@ -15,7 +15,7 @@ import { type BuildArgs, opaBuild } from "../opa/commands.ts";
 import { locateOpaFor, type OpaBinary } from "../opa/locate.ts";
 import { prepareSigningKey, redactKey, type SigningKey } from "../opa/signing-key.ts";
 import { type ResolvedRevision, resolveBuildRevision } from "../revision.ts";
-import { bundleLimits } from "../settings.ts";
+import { bundleLimits } from "../settings-access.ts";
 import { artifactFile, type Target } from "../store/store.ts";
 
 export interface BuildResult {

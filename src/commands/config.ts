@@ -10,7 +10,7 @@ import { readVerificationKey } from "../opa/signing-key.ts";
 import { type OpaConfig, renderOpaConfig } from "../opa-config/render.ts";
 import { printable } from "../printable.ts";
 import { revisionOrHead } from "../revision.ts";
-import { storeKind } from "../settings.ts";
+import { storeKind } from "../settings-access.ts";
 import { resolveRegion } from "../store/open.ts";
 import { objectKey, type Store } from "../store/store.ts";
 import { loadYaml } from "../yaml.ts";

@@ -2,7 +2,6 @@ import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Command } from "commander";
-import { stringify } from "safe-stable-stringify";
 import { createContext, type Io, print } from "../cli-kit.ts";
 import { addStoreOptions } from "../cli-options.ts";
 import type { Context } from "../context.ts";
@@ -10,7 +9,7 @@ import type { BundleView, Changes } from "../diff/compare.ts";
 import { FailureError } from "../errors.ts";
 import { diffFiles, gitErrorLine } from "../git.ts";
 import { locateOpaFor } from "../opa/locate.ts";
-import { bundleLimits } from "../settings.ts";
+import { bundleLimits } from "../settings-access.ts";
 import { resolveRevisionArgument } from "./verify.ts";
 
 export interface DiffResult {
@@ -49,9 +48,10 @@ export async function diff(
   toRef: string,
 ): Promise<{ result: DiffResult; patch?: string }> {
   const { settings, cwd } = context;
-  const [{ BundleResolver }, { viewOf, compareKeys, compareData }, opa] = await Promise.all([
+  const [{ BundleResolver }, { viewOf, compareKeys, compareData }, { stringify }, opa] = await Promise.all([
     import("../impact/bundles.ts"),
     import("../diff/compare.ts"),
+    import("safe-stable-stringify"),
     locateOpaFor(context),
   ]);
   const resolver = new BundleResolver(context, opa);

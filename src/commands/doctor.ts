@@ -7,7 +7,7 @@ import type { Context } from "../context.ts";
 import { FailureError } from "../errors.ts";
 import { gitVersion } from "../git.ts";
 import { locateOpaFor } from "../opa/locate.ts";
-import { readConfigFile, storeKind } from "../settings.ts";
+import { storeKind } from "../settings-access.ts";
 
 export interface Check {
   name: string;
@@ -62,6 +62,7 @@ export async function doctor(context: Context): Promise<DoctorResult> {
     }),
     attempt("config", async () => {
       // The settings were already read to get here; this names the file (and re-checks an explicit one).
+      const { readConfigFile } = await import("../settings.ts");
       const file = context.configFile ?? (await readConfigFile(cwd)).file;
       return file
         ? `${path.relative(cwd, file) || file} is valid`

@@ -14,7 +14,7 @@ import { locateOpaFor } from "../opa/locate.ts";
 import { readVerificationKey } from "../opa/signing-key.ts";
 import { renderOpaConfig } from "../opa-config/render.ts";
 import { resolveBuildRevision } from "../revision.ts";
-import { storeKind } from "../settings.ts";
+import { storeKind } from "../settings-access.ts";
 import type { Settings } from "../settings-schema.ts";
 import { resolveRegion } from "../store/open.ts";
 import type { Store } from "../store/store.ts";

@@ -7,7 +7,7 @@ import type { Context } from "../context.ts";
 import type { WasmTest, WasmTestOutcome } from "../enforcer/wasm-tests.ts";
 import { FailureError, UserError } from "../errors.ts";
 import { type Opa, type OpaTestCase, opaBuild } from "../opa/commands.ts";
-import { bundleLimits } from "../settings.ts";
+import { bundleLimits } from "../settings-access.ts";
 import { WASM_SUFFIX } from "../store/store.ts";
 
 /**

@@ -10,7 +10,7 @@ import { UserError } from "../errors.ts";
 import { locateOpaFor } from "../opa/locate.ts";
 import { prepareVerificationKey, redactError } from "../opa/signing-key.ts";
 import { assertRevision } from "../revision.ts";
-import { bundleLimits } from "../settings.ts";
+import { bundleLimits } from "../settings-access.ts";
 import { openStore } from "../store/open.ts";
 import { artifactFile, type Store, type Target } from "../store/store.ts";
 

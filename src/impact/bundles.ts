@@ -11,7 +11,7 @@ import { opaBuild } from "../opa/commands.ts";
 import type { OpaBinary } from "../opa/locate.ts";
 import { printable } from "../printable.ts";
 import { assertRevision } from "../revision.ts";
-import { storeKind } from "../settings.ts";
+import { storeKind } from "../settings-access.ts";
 import { objectKey, type Store } from "../store/store.ts";
 
 /** What a decision log may record as a revision: a full commit SHA, never a path, an option or a prefix. */

@@ -1,5 +1,5 @@
 import { UserError } from "../errors.ts";
-import { flagName, storeKind } from "../settings.ts";
+import { flagName, storeKind } from "../settings-access.ts";
 import type { Settings } from "../settings-types.ts";
 import { parseRegistry, tagOf } from "../store/oci/reference.ts";
 import { objectKey } from "../store/store.ts";

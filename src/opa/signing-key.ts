@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Context } from "../context.ts";
 import { FailureError, isKnownError, UserError } from "../errors.ts";
-import { envName, flagName } from "../settings.ts";
+import { envName, flagName } from "../settings-access.ts";
 
 export interface SigningKey {
   /** A file opa reads the key from: never the key itself on opa's argv. */
