@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import { DigestTable } from "./digest-table.ts";
 
-/** Lower-case, as OPA and the enforcer write them: another spelling is another id (and is hashed). */
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Where a UUID's dashes stand. */
+const DASHES = [8, 13, 18, 23];
 
 /**
  * The decision_ids seen so far, each kept as 128 bits (digest-table.ts): a UUID's own bits (exact), any other
@@ -20,16 +20,34 @@ export class DecisionIdSet {
 
   private keyOf(id: string): Uint32Array {
     const key = this.key;
-    if (UUID.test(id)) {
-      // The 32 hex digits, 8 to a word, without the dashes.
-      key[0] = Number.parseInt(id.slice(0, 8), 16);
-      key[1] = Number.parseInt(id.slice(9, 13) + id.slice(14, 18), 16);
-      key[2] = Number.parseInt(id.slice(19, 23) + id.slice(24, 28), 16);
-      key[3] = Number.parseInt(id.slice(28, 36), 16);
-      return key;
-    }
+    if (uuidBits(id, key)) return key;
     const bytes = createHash("sha256").update(id).digest();
     for (let i = 0; i < 4; i++) key[i] = bytes.readUInt32LE(i * 4);
     return key;
   }
+}
+
+/**
+ * A UUID as OPA and the enforcer write them (lower-case hex, 8-4-4-4-12) into its 128 bits, 8 digits to a
+ * word; false for anything else: another spelling is another id, and is hashed. A day of logs reads ten
+ * million of them, so one pass over the characters rather than a pattern and four parses.
+ */
+function uuidBits(id: string, key: Uint32Array): boolean {
+  if (id.length !== 36) return false;
+  for (const dash of DASHES) if (id.charCodeAt(dash) !== 0x2d) return false;
+  let word = 0;
+  let digits = 0;
+  for (let i = 0; i < 36; i++) {
+    if (i === 8 || i === 13 || i === 18 || i === 23) continue;
+    const code = id.charCodeAt(i);
+    const nibble =
+      code >= 0x30 && code <= 0x39 ? code - 0x30 : code >= 0x61 && code <= 0x66 ? code - 0x57 : -1;
+    if (nibble < 0) return false;
+    word = word * 16 + nibble;
+    if (++digits % 8 === 0) {
+      key[digits / 8 - 1] = word;
+      word = 0;
+    }
+  }
+  return true;
 }

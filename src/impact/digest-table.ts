@@ -62,7 +62,11 @@ export class DigestTable {
     }
     const slot = find(shard.keys, key, hash);
     if (!isZero(shard.keys, slot * WORDS)) return false;
-    shard.keys.set(key.subarray(0, WORDS), slot * WORDS);
+    const at = slot * WORDS;
+    shard.keys[at] = key[0] as number;
+    shard.keys[at + 1] = key[1] as number;
+    shard.keys[at + 2] = key[2] as number;
+    shard.keys[at + 3] = key[3] as number;
     if (!this.set) shard.values[slot] = value;
     shard.count++;
     return true;
