@@ -107,8 +107,13 @@ function authorizeWithBody(
       return { proceed: false };
     }
   }
-  // Object.assign rather than spread, which V8 builds through a slow path (docs/perf/P7.md).
-  const decided = authorizeNow(enforcer, req, Object.assign({}, extras, { body, bodyConsumed: consumed }));
+  // The body and whether the stream was read matter to the input only when it includes the body; without
+  // one the caller's extras go as they are, with no per-request copy. Object.assign rather than spread,
+  // which V8 builds through a slow path (docs/perf/P7.md).
+  const withBody = enforcer.includeBody
+    ? Object.assign({}, extras, { body, bodyConsumed: consumed })
+    : extras;
+  const decided = authorizeNow(enforcer, req, withBody);
   if (decided instanceof Promise) return decided.then((decision) => apply(req, res, decision, body, respond));
   return apply(req, res, decided, body, respond);
 }

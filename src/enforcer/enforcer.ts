@@ -195,7 +195,12 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
       engine: engineKind,
       audited: audit,
     };
-    let final: Decision = Object.assign({}, decision, { headers, decisionId, cached, authz });
+    // A copy, then this request's fields: cheaper than Object.assign with a second literal (docs/perf/P7.md).
+    let final: Decision = Object.assign({}, decision);
+    final.headers = headers;
+    final.decisionId = decisionId;
+    final.cached = cached;
+    final.authz = authz;
     let openedOnError = false;
     if (decision.error) log(decision.error);
     if (audit) {
