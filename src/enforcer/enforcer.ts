@@ -327,11 +327,11 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
 
   /** authorize(), answering at once when it can (see authorize-now.ts); a sync throw is the caller's. */
   function authorizeSoon(req: IncomingMessage, extras?: InputExtras): Decision | Promise<Decision> {
-    const started = performance.now();
     let input: KongInput;
     try {
       input = buildInput(req, extras);
     } catch (error) {
+      const started = performance.now();
       const message = (error as Error).message;
       const decision =
         error instanceof InputError && error.status === 400
