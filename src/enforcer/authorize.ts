@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { authorizeNow } from "./authorize-now.ts";
 import { rememberDecision } from "./authz.ts";
 import { BodyTooLargeError, readBody } from "./body.ts";
 import type { Decision } from "./decision.ts";
@@ -64,18 +65,66 @@ export async function authorizeRequest(
       throw error;
     }
   }
-  const known = body ?? extras.parsedBody?.value;
-  const size = Buffer.isBuffer(known)
-    ? known.length
-    : typeof known === "string"
-      ? Buffer.byteLength(known)
-      : 0;
-  if (enforcer.includeBody && size > enforcer.maxBodyBytes) {
-    sendTooLarge(res);
-    return { proceed: false };
+  return authorizeWithBody(enforcer, req, res, extras, body, consumed, respond);
+}
+
+/**
+ * authorizeRequest, answering at once when it can: with no body to read and a decision at hand (a cache
+ * hit), no promise is made between the request and its handler (docs/perf/P7.md). A throw is the caller's,
+ * as authorizeRequest's rejection would be.
+ */
+export function authorizeRequestNow(
+  enforcer: Enforcer,
+  req: IncomingMessage,
+  res: ServerResponse,
+  extras: InputExtras = {},
+  respond = true,
+): Authorized | Promise<Authorized> {
+  if (enforcer.includeBody && extras.body === undefined && extras.parsedBody === undefined) {
+    if (!streamConsumed(req)) return authorizeRequest(enforcer, req, res, extras, respond);
   }
-  // Object.assign rather than spread, which V8 builds through a slow path (docs/perf/P7.md).
-  const decision = await enforcer.authorize(req, Object.assign({}, extras, { body, bodyConsumed: consumed }));
+  return authorizeWithBody(enforcer, req, res, extras, extras.body, streamConsumed(req), respond);
+}
+
+function authorizeWithBody(
+  enforcer: Enforcer,
+  req: IncomingMessage,
+  res: ServerResponse,
+  extras: InputExtras,
+  body: Buffer | undefined,
+  consumed: boolean,
+  respond: boolean,
+): Authorized | Promise<Authorized> {
+  if (enforcer.includeBody) {
+    const known = body ?? extras.parsedBody?.value;
+    const size = Buffer.isBuffer(known)
+      ? known.length
+      : typeof known === "string"
+        ? Buffer.byteLength(known)
+        : 0;
+    if (size > enforcer.maxBodyBytes) {
+      sendTooLarge(res);
+      return { proceed: false };
+    }
+  }
+  // The body and whether the stream was read matter to the input only when it includes the body; without
+  // one the caller's extras go as they are, with no per-request copy. Object.assign rather than spread,
+  // which V8 builds through a slow path (docs/perf/P7.md).
+  const withBody = enforcer.includeBody
+    ? Object.assign({}, extras, { body, bodyConsumed: consumed })
+    : extras;
+  const decided = authorizeNow(enforcer, req, withBody);
+  if (decided instanceof Promise) return decided.then((decision) => apply(req, res, decision, body, respond));
+  return apply(req, res, decided, body, respond);
+}
+
+function apply(
+  req: IncomingMessage,
+  res: ServerResponse,
+  decision: Decision,
+  body: Buffer | undefined,
+  respond: boolean,
+): Authorized {
   if (decision.authz) rememberDecision(req, decision.authz);
   if (!decision.allow) {
     if (respond) sendDecision(res, decision);

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
+import { AUTHORIZE_NOW, type AuthorizeNow } from "./authorize-now.ts";
 import type { DecisionCache } from "./cache.ts";
 import {
   type Authz,
@@ -16,6 +17,7 @@ import { type Engine, EngineError } from "./engine.ts";
 import { callHook } from "./hooks.ts";
 import {
   buildKongInput,
+  emptyRecord,
   InputError,
   type InputExtras,
   type InputOptions,
@@ -36,9 +38,12 @@ const DEFAULT_TIMEOUT_MS = 500;
 class UnexpectedRevisionError extends Error {}
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
-/** A request's own copy of a decision's headers; a for-in copy costs less than Object.assign into it. */
+/**
+ * A request's own copy of a decision's headers; a for-in copy costs less than Object.assign into it, and
+ * emptyRecord's fast properties less than Object.create(null)'s dictionary (docs/perf/P7.md).
+ */
 function copyHeaders(source: Record<string, string>): Record<string, string> {
-  const headers: Record<string, string> = Object.create(null);
+  const headers: Record<string, string> = emptyRecord();
   for (const name in source) if (Object.hasOwn(source, name)) headers[name] = source[name] as string;
   return headers;
 }
@@ -190,7 +195,12 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
       engine: engineKind,
       audited: audit,
     };
-    let final: Decision = Object.assign({}, decision, { headers, decisionId, cached, authz });
+    // A copy, then this request's fields: cheaper than Object.assign with a second literal (docs/perf/P7.md).
+    let final: Decision = Object.assign({}, decision);
+    final.headers = headers;
+    final.decisionId = decisionId;
+    final.cached = cached;
+    final.authz = authz;
     let openedOnError = false;
     if (decision.error) log(decision.error);
     if (audit) {
@@ -259,36 +269,83 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     }
   }
 
-  async function decide(input: unknown): Promise<Decision> {
-    const started = performance.now();
+  /**
+   * decide() without a promise when the answer is at hand: a cache hit, a refused input, after close. Only
+   * a miss, an uncached decision or a cache still loading returns one.
+   */
+  function decideNow(input: unknown, started: number): Decision | Promise<Decision> {
     if (closed) return finish(input, errorDecision("the enforcer is closed", "closed"), started);
     // ready() reports a failed load; a decision then simply goes without the cache.
+    if ((cacheLoaded && !cache) || (shadowLoaded && !shadow)) return decideLoaded(input, started);
+    return decideCached(input, started);
+  }
+
+  async function decideLoaded(input: unknown, started: number): Promise<Decision> {
     if (cacheLoaded && !cache) await cacheLoaded.catch(() => undefined);
     if (shadowLoaded && !shadow) await shadowLoaded.catch(() => undefined);
+    return decideCached(input, started);
+  }
+
+  function decideCached(input: unknown, started: number): Decision | Promise<Decision> {
     const decisions = cache;
     if (decisions) {
       const { key, serialized } = decisions.keyOf(input);
       if (key !== undefined) {
         const hit = decisions.get(key, options.expectedRevision);
         if (hit) return finish(input, hit, started, true);
-        const { decision, shared } = await decisions.once(key, async () => {
-          const text = serialized ?? serialize(input);
-          const made = typeof text === "string" ? await evaluateWithin(text) : text;
-          decisions.store(key, made, options.expectedRevision);
-          return made;
-        });
-        return finish(input, decision, started, shared && !decision.error);
+        return decideMiss(decisions, key, serialized, input, started);
       }
     }
     const serialized = serialize(input);
     if (typeof serialized !== "string") return finish(input, serialized, started);
+    return evaluateThenFinish(serialized, input, started);
+  }
+
+  async function decideMiss(
+    decisions: DecisionCache,
+    key: string,
+    serialized: string | undefined,
+    input: unknown,
+    started: number,
+  ): Promise<Decision> {
+    const { decision, shared } = await decisions.once(key, async () => {
+      const text = serialized ?? serialize(input);
+      const made = typeof text === "string" ? await evaluateWithin(text) : text;
+      decisions.store(key, made, options.expectedRevision);
+      return made;
+    });
+    return finish(input, decision, started, shared && !decision.error);
+  }
+
+  async function evaluateThenFinish(serialized: string, input: unknown, started: number) {
     return finish(input, await evaluateWithin(serialized), started);
+  }
+
+  async function decide(input: unknown): Promise<Decision> {
+    return decideNow(input, performance.now());
+  }
+
+  /** authorize(), answering at once when it can (see authorize-now.ts); a sync throw is the caller's. */
+  function authorizeSoon(req: IncomingMessage, extras?: InputExtras): Decision | Promise<Decision> {
+    let input: KongInput;
+    try {
+      input = buildInput(req, extras);
+    } catch (error) {
+      const started = performance.now();
+      const message = (error as Error).message;
+      const decision =
+        error instanceof InputError && error.status === 400
+          ? badRequestDecision(message)
+          : errorDecision(`cannot build the input: ${message}`, "input");
+      return finish({ request: { http: { method: req.method, target: req.url } } }, decision, started);
+    }
+    return decideNow(input, performance.now());
   }
 
   const buildInput = (req: IncomingMessage, extras?: InputExtras) =>
     buildKongInput(req, inputOptions, extras);
 
-  return {
+  const enforcer: Enforcer & { [AUTHORIZE_NOW]: AuthorizeNow } = {
     engine: engineKind,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     includeBody: inputOptions.include.body || inputOptions.include.parsedJsonBody,
@@ -300,20 +357,9 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     decide,
     buildInput,
     async authorize(req, extras) {
-      const started = performance.now();
-      let input: KongInput;
-      try {
-        input = buildInput(req, extras);
-      } catch (error) {
-        const message = (error as Error).message;
-        const decision =
-          error instanceof InputError && error.status === 400
-            ? badRequestDecision(message)
-            : errorDecision(`cannot build the input: ${message}`, "input");
-        return finish({ request: { http: { method: req.method, target: req.url } } }, decision, started);
-      }
-      return decide(input);
+      return authorizeSoon(req, extras);
     },
+    [AUTHORIZE_NOW]: authorizeSoon,
     logStats: () =>
       decisionLog ? { written: decisionLog.written, dropped: decisionLog.dropped } : undefined,
     shadowStats: () => (options.shadow ? (shadow?.snapshot() ?? { ...NO_SHADOW_STATS }) : undefined),
@@ -328,4 +374,5 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
       await engine?.close();
     },
   };
+  return enforcer;
 }

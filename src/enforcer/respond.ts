@@ -17,14 +17,17 @@ export function sendTooLarge(res: ServerResponse) {
 
 /** An allow's headers go on the request the handler sees (already validated by the decision rules). */
 export function addRequestHeaders(req: IncomingMessage, headers: Record<string, string>) {
-  const names = Object.keys(headers);
-  if (names.length === 0) return;
-  // A header the client sent under the same name is replaced, never merged: the policy's value wins.
   const raw = req.rawHeaders;
-  for (let i = raw.length - 2; i >= 0; i -= 2) {
-    if (names.includes((raw[i] as string).toLowerCase())) raw.splice(i, 2);
-  }
-  for (const [name, value] of Object.entries(headers)) {
+  // Decisions' headers have no prototype: for-in walks their own names, with no Object.keys/entries arrays.
+  for (const name in headers) {
+    if (!Object.hasOwn(headers, name)) continue;
+    const value = headers[name] as string;
+    // A header the client sent under the same name is replaced, never merged: the policy's value wins.
+    // (Names are lower-case and distinct, so each pass removes only the client's copies of this one.)
+    for (let i = raw.length - 2; i >= 0; i -= 2) {
+      const sent = raw[i] as string;
+      if (sent.length === name.length && sent.toLowerCase() === name) raw.splice(i, 2);
+    }
     req.headers[name] = value;
     raw.push(name, value);
   }

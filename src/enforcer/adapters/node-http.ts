@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { authorizeRequest } from "../authorize.ts";
+import { type Authorized, authorizeRequestNow } from "../authorize.ts";
 import { errorDecision } from "../decision.ts";
 import type { Enforcer } from "../enforcer.ts";
 import { RAW_RULES, resolveTarget } from "../request-target.ts";
@@ -29,9 +29,11 @@ export function withAuthorization<Req extends IncomingMessage, Res extends Serve
     const target = resolveTarget(req.method ?? "GET", req.url ?? "/", RAW_RULES);
     if (target.ok && target.absolute)
       req.url = target.query ? `${target.rawPath}?${target.query}` : target.rawPath;
-    let outcome: Awaited<ReturnType<typeof authorizeRequest>>;
+    let outcome: Authorized;
     try {
-      outcome = await authorizeRequest(enforcer, req, res, { target });
+      // A cache hit is answered without a promise; only a pending decision is awaited (docs/perf/P7.md).
+      const pending = authorizeRequestNow(enforcer, req, res, { target });
+      outcome = pending instanceof Promise ? await pending : pending;
     } catch {
       // Only the request stream can fail here (a client that aborts mid-body); fail closed.
       if (!res.headersSent) sendDecision(res, errorDecision("reading the request failed", "input"));
@@ -40,6 +42,7 @@ export function withAuthorization<Req extends IncomingMessage, Res extends Serve
     if (!outcome.proceed) return;
     if (outcome.body) (req as Req & { body?: Buffer }).body = outcome.body;
     // The handler's own errors are the app's, as they would be without this wrapper.
-    await handler(req, res);
+    const handled = handler(req, res);
+    if (handled !== undefined) await handled;
   };
 }
