@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash, randomBytes } from "node:crypto";
 import { DigestTable } from "./digest-table.ts";
 
 /** Where a UUID's dashes stand. */
@@ -6,12 +6,14 @@ const DASHES = [8, 13, 18, 23];
 
 /**
  * The decision_ids seen so far, each kept as 128 bits (digest-table.ts): a UUID's own bits (exact), any other
- * id's sha256 truncated to 128 bits. A day of 10,000,000 ids takes 256 MiB, where a Set of strings takes
+ * id's sha256 (behind a secret of the run) truncated to 128 bits. A day of 10,000,000 ids takes 256 MiB, where a Set of strings takes
  * several times that in heap growth.
  */
 export class DecisionIdSet {
   private readonly table = new DigestTable({ set: true });
   private readonly key = new Uint32Array(4);
+  /** A secret of this run before each hashed id: no id logged before it can be crafted to collide. */
+  private readonly salt = randomBytes(16).toString("base64");
 
   /** Adds the id; false when it was already there. */
   add(id: string): boolean {
@@ -21,7 +23,7 @@ export class DecisionIdSet {
   private keyOf(id: string): Uint32Array {
     const key = this.key;
     if (uuidBits(id, key)) return key;
-    const bytes = createHash("sha256").update(id).digest();
+    const bytes = hash("sha256", this.salt + id, "buffer");
     for (let i = 0; i < 4; i++) key[i] = bytes.readUInt32LE(i * 4);
     return key;
   }

@@ -1,4 +1,4 @@
-import { hash } from "node:crypto";
+import { hash, randomBytes } from "node:crypto";
 import type { Opa } from "../opa/commands.ts";
 import { type RecordedDecision, releaseInput } from "./decisions.ts";
 import { DigestTable } from "./digest-table.ts";
@@ -116,6 +116,8 @@ export class Replayer {
   private readonly slots: (() => void)[] = [];
   /** Distinct inputs evaluated (each against the base and the candidate). */
   evaluated = 0;
+  /** Prefixed to each input's text before it is hashed (entryOf). */
+  private readonly salt = randomBytes(16).toString("base64");
 
   constructor(
     private readonly opa: Opa,
@@ -168,11 +170,12 @@ export class Replayer {
 
   /**
    * The entry of a projected input that is not hot: its evaluated pair, the entry already queued for it, or
-   * a new one queued. Inputs are told apart by sha256 (a crafted request cannot pass for another), so a day
-   * of distinct inputs takes 20 bytes each rather than its text.
+   * a new one queued. Inputs are told apart by 128 bits of sha256 over a secret drawn for this run and the
+   * input's text: requests logged before the run cannot have been crafted to collide, so none passes for
+   * another; and a day of distinct inputs takes 20 bytes each rather than its text.
    */
   private entryOf(group: Group, key: string, projected: unknown): Entry {
-    const bytes = hash("sha256", key, "buffer");
+    const bytes = hash("sha256", this.salt + key, "buffer");
     const digest = new Uint32Array(bytes.buffer, bytes.byteOffset, 4).slice();
     const pair = group.digests.get(digest);
     if (pair !== undefined) return this.pairs[pair] as Entry;
