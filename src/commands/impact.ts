@@ -55,7 +55,8 @@ export async function impact(context: Context): Promise<ImpactResult> {
     throw new UserError("no recorded decisions given", "pass --decisions <file|dir|s3://bucket/prefix>");
   }
   const [
-    { readDecisionBatches, noneSkipped, logsBucketOf },
+    { readDecisionBatches, logsBucketOf },
+    { noneSkipped },
     { Replayer },
     { sampled },
     { ImpactReport },
@@ -63,6 +64,7 @@ export async function impact(context: Context): Promise<ImpactResult> {
     { offlineCapabilities },
     opa,
   ] = await Promise.all([
+    import("../impact/read-decisions.ts"),
     import("../impact/decisions.ts"),
     import("../impact/replayer.ts"),
     import("../impact/sample.ts"),

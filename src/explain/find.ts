@@ -41,7 +41,10 @@ export function rulePathOf(raw: string, where: string): string {
  * downloaded or parsed. No match is a failure (exit 1): the logs were read, the decision is not in them.
  */
 export async function findDecision(context: Context, source: string, id: string): Promise<RecordedDecision> {
-  const { readDecisions, noneSkipped, logsBucketOf } = await import("../impact/decisions.ts");
+  const [{ readDecisions, logsBucketOf }, { noneSkipped }] = await Promise.all([
+    import("../impact/read-decisions.ts"),
+    import("../impact/decisions.ts"),
+  ]);
   const stats = { files: 0, skipped: noneSkipped() };
   for await (const record of readDecisions(source, {
     cwd: context.cwd,

@@ -3,6 +3,7 @@ import type { Opa } from "../opa/commands.ts";
 import { type RecordedDecision, releaseInput } from "./decisions.ts";
 import { DigestTable } from "./digest-table.ts";
 import { type Replayed, replay } from "./evaluate.ts";
+import { HotEntries } from "./hot-entries.ts";
 import { type InputReads, mergeReads, projectInput, readsOfBundle } from "./projection.ts";
 import type { ImpactReport } from "./report.ts";
 
@@ -55,7 +56,7 @@ interface Group {
   /** Once `reads` has settled. */
   readsValue?: InputReads;
   /** The hot projected inputs, by their text. */
-  hot: HotEntries;
+  hot: HotEntries<Entry>;
   /** Every projected input evaluated, by digest → its (base, candidate) pair in Replayer.pairs. */
   digests: DigestTable;
   /** Projected inputs queued or being evaluated, by digest (base64). */
@@ -66,35 +67,6 @@ interface Group {
 interface Window {
   items: { record: RecordedDecision; revision: string; entry: Entry }[];
   waits: Set<Promise<void>>;
-}
-
-/**
- * The entries of the projected inputs seen lately, by text: two generations of at most `size` each, the
- * older dropped whole when the newer fills (an entry met again moves to the newer). Cheaper per look-up
- * than a least-recently-used list, which a day of logs pays millions of times; a dropped entry is still
- * found by its digest.
- */
-class HotEntries {
-  private young = new Map<string, Entry>();
-  private old = new Map<string, Entry>();
-
-  constructor(private readonly size: number) {}
-
-  get(key: string): Entry | undefined {
-    const entry = this.young.get(key);
-    if (entry !== undefined) return entry;
-    const older = this.old.get(key);
-    if (older !== undefined) this.set(key, older);
-    return older;
-  }
-
-  set(key: string, entry: Entry): void {
-    if (this.young.size >= this.size) {
-      this.old = this.young;
-      this.young = new Map();
-    }
-    this.young.set(key, entry);
-  }
 }
 
 /**
@@ -219,7 +191,7 @@ export class Replayer {
         rulePath,
         bundle,
         reads,
-        hot: new HotEntries(this.options.hotEntries ?? HOT_ENTRIES),
+        hot: new HotEntries<Entry>(this.options.hotEntries ?? HOT_ENTRIES),
         digests: new DigestTable(),
         pending: new Map(),
       };

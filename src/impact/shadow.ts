@@ -39,7 +39,7 @@ export async function shadowImpact(context: Context): Promise<ShadowImpactResult
       );
     }
   }
-  const { readDecisions, logsBucketOf } = await import("./decisions.ts");
+  const { readDecisions, logsBucketOf } = await import("./read-decisions.ts");
   const report = new ShadowReport(settings.examples, settings.mask, settings.showResults);
   const source = settings.decisions;
   log.info(`reading shadow comparisons from ${source}`);

@@ -4,8 +4,8 @@ import os from "node:os";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
-import { readDecisions } from "../../src/impact/decisions.ts";
 import { LOG_LIMITS } from "../../src/impact/log-lines.ts";
+import { readDecisions } from "../../src/impact/read-decisions.ts";
 
 /** What --decisions may name, and how much of it is read before a refusal. */
 

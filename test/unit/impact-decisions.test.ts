@@ -5,11 +5,8 @@ import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DecisionIdSet } from "../../src/impact/decision-id-set.ts";
-import {
-  type DecisionSourceStats,
-  type RecordedDecision,
-  readDecisions,
-} from "../../src/impact/decisions.ts";
+import type { RecordedDecision } from "../../src/impact/decisions.ts";
+import { type DecisionSourceStats, readDecisions } from "../../src/impact/read-decisions.ts";
 import { ImpactReport } from "../../src/impact/report.ts";
 
 const SHA = "a".repeat(40);
