@@ -1,23 +1,19 @@
-import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { AUTHORIZE_NOW, type AuthorizeNow } from "./authorize-now.ts";
 import type { DecisionCache } from "./cache.ts";
 import {
-  type Authz,
   badRequestDecision,
   type Decision,
   errorDecision,
   interpretResult,
   mismatchDecision,
-  outcomeOf,
   PolicyResultError,
 } from "./decision.ts";
 import { DecisionLog, type DecisionLogOptions, type DecisionLogSink } from "./decision-log.ts";
 import { type Engine, EngineError } from "./engine.ts";
-import { callHook } from "./hooks.ts";
+import { decisionFinisher } from "./finish.ts";
 import {
   buildKongInput,
-  emptyRecord,
   InputError,
   type InputExtras,
   type InputOptions,
@@ -28,7 +24,7 @@ import { assertEmbedded, assertOptions, assertRemote, assertShadow, throttledStd
 import type { Shadow } from "./shadow.ts";
 import { loadShadow, NO_SHADOW_STATS } from "./shadow-load.ts";
 import { Telemetry } from "./telemetry.ts";
-import type { DecisionEvent, Enforcer, EnforcerOptions } from "./types.ts";
+import type { Enforcer, EnforcerOptions } from "./types.ts";
 
 export type { DecisionEvent, Enforcer, EnforcerOptions } from "./types.ts";
 
@@ -37,16 +33,6 @@ const DEFAULT_TIMEOUT_MS = 500;
 /** ready()'s refusal of an embedded bundle whose revision is not expectedRevision; decisions answer 503. */
 class UnexpectedRevisionError extends Error {}
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
-
-/**
- * A request's own copy of a decision's headers; a for-in copy costs less than Object.assign into it, and
- * emptyRecord's fast properties less than Object.create(null)'s dictionary (docs/perf/P7.md).
- */
-function copyHeaders(source: Record<string, string>): Record<string, string> {
-  const headers: Record<string, string> = emptyRecord();
-  for (const name in source) if (Object.hasOwn(source, name)) headers[name] = source[name] as string;
-  return headers;
-}
 
 function logOptions(value: DecisionLogSink | DecisionLogOptions): DecisionLogOptions {
   if (typeof value === "string" || typeof (value as { write?: unknown }).write === "function") {
@@ -175,77 +161,17 @@ export function createEnforcer(options: EnforcerOptions): Enforcer {
     }
   }
 
-  /**
-   * Logs an error decision, opens it only for an unreachable engine with failOpen (or for anything in audit
-   * mode), gives it an id, and reports it to onDecision, diagnostics_channel and OpenTelemetry.
-   */
-  function finish(input: unknown, decision: Decision, started: number, cached = false): Decision {
-    const decisionId = randomUUID();
-    const would = outcomeOf(decision);
-    // This request's own copy: a cached decision (or one shared by concurrent misses) is frozen and serves
-    // other requests, so what a handler does with req.authz.headers stays with its request.
-    const headers = copyHeaders(decision.headers);
-    const authz: Authz = {
-      allow: decision.allow,
-      status: decision.status,
-      headers,
-      revision: decision.revision,
-      decisionId,
-      cached,
-      engine: engineKind,
-      audited: audit,
-    };
-    // A copy, then this request's fields: cheaper than Object.assign with a second literal (docs/perf/P7.md).
-    let final: Decision = Object.assign({}, decision);
-    final.headers = headers;
-    final.decisionId = decisionId;
-    final.cached = cached;
-    final.authz = authz;
-    let openedOnError = false;
-    if (decision.error) log(decision.error);
-    if (audit) {
-      // Proceeds whatever the policy said; a denial's status and headers never reach the response.
-      final = {
-        ...final,
-        allow: true,
-        status: 200,
-        headers: decision.allow ? headers : {},
-        audited: true,
-      };
-    } else if (decision.error && failOpen && decision.errorKind === "unreachable") {
-      final = { ...final, allow: true, status: 200, failOpen: true };
-      openedOnError = true;
-    }
-    // A request with an input (not refused, not after close) may be a sample for the candidate.
-    const shadowed =
-      shadow !== undefined && decision.errorKind !== "input" && decision.errorKind !== "closed"
-        ? shadow.offer(decisionId, input, decision)
-        : undefined;
-    // Nobody listening (no onDecision, log, channel subscriber or OpenTelemetry SDK): no event to build.
-    if (!options.onDecision && !decisionLog && !telemetry.listening()) return final;
-    const event: DecisionEvent = {
-      input,
-      decision: audit ? Object.assign({}, decision, { headers, decisionId, cached }) : final,
-      revision: final.revision,
-      durationMs: performance.now() - started,
-      failOpen: openedOnError,
-      decisionId,
-      cached,
-      engine: engineKind,
-      audited: audit,
-      would,
-      decidedAt: performance.timeOrigin + started,
-      bundle: bundleName,
-    };
-    // A throwing or rejecting onDecision is logged; the decision stands.
-    callHook("onDecision", options.onDecision, event, log);
-    // A sampled decision's line waits for its candidate (bounded by the candidate's timeout).
-    if (shadowed && decisionLog) {
-      void shadowed.then((outcome) => decisionLog.record(outcome ? { ...event, shadow: outcome } : event));
-    } else decisionLog?.record(event);
-    telemetry.record(event);
-    return final;
-  }
+  const finish = decisionFinisher({
+    engine: engineKind,
+    audit,
+    failOpen,
+    bundle: bundleName,
+    log,
+    onDecision: options.onDecision,
+    decisionLog,
+    telemetry,
+    shadow: () => shadow,
+  });
 
   async function evaluateWithin(serialized: string): Promise<Decision> {
     // The time budget covers the whole decision, readiness included. A timer cleared on completion rather

@@ -1,0 +1,109 @@
+import { randomUUID } from "node:crypto";
+import { type Authz, type Decision, outcomeOf } from "./decision.ts";
+import type { DecisionLog } from "./decision-log.ts";
+import { callHook } from "./hooks.ts";
+import { emptyRecord } from "./input.ts";
+import type { Shadow } from "./shadow.ts";
+import type { Telemetry } from "./telemetry.ts";
+import type { DecisionEvent, EnforcerOptions } from "./types.ts";
+
+/** What finishing a decision needs from its enforcer. */
+export interface FinishContext {
+  engine: "remote" | "embedded";
+  audit: boolean;
+  failOpen: boolean;
+  bundle: string;
+  log: (message: string) => void;
+  onDecision: EnforcerOptions["onDecision"];
+  decisionLog: DecisionLog | undefined;
+  telemetry: Telemetry;
+  /** The candidate once loaded. */
+  shadow: () => Shadow | undefined;
+}
+
+/**
+ * A request's own copy of a decision's headers; a for-in copy costs less than Object.assign into it, and
+ * emptyRecord's fast properties less than Object.create(null)'s dictionary (docs/perf/P7.md).
+ */
+function copyHeaders(source: Record<string, string>): Record<string, string> {
+  const headers: Record<string, string> = emptyRecord();
+  for (const name in source) if (Object.hasOwn(source, name)) headers[name] = source[name] as string;
+  return headers;
+}
+
+/**
+ * The last step of every decision, however it was reached (an evaluation, a cache hit, a refusal): logs an
+ * error decision, opens it only for an unreachable engine with failOpen (or for anything in audit mode),
+ * gives it an id, and reports it to onDecision, diagnostics_channel and OpenTelemetry.
+ */
+export function decisionFinisher(context: FinishContext) {
+  const { decisionLog, telemetry } = context;
+  return function finish(input: unknown, decision: Decision, started: number, cached = false): Decision {
+    const decisionId = randomUUID();
+    const would = outcomeOf(decision);
+    // This request's own copy: a cached decision (or one shared by concurrent misses) is frozen and serves
+    // other requests, so what a handler does with req.authz.headers stays with its request.
+    const headers = copyHeaders(decision.headers);
+    const authz: Authz = {
+      allow: decision.allow,
+      status: decision.status,
+      headers,
+      revision: decision.revision,
+      decisionId,
+      cached,
+      engine: context.engine,
+      audited: context.audit,
+    };
+    // A copy, then this request's fields: cheaper than Object.assign with a second literal (docs/perf/P7.md).
+    let final: Decision = Object.assign({}, decision);
+    final.headers = headers;
+    final.decisionId = decisionId;
+    final.cached = cached;
+    final.authz = authz;
+    let openedOnError = false;
+    if (decision.error) context.log(decision.error);
+    if (context.audit) {
+      // Proceeds whatever the policy said; a denial's status and headers never reach the response.
+      final = {
+        ...final,
+        allow: true,
+        status: 200,
+        headers: decision.allow ? headers : {},
+        audited: true,
+      };
+    } else if (decision.error && context.failOpen && decision.errorKind === "unreachable") {
+      final = { ...final, allow: true, status: 200, failOpen: true };
+      openedOnError = true;
+    }
+    // A request with an input (not refused, not after close) may be a sample for the candidate.
+    const shadow = context.shadow();
+    const shadowed =
+      shadow !== undefined && decision.errorKind !== "input" && decision.errorKind !== "closed"
+        ? shadow.offer(decisionId, input, decision)
+        : undefined;
+    // Nobody listening (no onDecision, log, channel subscriber or OpenTelemetry SDK): no event to build.
+    if (!context.onDecision && !decisionLog && !telemetry.listening()) return final;
+    const event: DecisionEvent = {
+      input,
+      decision: context.audit ? Object.assign({}, decision, { headers, decisionId, cached }) : final,
+      revision: final.revision,
+      durationMs: performance.now() - started,
+      failOpen: openedOnError,
+      decisionId,
+      cached,
+      engine: context.engine,
+      audited: context.audit,
+      would,
+      decidedAt: performance.timeOrigin + started,
+      bundle: context.bundle,
+    };
+    // A throwing or rejecting onDecision is logged; the decision stands.
+    callHook("onDecision", context.onDecision, event, context.log);
+    // A sampled decision's line waits for its candidate (bounded by the candidate's timeout).
+    if (shadowed && decisionLog) {
+      void shadowed.then((outcome) => decisionLog.record(outcome ? { ...event, shadow: outcome } : event));
+    } else decisionLog?.record(event);
+    telemetry.record(event);
+    return final;
+  };
+}
