@@ -37,8 +37,8 @@ export function rulePathOf(raw: string, where: string): string {
 
 /**
  * The recorded decision whose decision_id is `id`, streamed from the same sources impact reads (a file, a
- * directory, gzip, an s3:// prefix): reading stops at the first match, so the rest of a large log is never
- * downloaded or parsed. No match is a failure (exit 1): the logs were read, the decision is not in them.
+ * directory, gzip, an s3:// prefix): reading stops at the first match that records an input, so the rest of a
+ * large log is never downloaded or parsed. No match is a failure (exit 1): the logs were read, the decision is not in them.
  */
 export async function findDecision(context: Context, source: string, id: string): Promise<RecordedDecision> {
   const [{ readDecisions, logsBucketOf }, { noneSkipped }] = await Promise.all([
@@ -46,13 +46,18 @@ export async function findDecision(context: Context, source: string, id: string)
     import("../impact/decisions.ts"),
   ]);
   const stats = { files: 0, skipped: noneSkipped() };
+  let withoutInput: RecordedDecision | undefined;
   for await (const record of readDecisions(source, {
     cwd: context.cwd,
     stats,
     s3: logsBucketOf(context),
   })) {
-    if (record.decisionId === id) return record;
+    if (record.decisionId !== id) continue;
+    // The first match with an input; one without (a bare id line) only if no other carries the id.
+    if (record.input !== undefined) return record;
+    withoutInput ??= record;
   }
+  if (withoutInput) return withoutInput;
   throw new FailureError(
     `decision ${id} is not in ${printable(source)} (${stats.files} ${stats.files === 1 ? "file" : "files"} read)`,
     "check the decision id and pass the logs of the instance and day that made it",

@@ -6,7 +6,6 @@ import type { Context } from "../context.ts";
 import { UserError } from "../errors.ts";
 import { printable } from "../printable.ts";
 import type { Store } from "../store/store.ts";
-import { DecisionIdSet } from "./decision-id-set.ts";
 import { noneSkipped, type RecordedDecision, type SkippedEvents, toRecord } from "./decisions.ts";
 import {
   LOG_LIMITS,
@@ -17,6 +16,7 @@ import {
   type ReadTotal,
 } from "./log-lines.ts";
 import { parseNullPrototypeJson } from "./null-prototype-json.ts";
+import { SeenDecisions } from "./seen-decisions.ts";
 
 /**
  * The events of a chunk of a log's lines, each line read as it is taken: one event per line (the enforcer's
@@ -103,7 +103,7 @@ async function* decisionChunks(
 ): AsyncGenerator<Generator<RecordedDecision>> {
   const stats = options.stats ?? { files: 0, skipped: noneSkipped() };
   const limits = options.limits ?? LOG_LIMITS;
-  const seen = new DecisionIdSet();
+  const seen = new SeenDecisions();
   // One bound over every file of the source, beside each file's own.
   const total: ReadTotal = { bytes: 0 };
   const decisionsOf = function* (lines: LogLine[], read: (line: LogLine) => string | undefined) {
@@ -117,14 +117,15 @@ async function* decisionChunks(
         stats.skipped.not_a_decision++;
         continue;
       }
-      if (record.decisionId !== undefined && !seen.add(record.decisionId)) {
-        stats.skipped.duplicate++;
-        continue;
-      }
       // A decision logged with no input field (OPA decided with input undefined) cannot be replayed as it
       // was: `with input as` needs a value, and null is not undefined (`allow if not input` differs).
       if (options.skipNoInput && record.input === undefined) {
         stats.skipped.no_input++;
+        continue;
+      }
+      // Only a decision read again whole is a duplicate (seen-decisions.ts); an id alone hides nothing.
+      if (record.decisionId !== undefined && !seen.add(record)) {
+        stats.skipped.duplicate++;
         continue;
       }
       yield record;

@@ -4,10 +4,10 @@ import os from "node:os";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
-import { DecisionIdSet } from "../../src/impact/decision-id-set.ts";
 import type { RecordedDecision } from "../../src/impact/decisions.ts";
 import { type DecisionSourceStats, readDecisions } from "../../src/impact/read-decisions.ts";
 import { ImpactReport } from "../../src/impact/report.ts";
+import { SeenDecisions } from "../../src/impact/seen-decisions.ts";
 
 const SHA = "a".repeat(40);
 const noneSkipped = () => ({
@@ -150,18 +150,25 @@ describe("reading decision logs", () => {
     );
   });
 
-  it("keeps every decision_id it has seen, UUID or not, through its growth", () => {
-    const seen = new DecisionIdSet();
-    const ids = [
-      ...Array.from({ length: 50_000 }, () => randomUUID()),
-      ...Array.from({ length: 5_000 }, (_, i) => `request-${i}`),
-      "00000000-0000-0000-0000-000000000000",
-      "",
-    ];
-    const upper = (ids[0] as string).toUpperCase();
-    expect(ids.every((id) => seen.add(id))).toBe(true);
-    expect(ids.some((id) => seen.add(id))).toBe(false);
-    // Another spelling is another id.
-    expect(seen.add(upper)).toBe(true);
+  it("keeps every decision it has seen through its growth; the same id saying something else is not a copy", () => {
+    const seen = new SeenDecisions();
+    const decision = (id: string, path = "/orders"): RecordedDecision => ({
+      decisionId: id,
+      path: "authz/allow",
+      input: { request: { http: { method: "GET", path } } },
+      result: true,
+      hasResult: true,
+      revisions: Object.assign(Object.create(null), { authz: "a".repeat(40) }),
+    });
+    const ids = [...Array.from({ length: 50_000 }, () => randomUUID()), ""];
+    expect(ids.every((id) => seen.add(decision(id)))).toBe(true);
+    expect(ids.some((id) => seen.add(decision(id)))).toBe(false);
+    const first = ids[0] as string;
+    // Another spelling is another id; another input, result or revision under the same id is another event.
+    expect(seen.add(decision(first.toUpperCase()))).toBe(true);
+    expect(seen.add(decision(first, "/admin"))).toBe(true);
+    expect(seen.add({ ...decision(first), result: false })).toBe(true);
+    expect(seen.add({ ...decision(first), hasResult: false, result: undefined })).toBe(true);
+    expect(seen.add({ ...decision(first), input: undefined })).toBe(true);
   });
 });
