@@ -160,7 +160,7 @@ describe("reading decision logs", () => {
       hasResult: true,
       revisions: Object.assign(Object.create(null), { authz: "a".repeat(40) }),
     });
-    const ids = [...Array.from({ length: 50_000 }, () => randomUUID()), ""];
+    const ids = [...Array.from({ length: 20_000 }, () => randomUUID()), ""];
     expect(ids.every((id) => seen.add(decision(id)))).toBe(true);
     expect(ids.some((id) => seen.add(decision(id)))).toBe(false);
     const first = ids[0] as string;
@@ -170,5 +170,5 @@ describe("reading decision logs", () => {
     expect(seen.add({ ...decision(first), result: false })).toBe(true);
     expect(seen.add({ ...decision(first), hasResult: false, result: undefined })).toBe(true);
     expect(seen.add({ ...decision(first), input: undefined })).toBe(true);
-  });
+  }, 30_000);
 });
