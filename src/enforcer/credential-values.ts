@@ -14,7 +14,8 @@ const MIN_FRAGMENT_LENGTH = 8;
  * Every secret an erased credential value carries, longest first: the whole value; for
  * `Authorization: Bearer <token>` the token; for `Basic <base64>` the base64, the decoded
  * `user:password` and the password alone (a policy can decode it as easily as copy it); for a cookie
- * header each cookie's value. Other words of at least MIN_FRAGMENT_LENGTH characters are masked too.
+ * header each cookie's value. Other words of at least MIN_FRAGMENT_LENGTH characters are masked too, and
+ * each secret's percent-encoded forms.
  */
 export function secretsOf(erased: readonly unknown[]): string[] {
   const found = new Set<string>();
@@ -56,6 +57,14 @@ export function secretsOf(erased: readonly unknown[]): string[] {
     }
   };
   for (const value of erased) walk(value);
+  // A secret copied into the path or query string arrives percent-encoded (a `+`, `/` or `=` of a token):
+  // each encoding is masked too, with upper- and lower-case hex.
+  for (const secret of [...found]) {
+    const encoded = encodeURIComponent(secret);
+    if (encoded === secret) continue;
+    found.add(encoded);
+    found.add(encoded.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()));
+  }
   return [...found].sort((a, b) => b.length - a.length);
 }
 
