@@ -48,6 +48,9 @@ export function opaFlags(command: Command): string[] {
 /** @internal: CLI only, kept out of the .d.ts */
 export async function createContext(io: Io, command: Command): Promise<Context> {
   const flags = command.optsWithGlobals() as Record<string, unknown>;
+  // An empty --cwd (`--cwd=`, `--cwd ''`, an unset variable in a script) names no directory: refused, not
+  // read as the current one.
+  if (flags.cwd === "") throw new UserError("--cwd is empty", "pass the path of your repository");
   const cwd = path.resolve(io.cwd, typeof flags.cwd === "string" ? flags.cwd : ".");
   if (!statSync(cwd, { throwIfNoEntry: false })?.isDirectory()) {
     throw new UserError(`--cwd ${flags.cwd ?? cwd} is not a directory`, "pass the path of your repository");

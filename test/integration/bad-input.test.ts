@@ -144,6 +144,18 @@ const CASES: Case[] = [
     code: 2,
     line: /--cwd \/nonexistent\/dir is not a directory/,
   },
+  {
+    name: "--cwd that is empty (--cwd=)",
+    args: () => ["--cwd=", "check"],
+    code: 2,
+    line: /--cwd is empty/,
+  },
+  {
+    name: "--cwd that is empty, after the command",
+    args: () => ["check", "--cwd", ""],
+    code: 2,
+    line: /--cwd is empty/,
+  },
   // settings files and environment
   {
     name: "--config that does not exist",
