@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Decision } from "./decision.ts";
+import { emptyRecord } from "./input.ts";
 
 /** Sends a denial or an error the way Kong does: the status, the policy's headers, `{"message": …}`. */
 export function sendDecision(res: ServerResponse, decision: Decision) {
@@ -17,6 +18,8 @@ export function sendTooLarge(res: ServerResponse) {
 
 /** An allow's headers go on the request the handler sees (already validated by the decision rules). */
 export function addRequestHeaders(req: IncomingMessage, headers: Record<string, string>) {
+  // Node's headers getter walks rawHeaders up to the count it parsed: built now, before the splices below.
+  void req.headers;
   const raw = req.rawHeaders;
   // Decisions' headers have no prototype: for-in walks their own names, with no Object.keys/entries arrays.
   for (const name in headers) {
@@ -31,4 +34,37 @@ export function addRequestHeaders(req: IncomingMessage, headers: Record<string, 
     req.headers[name] = value;
     raw.push(name, value);
   }
+  shadowHeadersDistinct(req);
+}
+
+/**
+ * Node's headersDistinct getter walks rawHeaders up to the count it parsed (and keeps what it built), so
+ * after the splices above it would throw, drop the policy's header or keep the client's. An own property
+ * shadows it (and any value already built): built from the new rawHeaders on first read, with no prototype,
+ * so a header named __proto__ is a plain key. Assigning replaces it, as Node's setter does.
+ */
+function shadowHeadersDistinct(req: IncomingMessage) {
+  let built: Record<string, string[]> | undefined;
+  Object.defineProperty(req, "headersDistinct", {
+    configurable: true,
+    enumerable: true,
+    get() {
+      built ??= distinctOf(req.rawHeaders);
+      return built;
+    },
+    set(value: Record<string, string[]>) {
+      built = value;
+    },
+  });
+}
+
+function distinctOf(raw: string[]): Record<string, string[]> {
+  const distinct: Record<string, string[]> = emptyRecord();
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    const values = distinct[name];
+    if (values === undefined) distinct[name] = [raw[i + 1] as string];
+    else values.push(raw[i + 1] as string);
+  }
+  return distinct;
 }
