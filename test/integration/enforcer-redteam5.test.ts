@@ -285,6 +285,35 @@ for (const engine of ENGINES) {
       }
     });
 
+    it("Express after express.json() refuses it with 400 too: the handler would get role admin", async () => {
+      const enforcer = createEnforcer(optionsFor(engine, { include: { parsedJsonBody: true } }));
+      await enforcer.ready();
+      let handled = 0;
+      const app = express();
+      app.use(express.json());
+      app.use(expressAuthorize(enforcer));
+      app.use((req, res) => {
+        handled++;
+        res.json({ role: req.body?.role });
+      });
+      const listening = await listen(http.createServer(app));
+      try {
+        const refused = await send(`${listening.url}/orders`, ["content-type", "application/json"], deep);
+        expect(refused.status).toBe(400);
+        expect(handled).toBe(0);
+        const shallow = await send(
+          `${listening.url}/orders`,
+          ["content-type", "application/json"],
+          '{"role":"user"}',
+        );
+        expect(shallow.status).toBe(200);
+        expect(handled).toBe(1);
+      } finally {
+        await listening.close();
+        await enforcer.close();
+      }
+    });
+
     for (const adapter of ["node:http", "express"] as const) {
       it(`${adapter} still hands the handler the bytes, so no handler acts on what the policy did not see`, async () => {
         const enforcer = createEnforcer(optionsFor(engine, { include: { parsedJsonBody: true } }));
