@@ -135,7 +135,8 @@ export function decisionFinisher(context: FinishContext) {
         : undefined;
     // Nobody listening (no onDecision, log, channel subscriber or OpenTelemetry SDK): no event to build.
     if (!context.onDecision && !decisionLog && !telemetry.listening()) return final;
-    const event: DecisionEvent = {
+    // Frozen too, so a hook cannot swap what the log and telemetry then record.
+    const event: DecisionEvent = Object.freeze({
       input,
       decision: eventDecision(context.audit ? Object.assign({}, decision, { decisionId, cached }) : final),
       revision: final.revision,
@@ -148,7 +149,7 @@ export function decisionFinisher(context: FinishContext) {
       would,
       decidedAt: performance.timeOrigin + started,
       bundle: context.bundle,
-    };
+    });
     // A throwing or rejecting onDecision is logged; the decision stands.
     callHook("onDecision", context.onDecision, event, context.log);
     // A sampled decision's line waits for its candidate (bounded by the candidate's timeout).

@@ -202,13 +202,23 @@ for (const engine of ENGINES) {
       it("onDecision cannot open a denial, change its answer or the headers the handler sees", async () => {
         const events: DecisionEvent[] = [];
         const tried: string[] = [];
+        const logged: string[] = [];
+        let closed = false;
         const enforcer = createEnforcer(
           optionsFor(engine, {
             cache: { max: 10, ttlMs: 60_000 },
+            decisionLog: { write: (line: string) => logged.push(line) },
             onDecision: (event) => {
               events.push(event);
               const decision = event.decision as unknown as Record<string, unknown>;
               for (const edit of [
+                () => {
+                  (event as unknown as Record<string, unknown>).decision = {
+                    allow: true,
+                    status: 200,
+                    headers: {},
+                  };
+                },
                 () => {
                   decision.allow = true;
                   decision.status = 200;
@@ -254,9 +264,18 @@ for (const engine of ENGINES) {
           expect(tried.length).toBeGreaterThan(0);
           expect(new Set(tried)).toEqual(new Set(["TypeError"]));
           expect(events.filter((event) => event.decision.status === 403)).toHaveLength(2);
-        } finally {
+          // The decision log records what was enforced, not what the hook tried to write.
           await app.close();
           await enforcer.close();
+          closed = true;
+          expect(logged).toHaveLength(6);
+          expect(logged.join("")).not.toMatch(/root|changed/);
+          expect(logged.filter((line) => JSON.parse(line).result === false)).toHaveLength(2);
+        } finally {
+          if (!closed) {
+            await app.close();
+            await enforcer.close();
+          }
         }
       });
     });
