@@ -34,28 +34,27 @@ export function addRequestHeaders(req: IncomingMessage, headers: Record<string, 
     req.headers[name] = value;
     raw.push(name, value);
   }
-  shadowHeadersDistinct(req);
+  resetHeadersDistinct(req);
 }
 
 /**
  * Node's headersDistinct getter walks rawHeaders up to the count it parsed (and keeps what it built), so
- * after the splices above it would throw, drop the policy's header or keep the client's. An own property
- * shadows it (and any value already built): built from the new rawHeaders on first read, with no prototype,
- * so a header named __proto__ is a plain key. Assigning replaces it, as Node's setter does.
+ * after the splices above it would throw, drop the policy's header or keep the client's. Node's own setter
+ * replaces what it built (and anything built before the enforcer) with the new rawHeaders' reading, with no
+ * prototype, so a header named __proto__ is a plain key. Built at once: an own lazy accessor would cost
+ * several times more per request (defineProperty on an IncomingMessage).
  */
-function shadowHeadersDistinct(req: IncomingMessage) {
-  let built: Record<string, string[]> | undefined;
-  Object.defineProperty(req, "headersDistinct", {
-    configurable: true,
-    enumerable: true,
-    get() {
-      built ??= distinctOf(req.rawHeaders);
-      return built;
-    },
-    set(value: Record<string, string[]>) {
-      built = value;
-    },
-  });
+function resetHeadersDistinct(req: IncomingMessage) {
+  const distinct = distinctOf(req.rawHeaders);
+  // Without Node's setter (or with a read-only own property), an own value shadows the getter instead.
+  if (!Reflect.set(req, "headersDistinct", distinct) || req.headersDistinct !== distinct) {
+    Object.defineProperty(req, "headersDistinct", {
+      value: distinct,
+      writable: true,
+      configurable: true,
+      enumerable: true,
+    });
+  }
 }
 
 function distinctOf(raw: string[]): Record<string, string[]> {

@@ -285,7 +285,10 @@ for (const engine of ENGINES) {
     const deep = `{"role":"admin","x":${"[".repeat(1001)}${"]".repeat(1001)}}`;
 
     it("Fastify refuses it with 400 rather than decide without parsed_body; a shallow one is decided", async () => {
-      const enforcer = createEnforcer(optionsFor(engine, { include: { parsedJsonBody: true } }));
+      const logs: string[] = [];
+      const enforcer = createEnforcer(
+        optionsFor(engine, { include: { parsedJsonBody: true }, log: (line) => logs.push(line) }),
+      );
       await enforcer.ready();
       const app = await startApp("fastify", enforcer, false);
       const json = ["content-type", "application/json"];
@@ -294,6 +297,7 @@ for (const engine of ENGINES) {
         expect(refused.status).toBe(400);
         expect(JSON.parse(refused.body)).toEqual({ message: "bad request" });
         expect(app.handled()).toBe(0);
+        expect(logs).toEqual([expect.stringMatching(/request body nests deeper than 1000 levels/)]);
         expect((await send(`${app.url}/orders`, json, '{"role":"admin"}')).status).toBe(403);
         const shallow = await send(`${app.url}/orders`, json, '{"role":"user","x":[[1]]}');
         expect(shallow.status).toBe(200);
