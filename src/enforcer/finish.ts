@@ -31,6 +31,58 @@ function copyHeaders(source: Record<string, string>): Record<string, string> {
   return headers;
 }
 
+/** A deep copy of a JSON value, frozen all the way down; iterative, so no nesting can overflow the stack. */
+function frozenCopy(value: unknown): unknown {
+  const copyOf = (source: object): object =>
+    Array.isArray(source)
+      ? new Array(source.length)
+      : Object.setPrototypeOf({}, Object.getPrototypeOf(source));
+  const root = copyOf(value as object);
+  const stack: [object, object][] = [[value as object, root]];
+  const copies: object[] = [root];
+  while (stack.length > 0) {
+    const [source, target] = stack.pop() as [object, object];
+    for (const key of Object.keys(source)) {
+      const child = (source as Record<string, unknown>)[key];
+      let copied = child;
+      if (typeof child === "object" && child !== null) {
+        copied = copyOf(child);
+        copies.push(copied as object);
+        stack.push([child, copied as object]);
+      }
+      Object.defineProperty(target, key, {
+        value: copied,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+  }
+  for (const copied of copies) Object.freeze(copied);
+  return root;
+}
+
+/**
+ * What onDecision, the decision log and telemetry get: a frozen copy with frozen headers (and a frozen copy of
+ * authz), so a listener can read the decision but never change what is enforced or what the handler sees.
+ */
+function eventDecision(decision: Decision): Decision {
+  const copy: Decision = Object.assign({}, decision);
+  // An object message is what a denial's response body carries; the raw result is what later events read.
+  if (typeof decision.message === "object" && decision.message !== null) {
+    copy.message = frozenCopy(decision.message);
+  }
+  if (typeof decision.result === "object" && decision.result !== null)
+    copy.result = frozenCopy(decision.result);
+  copy.headers = Object.freeze(copyHeaders(decision.headers));
+  if (decision.authz) {
+    const authz: Authz = Object.assign({}, decision.authz);
+    authz.headers = Object.freeze(copyHeaders(decision.authz.headers));
+    copy.authz = Object.freeze(authz);
+  }
+  return Object.freeze(copy);
+}
+
 /**
  * The last step of every decision, however it was reached (an evaluation, a cache hit, a refusal): logs an
  * error decision, opens it only for an unreachable engine with failOpen (or for anything in audit mode),
@@ -83,9 +135,10 @@ export function decisionFinisher(context: FinishContext) {
         : undefined;
     // Nobody listening (no onDecision, log, channel subscriber or OpenTelemetry SDK): no event to build.
     if (!context.onDecision && !decisionLog && !telemetry.listening()) return final;
-    const event: DecisionEvent = {
+    // Frozen too, so a hook cannot swap what the log and telemetry then record.
+    const event: DecisionEvent = Object.freeze({
       input,
-      decision: context.audit ? Object.assign({}, decision, { headers, decisionId, cached }) : final,
+      decision: eventDecision(context.audit ? Object.assign({}, decision, { decisionId, cached }) : final),
       revision: final.revision,
       durationMs: performance.now() - started,
       failOpen: openedOnError,
@@ -96,7 +149,7 @@ export function decisionFinisher(context: FinishContext) {
       would,
       decidedAt: performance.timeOrigin + started,
       bundle: context.bundle,
-    };
+    });
     // A throwing or rejecting onDecision is logged; the decision stands.
     callHook("onDecision", context.onDecision, event, context.log);
     // A sampled decision's line waits for its candidate (bounded by the candidate's timeout).

@@ -233,8 +233,15 @@ function addBody(
   }
   if (!include.parsedJsonBody) return;
   if (extras.parsedBody !== undefined && !parserKeptText) {
-    // The handler gets this value, so the policy sees the same one (unless Kong would not decode it).
-    if (!valueDeeperThan(parsed, MAX_JSON_DEPTH)) http.parsed_body = parsed;
+    // The handler gets this value, so the policy sees the same one. One it cannot be given (nested past
+    // Kong's depth) is refused rather than decided without: a handler would act on what no policy saw.
+    if (valueDeeperThan(parsed, MAX_JSON_DEPTH)) {
+      throw new InputError(
+        `the request body nests deeper than ${MAX_JSON_DEPTH} levels, so the policy cannot see what the handler would get`,
+        400,
+      );
+    }
+    http.parsed_body = parsed;
     return;
   }
   if (raw !== undefined && raw.length > 0 && isJson(contentType)) {
