@@ -35,6 +35,8 @@ interface Entry {
   input: unknown;
   /** sha256 of the projected input's text, truncated to 128 bits: its key in the group's digests. */
   digest?: Uint32Array;
+  /** The digest as its key in the group's pending map, until evaluated. */
+  pendingName?: string;
   before?: Replayed;
   after?: Replayed;
   /** Settles when the entry's batch has been evaluated; undefined once it has. */
@@ -155,7 +157,7 @@ export class Replayer {
     let entry = group.pending.get(name);
     if (!entry) {
       const batch = group.queued ?? this.newBatch(group);
-      entry = { input: projected, digest, pending: batch.done };
+      entry = { input: projected, digest, pendingName: name, pending: batch.done };
       group.pending.set(name, entry);
       batch.entries.push(entry);
     }
@@ -245,21 +247,22 @@ export class Replayer {
       replay(this.opa, this.candidate, group.rulePath, inputs, options),
     ]);
     for (const [i, entry] of entries.entries()) {
-      entry.before = this.intern(before[i] as Replayed);
-      entry.after = this.intern(after[i] as Replayed);
+      const beforeKey = this.keyOf(before[i] as Replayed);
+      const afterKey = this.keyOf(after[i] as Replayed);
+      entry.before = this.intern(before[i] as Replayed, beforeKey);
+      entry.after = this.intern(after[i] as Replayed, afterKey);
       entry.input = undefined;
       entry.pending = undefined;
-      const digest = entry.digest as Uint32Array;
+      group.digests.add(entry.digest as Uint32Array, this.pairOf(entry, `${beforeKey}\u0000${afterKey}`));
+      group.pending.delete(entry.pendingName as string);
       entry.digest = undefined;
-      group.digests.add(digest, this.pairOf(entry));
-      group.pending.delete(Buffer.from(digest.buffer, digest.byteOffset, 16).toString("base64"));
+      entry.pendingName = undefined;
     }
     this.evaluated += entries.length;
   }
 
-  /** The index in `pairs` of an entry's (base, candidate) results: an equal pair's, or the entry's own. */
-  private pairOf(entry: Entry): number {
-    const key = `${this.keyOf(entry.before as Replayed)}\u0000${this.keyOf(entry.after as Replayed)}`;
+  /** The index in `pairs` of an entry's (base, candidate) results, keyed by their text: an equal pair's, or its own. */
+  private pairOf(entry: Entry, key: string): number {
     const known = this.pairIndex.get(key);
     if (known !== undefined) return known;
     this.pairs.push(entry);
@@ -272,8 +275,7 @@ export class Replayer {
   }
 
   /** One shared object per distinct result, so that the report classifies each once. */
-  private intern(replayed: Replayed): Replayed {
-    const key = this.keyOf(replayed);
+  private intern(replayed: Replayed, key: string): Replayed {
     const known = this.interned.get(key);
     if (known) return known;
     if (this.interned.size < MAX_INTERNED) this.interned.set(key, replayed);
